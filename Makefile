@@ -1,0 +1,42 @@
+# The two commands that matter: `make demo` and `make test`. Both create the virtual
+# environment they need (in .venv) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: demo test lint typecheck check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@ $(VENV)/.installed-demo
+
+## demo: the full loop on the bundled ACS data, no server needed
+demo: $(VENV)/.installed-demo
+	$(BIN)/loopwise demo
+
+## test: lint, type-check and run the whole test suite
+test: $(VENV)/.installed-dev lint typecheck
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy src
+
+## bench: speed against the peers (installs them into .bench/)
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/tracking.py
+
+clean:
+	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache

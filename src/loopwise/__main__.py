@@ -1,0 +1,5 @@
+"""``python -m loopwise`` runs the CLI."""
+
+from loopwise.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""The ``loopwise`` command: a thin layer over the SDK."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from loopwise.cli import data, db, models, runs
+from loopwise.cli.common import State
+from loopwise.cli.output import console, err_console
+from loopwise.errors import LoopwiseError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="loopwise",
+    help="Loopwise: versioned data, tracked training, a model registry — the ML loop in one tool.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(runs.app, name="runs")
+app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from loopwise import __version__
+
+        console.print(f"loopwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    uri: Annotated[
+        str | None,
+        typer.Option(
+            "--uri",
+            envvar="LOOPWISE_URI",
+            help="Store: a folder (default ./.loopwise) or database URL.",
+        ),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project", "-p", envvar="LOOPWISE_PROJECT", help="Project (default 'default')."
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    State.uri = uri
+    State.project = project
+
+
+@app.command("demo")
+def demo(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small sample, for a fast look (about 20 s).")
+    ] = False,
+) -> None:
+    """Run the main demo on the bundled ACS data: version it, train candidates, promote the best."""
+    from loopwise.examples.demo import run_demo
+
+    run_demo(uri=State.uri, project=State.project or "employment", quick=quick, console=console)
+
+
+def main() -> None:
+    """Entry point: run the app and turn Loopwise errors into one clear message and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except LoopwiseError as exc:
+        if "--json" in sys.argv:
+            print(json.dumps(exc.to_dict(), default=str), file=sys.stderr)
+        else:
+            err_console.print(f"[red]Error:[/] {exc.message}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)

@@ -1,0 +1,27 @@
+"""Options and set-up shared by every CLI command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import loopwise as lw
+from loopwise.context import Context
+
+__all__ = ["JsonOption", "State", "open_context"]
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
+]
+
+
+class State:
+    """Global options given before the command (``loopwise --uri … --project … runs list``)."""
+
+    uri: str | None = None
+    project: str | None = None
+
+
+def open_context() -> Context:
+    return lw.init(project=State.project, uri=State.uri)

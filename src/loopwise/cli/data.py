@@ -1,0 +1,57 @@
+"""``loopwise data``: dataset versions and their lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import loopwise as lw
+from loopwise.cli.common import JsonOption, open_context
+from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.data import parse_dataset_ref
+
+app = typer.Typer(help="List and inspect versioned datasets.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_datasets(
+    name: Annotated[str | None, typer.Argument(help="Only versions of this dataset.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List dataset versions of the project."""
+    open_context()
+    versions = lw.list_datasets(name)
+    if as_json:
+        print_json(versions)
+        return
+    rows = [
+        [v.ref, v.split, v.num_rows, len(v.schema), v.content_hash[:19], fmt_ms(v.created_ms)]
+        for v in versions
+    ]
+    table(
+        f"{len(versions)} dataset version(s)",
+        ["dataset", "split", "rows", "columns", "hash", "created"],
+        rows,
+    )
+
+
+@app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME (latest version) or NAME/VERSION.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a dataset version: schema, size, hash and the runs that used it."""
+    ctx = open_context()
+    name, number = parse_dataset_ref(ref)
+    version = ctx.store.get_dataset_version(ctx.project, name, number)
+    runs = ctx.store.dataset_runs(version.id)
+    if as_json:
+        print_json({"dataset": version, "runs": runs})
+        return
+    console.print(
+        f"[bold]{version.ref}[/] {version.num_rows:,} rows, split {version.split or '-'}, "
+        f"created {fmt_ms(version.created_ms)}\ncontent {version.content_hash}\nfile    {version.artifact_digest}"
+    )
+    table("schema", ["column", "type"], list(version.schema.items()))
+    table("used by runs", ["run id"], [[r] for r in runs])

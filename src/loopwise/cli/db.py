@@ -1,0 +1,23 @@
+"""``loopwise db``: the metadata database's schema."""
+
+from __future__ import annotations
+
+import typer
+
+from loopwise.cli.common import State
+from loopwise.cli.output import console
+from loopwise.store import resolve_uri, upgrade_store
+from loopwise.store.migrate import HEAD
+
+app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade() -> None:
+    """Migrate the store's schema to the one this Loopwise uses (back up first)."""
+    uri = resolve_uri(State.uri)
+    before, after = upgrade_store(uri)
+    if before == after:
+        console.print(f"The store at {uri} is already at schema {HEAD}.")
+    else:
+        console.print(f"Upgraded the store at {uri} from schema {before or '(empty)'} to {after}.")

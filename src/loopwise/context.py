@@ -1,0 +1,69 @@
+"""The store and project that SDK calls use unless told otherwise.
+
+``lw.init(project=..., uri=...)`` sets them; any SDK call before ``init`` opens the default store
+(``LOOPWISE_URI`` or ``./.loopwise``) and project (``LOOPWISE_PROJECT`` or ``default``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from dataclasses import dataclass
+
+from loopwise.store import Store, open_store, resolve_uri
+from loopwise.store.validate import check_name
+
+__all__ = ["Context", "current", "init", "shutdown"]
+
+DEFAULT_PROJECT = "default"
+
+
+@dataclass(frozen=True)
+class Context:
+    store: Store
+    project: str
+    uri: str
+
+
+_lock = threading.RLock()
+_current: Context | None = None
+
+
+def init(project: str | None = None, uri: str | os.PathLike[str] | None = None) -> Context:
+    """Open the store at ``uri`` and make ``project`` (created if missing) the current one."""
+    global _current
+    project = project or os.environ.get("LOOPWISE_PROJECT") or DEFAULT_PROJECT
+    check_name(project, "project")
+    resolved = resolve_uri(uri)
+    with _lock:
+        if _current is not None and _current.uri == resolved:
+            store = _current.store
+        else:
+            shutdown()
+            store = open_store(resolved)
+        store.get_or_create_project(project)
+        _current = Context(store=store, project=project, uri=resolved)
+        return _current
+
+
+def current() -> Context:
+    """The current context, opening the default one on first use."""
+    with _lock:
+        return _current if _current is not None else init()
+
+
+def shutdown() -> None:
+    """End runs still open, flush spooled metrics and close the store (also done at exit)."""
+    global _current
+    with _lock:
+        if _current is None:
+            return
+        from loopwise.tracking.run import end_open_runs
+
+        end_open_runs()
+        _current.store.close()
+        _current = None
+
+
+atexit.register(shutdown)

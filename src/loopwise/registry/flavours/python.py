@@ -1,0 +1,47 @@
+"""Custom Python models, stored with pickle: an explicit opt-in, because loading runs code."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loopwise.registry.flavours.base import Flavour
+
+__all__ = ["PythonFlavour", "PythonModel"]
+
+FILE = "model.pkl"
+
+
+class PythonModel:
+    """Base class for custom models: implement ``predict`` (and ``predict_proba`` if useful).
+
+    Log one with ``run.log_model(MyModel(), name=..., allow_pickle=True)``.
+    """
+
+    def predict(self, X: Any) -> Any:
+        raise NotImplementedError("Implement predict(self, X) in your PythonModel subclass.")
+
+
+class PythonFlavour(Flavour):
+    name = "python"
+    extra = ""
+    uses_pickle = True
+
+    def handles(self, model: Any) -> bool:
+        return callable(getattr(model, "predict", None))
+
+    def save(self, model: Any, folder: Path) -> dict[str, Any]:
+        with (folder / FILE).open("wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return {
+            "file": FILE,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "pickle": True,
+        }
+
+    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
+        # Only reached for files whose digest matched the registry's record.
+        with (folder / str(metadata.get("file", FILE))).open("rb") as f:
+            return pickle.load(f)

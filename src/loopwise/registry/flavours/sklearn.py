@@ -1,0 +1,54 @@
+"""scikit-learn models, saved with skops (no code runs on load).
+
+skops only builds the types it is told to trust. At save time we record the types the file
+contains; at load time we trust exactly those, and only for a file whose digest matched the
+registry's record, so Loopwise loads what it wrote without asking and never widens trust for a
+file it cannot vouch for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loopwise.errors import UnsafeModelError, require_extra
+from loopwise.registry.flavours.base import Flavour, module_of
+
+__all__ = ["SklearnFlavour"]
+
+FILE = "model.skops"
+
+
+class SklearnFlavour(Flavour):
+    name = "sklearn"
+    extra = "sklearn"
+
+    def handles(self, model: Any) -> bool:
+        return "sklearn" in module_of(model)
+
+    def save(self, model: Any, folder: Path) -> dict[str, Any]:
+        sio = require_extra("skops.io", "sklearn")
+        sklearn = require_extra("sklearn", "sklearn")
+        path = folder / FILE
+        sio.dump(model, path)
+        return {
+            "file": FILE,
+            "trusted_types": sorted(sio.get_untrusted_types(file=path)),
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "sklearn_version": sklearn.__version__,
+        }
+
+    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
+        sio = require_extra("skops.io", "sklearn")
+        path = folder / str(metadata.get("file", FILE))
+        recorded = set(metadata.get("trusted_types", []))
+        found = set(sio.get_untrusted_types(file=path))
+        unexpected = sorted(found - recorded)
+        if unexpected:
+            raise UnsafeModelError(
+                f"The model file {path.name} contains types that were not recorded when it was "
+                f"saved: {unexpected}. It was not loaded. Register the model again from its source.",
+                unexpected_types=unexpected,
+            )
+        return sio.load(path, trusted=sorted(found))

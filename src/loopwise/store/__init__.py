@@ -1,0 +1,128 @@
+"""Storage for everything durable: metadata, artifacts and metric streams.
+
+``open_store(uri)`` picks the backend from a URI (``LOOPWISE_URI``): a folder path (the
+default ``./.loopwise``: SQLite plus a local artifact folder) or a ``postgresql+psycopg://``
+URL with ``LOOPWISE_ARTIFACTS`` naming where artifacts go.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from loopwise.errors import InvalidArgumentError, NotAStoreError
+from loopwise.store.artifacts import ArtifactStore, LocalArtifactStore
+from loopwise.store.base import MetricEntry, Store
+from loopwise.store.entities import (
+    ArtifactFile,
+    DatasetVersion,
+    Metric,
+    ModelVersion,
+    Project,
+    RegisteredModel,
+    Run,
+    RunStatus,
+)
+from loopwise.store.migrate import upgrade
+from loopwise.store.sql import SqlStore
+from loopwise.store.sql.core import make_engines
+
+__all__ = [
+    "DEFAULT_URI",
+    "ArtifactFile",
+    "ArtifactStore",
+    "DatasetVersion",
+    "Metric",
+    "MetricEntry",
+    "ModelVersion",
+    "Project",
+    "RegisteredModel",
+    "Run",
+    "RunStatus",
+    "Store",
+    "open_store",
+    "resolve_uri",
+    "upgrade_store",
+]
+
+DEFAULT_URI = ".loopwise"
+DB_FILE = "loopwise.db"
+
+
+def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
+    """The store URI to use: the argument, else ``LOOPWISE_URI``, else ``./.loopwise``."""
+    if uri is None:
+        uri = os.environ.get("LOOPWISE_URI") or DEFAULT_URI
+    if not isinstance(uri, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"Expected a store URI (a folder path or a database URL), got {type(uri).__name__}.",
+            parameter="uri",
+        )
+    return os.fspath(uri)
+
+
+def _is_url(uri: str) -> bool:
+    return "://" in uri
+
+
+def _folder_store(folder: Path, create: bool) -> SqlStore:
+    folder = folder.expanduser()
+    db = folder / DB_FILE
+    if folder.exists() and not folder.is_dir():
+        raise NotAStoreError(
+            f"Expected a Loopwise store folder at {folder}, found a file. Point LOOPWISE_URI at a "
+            "folder (it is created if missing).",
+            path=str(folder),
+        )
+    if folder.is_dir() and not db.exists() and any(folder.iterdir()):
+        raise NotAStoreError(
+            f"{folder} is not a Loopwise store: it has files but no {DB_FILE}. Use an empty or new "
+            "folder, e.g. LOOPWISE_URI=./.loopwise.",
+            path=str(folder),
+        )
+    if not db.exists() and not create:
+        raise NotAStoreError(f"There is no Loopwise store at {folder}.", path=str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(
+        f"sqlite:///{db.resolve()}",
+        LocalArtifactStore(folder / "artifacts"),
+        folder / "spool",
+        uri=str(folder),
+    )
+    return store
+
+
+def _make_store(uri: str) -> SqlStore:
+    if uri.startswith(("postgresql", "sqlite")):
+        artifacts = os.environ.get("LOOPWISE_ARTIFACTS")
+        if not artifacts:
+            raise InvalidArgumentError(
+                f"A database URL ({uri.split('://')[0]}://…) needs LOOPWISE_ARTIFACTS set to the "
+                "folder artifacts are stored in.",
+                parameter="LOOPWISE_ARTIFACTS",
+            )
+        return SqlStore(
+            uri, LocalArtifactStore(Path(artifacts)), Path(artifacts) / "spool", uri=uri
+        )
+    if _is_url(uri):
+        raise InvalidArgumentError(
+            f"Unsupported store URI {uri!r}. Expected a folder path (e.g. ./.loopwise) or a "
+            "postgresql+psycopg:// URL.",
+            parameter="uri",
+        )
+    return _folder_store(Path(uri), create=True)
+
+
+def open_store(uri: str | os.PathLike[str] | None = None) -> Store:
+    """Open the store at ``uri`` (a new folder store is created) and check its schema."""
+    return _make_store(resolve_uri(uri)).open()
+
+
+def upgrade_store(uri: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
+    """Migrate the store's schema to this Loopwise's; returns ``(before, after)`` revisions."""
+    store = _make_store(resolve_uri(uri))
+    write_engine, _ = make_engines(store.db_url)
+    try:
+        return upgrade(write_engine)
+    finally:
+        write_engine.dispose()

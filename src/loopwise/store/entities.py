@@ -1,0 +1,157 @@
+"""Plain records that cross the store boundary.
+
+ORM rows never leave the store: every backend returns these frozen dataclasses, and the SDK,
+CLI and API build on them alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "ArtifactFile",
+    "DatasetVersion",
+    "Metric",
+    "ModelVersion",
+    "Project",
+    "RegisteredModel",
+    "Run",
+    "RunStatus",
+    "ms_to_datetime",
+]
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    """Milliseconds since the epoch (how the store keeps time) to an aware UTC datetime."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp_ms: int
+
+    def __eq__(self, other: object) -> bool:
+        # NaN is a valid metric value and must compare equal to itself in round-trip checks.
+        if not isinstance(other, Metric):
+            return NotImplemented
+        same_value = self.value == other.value or (
+            math.isnan(self.value) and math.isnan(other.value)
+        )
+        return (self.key, self.step, self.timestamp_ms) == (
+            other.key,
+            other.step,
+            other.timestamp_ms,
+        ) and same_value
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.step, self.timestamp_ms))
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    project: str
+    name: str
+    status: RunStatus
+    start_ms: int
+    end_ms: int | None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The latest value of each metric (highest step, then latest timestamp)."""
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def start_time(self) -> datetime:
+        return datetime.fromtimestamp(self.start_ms / 1000, tz=UTC)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_ms is None else (self.end_ms - self.start_ms) / 1000
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    path: str
+    """Path inside the run's artifact tree, always with forward slashes."""
+    digest: str
+    """``sha256:<hex>`` of the content."""
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    id: int
+    project: str
+    name: str
+    version: int
+    content_hash: str
+    """Hash of the data itself (schema and values), independent of file encoding."""
+    artifact_digest: str
+    num_rows: int
+    schema: dict[str, str]
+    """Column name to Arrow type, in column order."""
+    created_ms: int
+    split: str | None = None
+    description: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    project: str
+    name: str
+    created_ms: int
+    latest_version: int
+    aliases: dict[str, int] = field(default_factory=dict)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    id: int
+    project: str
+    name: str
+    version: int
+    flavour: str
+    artifact_digest: str
+    """Digest of the manifest that lists the model's files and their digests."""
+    created_ms: int
+    run_id: str | None = None
+    signature: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Flavour details needed to load the model (e.g. the types its file was written with)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The training run's metrics when the version was registered."""
+    datasets: list[str] = field(default_factory=list)
+    """Dataset versions the training run used, as ``name/version``."""
+    aliases: list[str] = field(default_factory=list)
+    description: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"

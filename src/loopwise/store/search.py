@@ -1,0 +1,159 @@
+"""The run search language, parsed once for every backend.
+
+A filter is clauses joined by ``and``::
+
+    metrics.auc > 0.85 and params.model = 'hgb' and tags.team != 'x' and status = 'FINISHED'
+
+Keys with unusual characters are quoted with backticks (``metrics.`val auc` > 0.8``). Order
+terms are ``metrics.auc desc``, ``params.model``, ``start_time asc``, ``name``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from loopwise.errors import InvalidArgumentError
+
+__all__ = ["ATTRIBUTES", "Clause", "OrderTerm", "parse_filter", "parse_order_by"]
+
+Kind = Literal["metrics", "params", "tags", "attributes"]
+ATTRIBUTES = {
+    "name": "name",
+    "status": "status",
+    "start_time": "start_ms",
+    "end_time": "end_ms",
+    "id": "id",
+}
+OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "like", "ilike")
+_KIND_ALIASES: dict[str, Kind] = {
+    "metric": "metrics",
+    "metrics": "metrics",
+    "param": "params",
+    "params": "params",
+    "tag": "tags",
+    "tags": "tags",
+    "attribute": "attributes",
+    "attributes": "attributes",
+    "attr": "attributes",
+}
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<and>and\b)
+      | (?P<op>!=|>=|<=|=|>|<|ilike\b|like\b)
+      | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+      | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf\b|nan\b)
+      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_\-/:]+))?)
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+EXAMPLE = "metrics.auc > 0.8 and params.model = 'hgb'"
+
+
+@dataclass(frozen=True)
+class Clause:
+    kind: Kind
+    key: str
+    op: str
+    value: str | float
+
+
+@dataclass(frozen=True)
+class OrderTerm:
+    kind: Kind
+    key: str
+    descending: bool
+
+
+def _split_key(ident: str, text: str) -> tuple[Kind, str]:
+    if "." in ident:
+        prefix, key = ident.split(".", 1)
+        kind = _KIND_ALIASES.get(prefix.lower())
+        if kind is None:
+            raise _error(
+                text, f"unknown prefix {prefix!r}; use metrics., params., tags. or attributes."
+            )
+        key = key.strip("`")
+    else:
+        kind, key = "attributes", ident
+    if kind == "attributes" and key.lower() not in ATTRIBUTES:
+        raise _error(text, f"unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
+    return kind, key.lower() if kind == "attributes" else key
+
+
+def _error(text: str, what: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"Could not parse the run filter {text!r}: {what}. Expected clauses joined by 'and', "
+        f"e.g. {EXAMPLE!r}.",
+        parameter="filter",
+        received=text,
+    )
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise _error(text, f"unexpected text at position {pos}: {text[pos : pos + 20]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    return tokens
+
+
+def parse_filter(text: str) -> list[Clause]:
+    if not isinstance(text, str):
+        raise InvalidArgumentError(
+            f"Expected a filter string, got {type(text).__name__}.", parameter="filter"
+        )
+    tokens = _tokens(text)
+    clauses: list[Clause] = []
+    i = 0
+    while i < len(tokens):
+        if len(tokens) - i < 3:
+            raise _error(text, "a clause needs a key, an operator and a value")
+        (k_kind, ident), (o_kind, op), (v_kind, raw) = tokens[i : i + 3]
+        if k_kind != "ident" or o_kind != "op" or v_kind not in ("string", "number"):
+            raise _error(text, f"expected 'key operator value' near {ident!r}")
+        kind, key = _split_key(ident, text)
+        op = op.lower()
+        value: str | float
+        if v_kind == "string":
+            value = raw[1:-1].replace("\\'", "'").replace('\\"', '"')
+            if kind == "metrics":
+                raise _error(text, f"metric {key!r} is compared with a string; use a number")
+        else:
+            value = float(raw)
+            if kind != "metrics" and key not in ("start_time", "end_time"):
+                value = raw  # params, tags and names compare as text
+        if op in ("like", "ilike") and kind == "metrics":
+            raise _error(text, f"{op} does not apply to metric {key!r}")
+        clauses.append(Clause(kind, key, op, value))
+        i += 3
+        if i < len(tokens):
+            if tokens[i][0] != "and":
+                raise _error(text, f"expected 'and' before {tokens[i][1]!r}")
+            i += 1
+            if i == len(tokens):
+                raise _error(text, "a clause must follow 'and'")
+    return clauses
+
+
+def parse_order_by(terms: list[str] | tuple[str, ...]) -> list[OrderTerm]:
+    result = []
+    for term in terms:
+        parts = term.strip().rsplit(None, 1)
+        descending = False
+        if len(parts) == 2 and parts[1].lower() in ("asc", "desc"):
+            descending = parts[1].lower() == "desc"
+            ident = parts[0]
+        else:
+            ident = term.strip()
+        kind, key = _split_key(ident, term)
+        result.append(OrderTerm(kind, key, descending))
+    return result

@@ -1,0 +1,142 @@
+"""Engines, transactions and projects of the SQL metadata store (SQLite or PostgreSQL).
+
+SQLite runs in WAL mode. Write transactions start with ``BEGIN IMMEDIATE`` so that writers
+queue on the database lock (with a long busy timeout) instead of failing half-way with
+"database is locked"; readers use a second engine and never wait for writers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from loopwise.errors import StoreError, not_found
+from loopwise.store.entities import Project
+from loopwise.store.sql.schema import PROJECTS, ProjectRow
+from loopwise.store.validate import check_name
+
+__all__ = ["SqlCore", "make_engines", "now_ms"]
+
+T = TypeVar("T")
+BUSY_TIMEOUT_S = 60.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(
+        url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself (the documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process; only an OS crash can lose the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engines(url: str) -> tuple[Engine, Engine]:
+    """``(write_engine, read_engine)`` for a database URL."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
+    engine = create_engine(
+        url, pool_pre_ping=True, poolclass=NullPool if "+psycopg" not in url else None
+    )
+    return engine, engine
+
+
+class SqlCore:
+    """Transactions with retry, and the project lookups every other part needs."""
+
+    write_engine: Engine
+    read_engine: Engine
+    uri: str
+
+    def __init__(self) -> None:
+        self._project_ids: dict[str, int] = {}
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.read_engine.connect() as conn:
+            yield conn
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retrying when the database is briefly busy."""
+        delay_s = 0.01
+        deadline = time.monotonic() + BUSY_TIMEOUT_S * 2
+        while True:
+            try:
+                with self.write_engine.begin() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                message = str(exc.orig)
+                transient = (
+                    "locked" in message or "busy" in message or "could not serialize" in message
+                )
+                if not transient or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"The metadata database at {self.uri} refused a write: {message}. "
+                        "If another program holds it open for a long time, stop that program.",
+                    ) from exc
+                time.sleep(delay_s * (1 + random.random()))
+                delay_s = min(delay_s * 2, 0.5)
+
+    # -- projects -------------------------------------------------------------------------------
+    def _project_id(self, conn: Connection, name: str) -> int:
+        cached = self._project_ids.get(name)
+        if cached is not None:
+            return cached
+        row = conn.execute(select(ProjectRow.id).where(ProjectRow.name == name)).scalar()
+        if row is None:
+            names = conn.execute(select(ProjectRow.name)).scalars().all()
+            raise not_found("project", name, names, hint="Create it with lw.init(project=...).")
+        self._project_ids[name] = row
+        return row
+
+    def get_or_create_project(self, name: str) -> Project:
+        check_name(name, "project")
+        try:
+            return self.get_project(name)
+        except LookupError:
+            pass
+
+        def create(conn: Connection) -> None:
+            conn.execute(PROJECTS.insert().values(name=name, created_ms=now_ms()))
+
+        with suppress(IntegrityError):  # created concurrently by another process: fine
+            self._write(create)
+        return self.get_project(name)
+
+    def get_project(self, name: str) -> Project:
+        with self._read() as conn:
+            row = conn.execute(select(ProjectRow).where(ProjectRow.name == name)).first()
+            if row is None:
+                names = conn.execute(select(ProjectRow.name)).scalars().all()
+                raise not_found("project", name, names, hint="Create it with lw.init(project=...).")
+            return Project(id=row.id, name=row.name, created_ms=row.created_ms)
+
+    def list_projects(self) -> list[Project]:
+        with self._read() as conn:
+            rows = conn.execute(select(ProjectRow).order_by(ProjectRow.name)).all()
+            return [Project(id=r.id, name=r.name, created_ms=r.created_ms) for r in rows]

@@ -1,0 +1,487 @@
+"""Runs, params, tags, metrics and run artifacts in the SQL store."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, exists, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from loopwise.errors import ConflictError, InvalidArgumentError, NotFoundError
+from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
+from loopwise.store.base import MetricEntry
+from loopwise.store.entities import ArtifactFile, Metric, Run, RunStatus
+from loopwise.store.search import ATTRIBUTES, parse_filter, parse_order_by
+from loopwise.store.spool import MetricSpool
+from loopwise.store.sql.core import SqlCore, now_ms
+from loopwise.store.sql.schema import LATEST_METRICS as LATEST
+from loopwise.store.sql.schema import METRIC_SPOOLS as SPOOLS
+from loopwise.store.sql.schema import METRICS, RUNS, ProjectRow
+from loopwise.store.sql.schema import RUN_ARTIFACTS as ARTIFACTS
+from loopwise.store.sql.schema import RUN_PARAMS as PARAMS
+from loopwise.store.sql.schema import RUN_TAGS as TAGS
+from loopwise.store.validate import check_key, check_metric_value, check_step, check_string_map
+
+__all__ = ["SqlRuns", "upsert"]
+
+CHUNK = 500
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    update: Sequence[str],
+    where: ColumnElement[bool] | None = None,
+) -> None:
+    """INSERT … ON CONFLICT DO UPDATE for SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: stmt.excluded[name] for name in update},
+        where=where,
+    )
+    conn.execute(stmt, list(rows))
+
+
+def _metric_value(row: Any) -> float:
+    return math.nan if row.is_nan else float(row.value)
+
+
+class SqlRuns(SqlCore):
+    artifacts: ArtifactStore
+    _spool: MetricSpool
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._known_runs: set[str] = set()
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(
+        self,
+        project: str,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> Run:
+        if not isinstance(name, str) or not 0 < len(name) <= 250:
+            raise InvalidArgumentError(
+                f"Expected a run name of 1-250 characters, got {name!r}.", parameter="name"
+            )
+        tag_map = check_string_map(tags or {}, "tag")
+        run_id = uuid.uuid4().hex
+
+        def create(conn: Connection) -> None:
+            project_id = self._project_id(conn, project)
+            conn.execute(
+                RUNS.insert().values(
+                    id=run_id,
+                    project_id=project_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    start_ms=now_ms(),
+                    end_ms=None,
+                    environment=dict(environment or {}),
+                )
+            )
+            if tag_map:
+                conn.execute(
+                    TAGS.insert(),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()],
+                )
+
+        self._write(create)
+        self._known_runs.add(run_id)
+        return self.get_run(run_id)
+
+    def _check_run(self, conn: Connection, run_id: str) -> None:
+        if run_id in self._known_runs:
+            return
+        if (
+            not isinstance(run_id, str)
+            or conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None
+        ):
+            raise NotFoundError(
+                f"No run with id {run_id!r}. List run ids with `loopwise runs list`.",
+                kind="run",
+                wanted=str(run_id),
+            )
+        self._known_runs.add(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            runs = self._load_runs(conn, [run_id])
+        if not runs:
+            raise NotFoundError(
+                f"No run with id {run_id!r}. List run ids with `loopwise runs list`.",
+                kind="run",
+                wanted=str(run_id),
+            )
+        return runs[0]
+
+    def _load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
+        """Full run records (params, tags, latest metrics) for ids, in the order given."""
+        by_id: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(run_ids), CHUNK):
+            chunk = list(run_ids[start : start + CHUNK])
+            rows = conn.execute(
+                select(RUNS, ProjectRow.name.label("project"))
+                .join(ProjectRow, ProjectRow.id == RUNS.c.project_id)
+                .where(RUNS.c.id.in_(chunk))
+            ).all()
+            for r in rows:
+                by_id[r.id] = {"row": r, "params": {}, "tags": {}, "metrics": {}}
+            for p in conn.execute(select(PARAMS).where(PARAMS.c.run_id.in_(chunk))):
+                by_id[p.run_id]["params"][p.key] = p.value
+            for t in conn.execute(select(TAGS).where(TAGS.c.run_id.in_(chunk))):
+                by_id[t.run_id]["tags"][t.key] = t.value
+            for m in conn.execute(select(LATEST).where(LATEST.c.run_id.in_(chunk))):
+                by_id[m.run_id]["metrics"][m.key] = _metric_value(m)
+        result = []
+        for run_id in run_ids:
+            item = by_id.get(run_id)
+            if item is None:
+                continue
+            r = item["row"]
+            result.append(
+                Run(
+                    id=r.id,
+                    project=r.project,
+                    name=r.name,
+                    status=RunStatus(r.status),
+                    start_ms=r.start_ms,
+                    end_ms=r.end_ms,
+                    params=item["params"],
+                    tags=item["tags"],
+                    metrics=item["metrics"],
+                    environment=r.environment or {},
+                )
+            )
+        return result
+
+    def end_run(self, run_id: str, status: RunStatus) -> Run:
+        status = RunStatus(status)
+        self.flush()
+
+        def end(conn: Connection) -> None:
+            self._check_run(conn, run_id)
+            conn.execute(
+                RUNS.update()
+                .where(RUNS.c.id == run_id)
+                .values(status=status.value, end_ms=now_ms())
+            )
+
+        self._write(end)
+        return self.get_run(run_id)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        rows = [
+            {"run_id": run_id, "key": k, "value": v}
+            for k, v in check_string_map(tags, "tag").items()
+        ]
+
+        def write(conn: Connection) -> None:
+            self._check_run(conn, run_id)
+            upsert(conn, TAGS, rows, ["run_id", "key"], ["value"])
+
+        self._write(write)
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        new = check_string_map(params, "param")
+
+        def write(conn: Connection) -> None:
+            self._check_run(conn, run_id)
+            existing = dict(
+                conn.execute(
+                    select(PARAMS.c.key, PARAMS.c.value).where(
+                        PARAMS.c.run_id == run_id, PARAMS.c.key.in_(list(new))
+                    )
+                ).all()
+            )
+            changed = {
+                k: (existing[k], v) for k, v in new.items() if k in existing and existing[k] != v
+            }
+            if changed:
+                key, (old, value) = next(iter(changed.items()))
+                raise ConflictError(
+                    f"Param {key!r} of run {run_id} is already {old!r}; got {value!r}. Params are "
+                    "write-once: start a new run for a new value, or log it as a metric or tag.",
+                    run_id=run_id,
+                    key=key,
+                )
+            rows = [
+                {"run_id": run_id, "key": k, "value": v}
+                for k, v in new.items()
+                if k not in existing
+            ]
+            if rows:
+                conn.execute(PARAMS.insert(), rows)
+
+        self._write(write)
+
+    # -- metrics --------------------------------------------------------------------------------
+    def _write_metric_batch(
+        self, entries: Sequence[MetricEntry], spool_id: str | None, upto_seq: int
+    ) -> None:
+        history: list[dict[str, Any]] = []
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for e in entries:
+            is_nan = math.isnan(e.value)
+            row = {
+                "run_id": e.run_id,
+                "key": e.key,
+                "value": None if is_nan else e.value,
+                "is_nan": is_nan,
+                "step": e.step,
+                "timestamp_ms": e.timestamp_ms,
+            }
+            history.append(row)
+            current = latest.get((e.run_id, e.key))
+            if current is None or (e.step, e.timestamp_ms) >= (
+                current["step"],
+                current["timestamp_ms"],
+            ):
+                latest[(e.run_id, e.key)] = row
+
+        def write(conn: Connection) -> None:
+            if spool_id is not None:
+                done = conn.execute(
+                    select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool_id)
+                ).scalar()
+                if done is not None and done >= upto_seq:
+                    return  # this batch was committed before (a replay racing a drain)
+            for start in range(0, len(history), 5000):
+                conn.execute(METRICS.insert(), history[start : start + 5000])
+            table = LATEST
+            newer = or_(
+                table.c.step < _excluded(conn, "step"),
+                and_(
+                    table.c.step == _excluded(conn, "step"),
+                    table.c.timestamp_ms <= _excluded(conn, "timestamp_ms"),
+                ),
+            )
+            upsert(
+                conn,
+                LATEST,
+                list(latest.values()),
+                ["run_id", "key"],
+                ["value", "is_nan", "step", "timestamp_ms"],
+                newer,
+            )
+            if spool_id is not None:
+                upsert(
+                    conn,
+                    SPOOLS,
+                    [{"spool_id": spool_id, "committed_seq": upto_seq}],
+                    ["spool_id"],
+                    ["committed_seq"],
+                )
+
+        self._write(write)
+
+    def _committed_seq(self, spool_id: str) -> int:
+        with self._read() as conn:
+            value = conn.execute(
+                select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool_id)
+            ).scalar()
+        return int(value or 0)
+
+    def _validated(self, entry: MetricEntry) -> MetricEntry:
+        key = check_key(entry.key, "metric")
+        return MetricEntry(
+            entry.run_id,
+            key,
+            check_metric_value(key, entry.value),
+            check_step(key, entry.step),
+            int(entry.timestamp_ms),
+        )
+
+    def _check_runs(self, run_ids: set[str]) -> None:
+        unknown = run_ids - self._known_runs
+        if unknown:
+            with self._read() as conn:
+                for run_id in unknown:
+                    self._check_run(conn, run_id)
+
+    def log_metrics(self, entries: Sequence[MetricEntry]) -> None:
+        checked = [self._validated(e) for e in entries]
+        self._check_runs({e.run_id for e in checked})
+        self._write_metric_batch(checked, None, 0)
+
+    def log_metric_async(self, entry: MetricEntry) -> None:
+        checked = self._validated(entry)
+        if checked.run_id not in self._known_runs:
+            self._check_runs({checked.run_id})
+        self._spool.append(checked)
+
+    def flush(self) -> None:
+        self._spool.flush()
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self._read() as conn:
+            self._check_run(conn, run_id)
+            rows = conn.execute(
+                select(METRICS)
+                .where(METRICS.c.run_id == run_id, METRICS.c.key == key)
+                .order_by(METRICS.c.step, METRICS.c.timestamp_ms, METRICS.c.id)
+            ).all()
+        return [
+            Metric(key=r.key, value=_metric_value(r), step=r.step, timestamp_ms=r.timestamp_ms)
+            for r in rows
+        ]
+
+    # -- search ---------------------------------------------------------------------------------
+    def search_runs(
+        self,
+        project: str,
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+    ) -> list[Run]:
+        if not isinstance(max_results, int) or max_results < 1:
+            raise InvalidArgumentError(
+                f"Expected max_results >= 1, got {max_results!r}.", parameter="max_results"
+            )
+        clauses = parse_filter(filter_string)
+        terms = parse_order_by(list(order_by))
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            query = select(RUNS.c.id).where(RUNS.c.project_id == project_id)
+            for clause in clauses:
+                query = query.where(_clause_sql(clause.kind, clause.key, clause.op, clause.value))
+            for i, term in enumerate(terms):
+                column: Any
+                if term.kind == "attributes":
+                    column = RUNS.c[ATTRIBUTES[term.key]]
+                else:
+                    table = {"metrics": LATEST, "params": PARAMS, "tags": TAGS}[term.kind].alias(
+                        f"o{i}"
+                    )
+                    query = query.outerjoin(
+                        table, and_(table.c.run_id == RUNS.c.id, table.c.key == term.key)
+                    )
+                    column = table.c.value
+                # Runs without the value sort last in both directions.
+                query = query.order_by(
+                    column.is_(None), column.desc() if term.descending else column.asc()
+                )
+            query = query.order_by(RUNS.c.start_ms.desc(), RUNS.c.id).limit(max_results)
+            ids = list(conn.execute(query).scalars())
+            return self._load_runs(conn, ids)
+
+    # -- run artifacts --------------------------------------------------------------------------
+    def log_artifact(
+        self, run_id: str, local_path: Path, artifact_path: str = ""
+    ) -> list[ArtifactFile]:
+        local_path = Path(local_path)
+        if not local_path.exists():
+            raise InvalidArgumentError(
+                f"Expected an existing file or folder to log, got {str(local_path)!r}, which does not exist.",
+                parameter="local_path",
+            )
+        prefix = clean_artifact_path(artifact_path)
+        if local_path.is_dir():
+            files = sorted(p for p in local_path.rglob("*") if p.is_file())
+            pairs = [(p, p.relative_to(local_path).as_posix()) for p in files]
+        else:
+            pairs = [(local_path, local_path.name)]
+        stored = []
+        for path, rel in pairs:
+            digest, size = self.artifacts.put_file(path)
+            stored.append(
+                ArtifactFile(
+                    path=f"{prefix}/{rel}" if prefix else rel, digest=digest, size_bytes=size
+                )
+            )
+        rows = [
+            {"run_id": run_id, "path": a.path, "digest": a.digest, "size_bytes": a.size_bytes}
+            for a in stored
+        ]
+
+        def write(conn: Connection) -> None:
+            self._check_run(conn, run_id)
+            upsert(conn, ARTIFACTS, rows, ["run_id", "path"], ["digest", "size_bytes"])
+
+        self._write(write)
+        return stored
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]:
+        prefix = clean_artifact_path(prefix)
+        with self._read() as conn:
+            self._check_run(conn, run_id)
+            query = select(ARTIFACTS).where(ARTIFACTS.c.run_id == run_id).order_by(ARTIFACTS.c.path)
+            if prefix:
+                query = query.where(
+                    or_(
+                        ARTIFACTS.c.path == prefix,
+                        ARTIFACTS.c.path.startswith(prefix + "/", autoescape=True),
+                    )
+                )
+            rows = conn.execute(query).all()
+        return [ArtifactFile(path=r.path, digest=r.digest, size_bytes=r.size_bytes) for r in rows]
+
+    def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
+        files = self.list_artifacts(run_id, artifact_path)
+        prefix = clean_artifact_path(artifact_path)
+        if not files:
+            existing = [a.path for a in self.list_artifacts(run_id)]
+            raise NotFoundError(
+                f"Run {run_id} has no artifact at {artifact_path!r}. Its artifacts: {existing[:20]}.",
+                kind="artifact",
+                wanted=artifact_path,
+            )
+        dest = Path(dest)
+        if len(files) == 1 and files[0].path == prefix:
+            target = dest / Path(prefix).name
+            return self.artifacts.get_file(files[0].digest, target, name=f"{run_id}/{prefix}")
+        base = prefix.rsplit("/", 1)[-1] if prefix else ""
+        root = dest / base if base else dest
+        for f in files:
+            rel = f.path[len(prefix) + 1 :] if prefix else f.path
+            self.artifacts.get_file(f.digest, root / rel, name=f"{run_id}/{f.path}")
+        return root
+
+
+def _excluded(conn: Connection, name: str) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(LATEST).excluded[name]
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    ops: dict[str, Any] = {
+        "=": column.__eq__,
+        "!=": column.__ne__,
+        ">": column.__gt__,
+        ">=": column.__ge__,
+        "<": column.__lt__,
+        "<=": column.__le__,
+        "like": column.like,
+        "ilike": column.ilike,
+    }
+    result: ColumnElement[bool] = ops[op](value)
+    return result
+
+
+def _clause_sql(kind: str, key: str, op: str, value: str | float) -> ColumnElement[bool]:
+    if kind == "attributes":
+        column = RUNS.c[ATTRIBUTES[key]]
+        return _compare(column, op, value)
+    if kind == "metrics":
+        number = float(value)
+        inner = select(LATEST.c.run_id).where(LATEST.c.run_id == RUNS.c.id, LATEST.c.key == key)
+        if math.isnan(number):
+            test = LATEST.c.is_nan if op == "=" else ~LATEST.c.is_nan
+            return exists(inner.where(test))
+        return exists(inner.where(~LATEST.c.is_nan, _compare(LATEST.c.value, op, number)))
+    table = PARAMS if kind == "params" else TAGS
+    inner = select(table.c.run_id).where(table.c.run_id == RUNS.c.id, table.c.key == key)
+    return exists(inner.where(_compare(table.c.value, op, str(value))))

@@ -1,0 +1,206 @@
+"""SQLAlchemy table definitions of the metadata store.
+
+Tables are only ever created by the Alembic migrations in ``loopwise/store/migrations``; a
+test checks that these models and the migrations describe the same schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class StoreMeta(Base):
+    """Facts about the store itself, e.g. the oldest Loopwise that can read it."""
+
+    __tablename__ = "loopwise_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(250))
+    status: Mapped[str] = mapped_column(String(16))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int | None] = mapped_column(BigInteger)
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    __table_args__ = (Index("ix_runs_project_start", "project_id", "start_ms"),)
+
+
+class RunTagRow(Base):
+    __tablename__ = "run_tags"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunParamRow(Base):
+    __tablename__ = "run_params"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MetricRow(Base):
+    """Every logged value. SQLite turns NaN into NULL, hence the separate ``is_nan`` flag."""
+
+    __tablename__ = "metrics"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float | None] = mapped_column(Float(precision=53))
+    is_nan: Mapped[bool] = mapped_column(Boolean)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
+
+
+class LatestMetricRow(Base):
+    """The latest value per run and key, kept on write so that search never scans history."""
+
+    __tablename__ = "latest_metrics"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float(precision=53))
+    is_nan: Mapped[bool] = mapped_column(Boolean)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
+
+
+class MetricSpoolRow(Base):
+    """How far each process's local metric spool has reached the database (for replay)."""
+
+    __tablename__ = "metric_spools"
+    spool_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    committed_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunArtifactRow(Base):
+    __tablename__ = "run_artifacts"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(71))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetVersionRow(Base):
+    __tablename__ = "dataset_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(71))
+    artifact_digest: Mapped[str] = mapped_column(String(71))
+    num_rows: Mapped[int] = mapped_column(BigInteger)
+    schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    split: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", "version", name="uq_dataset_versions_version"),
+        UniqueConstraint("project_id", "name", "content_hash", name="uq_dataset_versions_content"),
+    )
+
+
+class RunDatasetRow(Base):
+    __tablename__ = "run_datasets"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+    __table_args__ = (Index("ix_run_datasets_dataset", "dataset_version_id"),)
+
+
+class RegisteredModelRow(Base):
+    __tablename__ = "registered_models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_registered_models_name"),)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    flavour: Mapped[str] = mapped_column(String(64))
+    artifact_digest: Mapped[str] = mapped_column(String(71))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    datasets: Mapped[list[Any]] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_version"),)
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+# Core tables, for the store's bulk queries (the ORM classes above define them).
+RUNS = _table(RunRow)
+RUN_TAGS = _table(RunTagRow)
+RUN_PARAMS = _table(RunParamRow)
+METRICS = _table(MetricRow)
+LATEST_METRICS = _table(LatestMetricRow)
+METRIC_SPOOLS = _table(MetricSpoolRow)
+RUN_ARTIFACTS = _table(RunArtifactRow)
+DATASETS = _table(DatasetVersionRow)
+RUN_DATASETS = _table(RunDatasetRow)
+MODELS = _table(RegisteredModelRow)
+MODEL_VERSIONS = _table(ModelVersionRow)
+MODEL_ALIASES = _table(ModelAliasRow)
+PROJECTS = _table(ProjectRow)

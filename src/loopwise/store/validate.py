@@ -1,0 +1,91 @@
+"""Argument checks shared by every store backend, so each refuses bad input the same way."""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from loopwise.errors import InvalidArgumentError
+
+__all__ = ["check_key", "check_metric_value", "check_name", "check_step", "check_string_map"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+_KEY = re.compile(r"^[A-Za-z0-9_.\-/ :]{1,250}$")
+MAX_VALUE_CHARS = 8000
+
+
+def check_name(name: object, what: str) -> str:
+    """Project, dataset and model names: short, and safe in URLs and file names."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"Expected a {what} name of 1-200 letters, digits, '_', '-' or '.', got {name!r}. "
+            "Choose a name like 'employment' or 'acs-ma'.",
+            parameter="name",
+            received=repr(name)[:200],
+        )
+    return name
+
+
+def check_key(key: object, what: str) -> str:
+    """Metric, param and tag keys: letters, digits, spaces and ``_ - . / :``."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidArgumentError(
+            f"Expected a {what} key of 1-250 letters, digits, spaces or '_-./:', got {key!r}. "
+            "Rename the key, e.g. 'val_auc' or 'train/loss'.",
+            parameter="key",
+            received=repr(key)[:200],
+        )
+    return key
+
+
+def check_metric_value(key: str, value: object) -> float:
+    """Any real number, NaN and infinity included; never a string or a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        hint = "Convert it with float(...)." if isinstance(value, str) else "Log a single number."
+        raise InvalidArgumentError(
+            f"Expected a number for metric {key!r}, got {type(value).__name__} {value!r}. {hint}",
+            parameter="value",
+            key=key,
+            received=repr(value)[:200],
+        )
+    return float(value)
+
+
+def check_step(key: str, step: object) -> int:
+    if (
+        isinstance(step, bool)
+        or not isinstance(step, numbers.Integral)
+        or not 0 <= int(step) < 2**63
+    ):
+        raise InvalidArgumentError(
+            f"Expected a non-negative integer step for metric {key!r}, got {step!r}.",
+            parameter="step",
+            key=key,
+            received=repr(step)[:200],
+        )
+    return int(step)
+
+
+def check_string_map(values: Mapping[str, Any], what: str) -> dict[str, str]:
+    """Params and tags: keys checked, values turned to strings (as MLflow does)."""
+    if not isinstance(values, Mapping):
+        raise InvalidArgumentError(
+            f"Expected a mapping of {what} names to values, got {type(values).__name__}. "
+            f"Pass a dict, e.g. {{'max_depth': 6}}.",
+            parameter=what,
+        )
+    result: dict[str, str] = {}
+    for key, value in values.items():
+        check_key(key, what)
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > MAX_VALUE_CHARS:
+            raise InvalidArgumentError(
+                f"Expected {what} {key!r} to be at most {MAX_VALUE_CHARS} characters, got {len(text)}. "
+                "Log long values as an artifact instead.",
+                parameter=what,
+                key=key,
+            )
+        result[key] = text
+    return result
