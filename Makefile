@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test lint typecheck docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy src
+
+## docs: regenerate the CLI reference from --help
+docs: $(VENV)/.installed-dev
+	$(BIN)/typer loopwise.cli utils docs --name loopwise --output docs/cli.md
 
 ## bench: speed against the peers (installs them into .bench/)
 bench: $(VENV)/.installed-dev

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from loopwise.errors import InvalidArgumentError
 from loopwise.registry.flavours.base import Flavour
 
 __all__ = ["PythonFlavour", "PythonModel"]
@@ -33,8 +34,19 @@ class PythonFlavour(Flavour):
         return callable(getattr(model, "predict", None))
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
-        with (folder / FILE).open("wb") as f:
-            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        # cloudpickle stores classes defined in a script or notebook by value, so the model
+        # loads in another process that never saw that script.
+        import cloudpickle
+
+        try:
+            with (folder / FILE).open("wb") as f:
+                cloudpickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise InvalidArgumentError(
+                f"Could not pickle the {type(model).__qualname__} model: {exc}. Models that hold "
+                "open files, locks or connections cannot be stored; keep only what predict needs.",
+                parameter="model",
+            ) from exc
         return {
             "file": FILE,
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
