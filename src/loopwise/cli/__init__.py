@@ -75,17 +75,12 @@ def demo(
 
 
 def main() -> None:
-    """Entry point: run the app and turn Loopwise errors into one clear message and exit code 1."""
+    """Entry point: usage errors are Typer's; Loopwise errors become one clear message and exit 1."""
     try:
-        app(standalone_mode=False)
+        app()
     except LoopwiseError as exc:
         if "--json" in sys.argv:
             print(json.dumps(exc.to_dict(), default=str), file=sys.stderr)
         else:
             err_console.print(f"[red]Error:[/] {exc.message}", highlight=False)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("Aborted.")
-        sys.exit(130)

@@ -50,14 +50,14 @@ def fmt_value(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.4g}"
     return str(value)
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     out = Table(title=title, title_justify="left")
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    for i, column in enumerate(columns):
+        out.add_column(column, overflow="fold", no_wrap=i == 0)
     for row in rows:
         out.add_row(*(fmt_value(v) for v in row))
     console.print(out)

@@ -32,13 +32,17 @@ def list_runs(
     if as_json:
         print_json(runs)
         return
-    metric_keys = sorted({k for r in runs for k in r.metrics})[:6]
+    # Metrics named in the filter or ordering come first; --json has them all.
+    all_keys = sorted({k for r in runs for k in r.metrics})
+    asked = filter + " ".join(order_by or [])
+    mentioned = [k for k in all_keys if f"metrics.{k}" in asked]
+    metric_keys = (mentioned + [k for k in all_keys if k not in mentioned])[:4]
     rows = [
         [
-            r.id[:12],
+            r.id[:8],
             r.name,
             r.status.value,
-            fmt_ms(r.start_ms),
+            fmt_ms(r.start_ms)[5:16],
             *(r.metrics.get(k) for k in metric_keys),
         ]
         for r in runs
