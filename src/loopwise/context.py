@@ -30,8 +30,14 @@ _lock = threading.RLock()
 _current: Context | None = None
 
 
-def init(project: str | None = None, uri: str | os.PathLike[str] | None = None) -> Context:
-    """Open the store at ``uri`` and make ``project`` (created if missing) the current one."""
+def init(
+    project: str | None = None, uri: str | os.PathLike[str] | None = None, *, create: bool = True
+) -> Context:
+    """Open the store at ``uri`` and make ``project`` the current one.
+
+    The project is created if missing, unless ``create`` is false: then an unknown project is a
+    NotFoundError that lists the existing ones (what read-only commands want).
+    """
     global _current
     project = project or os.environ.get("LOOPWISE_PROJECT") or DEFAULT_PROJECT
     check_name(project, "project")
@@ -42,7 +48,10 @@ def init(project: str | None = None, uri: str | os.PathLike[str] | None = None) 
         else:
             shutdown()
             store = open_store(resolved)
-        store.get_or_create_project(project)
+        if create:
+            store.get_or_create_project(project)
+        else:
+            store.get_project(project)
         _current = Context(store=store, project=project, uri=resolved)
         return _current
 

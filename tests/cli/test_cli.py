@@ -105,3 +105,14 @@ def test_not_a_store_and_db_upgrade(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     assert "from schema (empty)" in " ".join(cli(fresh, "db", "upgrade").stdout.split())
     assert "already at schema" in " ".join(cli(fresh, "db", "upgrade").stdout.split())
+
+
+def test_unknown_project_lists_the_existing_ones(store: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "typo", "runs", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "No project named 'typo'. Existing projects: 'cli'" in " ".join(result.stderr.split())

@@ -24,4 +24,5 @@ class State:
 
 
 def open_context() -> Context:
-    return lw.init(project=State.project, uri=State.uri)
+    """The store and project the command reads; an unknown project is an error, not created."""
+    return lw.init(project=State.project, uri=State.uri, create=False)

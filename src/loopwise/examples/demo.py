@@ -199,7 +199,9 @@ def run_demo(
         f"Loaded {MODEL_NAME}@production back from the registry: accuracy on 2018 = {accuracy_2018:.4f} "
         f"({len(check):,} people). Done in {time.perf_counter() - started:.1f} s."
     )
-    console.print("Next: [cyan]loopwise runs list[/], [cyan]loopwise models show employment[/]")
+    console.print(
+        f"Next: [cyan]loopwise -p {project} runs list[/], [cyan]loopwise -p {project} models show {MODEL_NAME}[/]"
+    )
     return {
         "best": best.name,
         "version": version.version,
