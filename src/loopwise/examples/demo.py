@@ -167,21 +167,14 @@ def run_demo(
         (loaded.predict(check[ACS_FEATURES]) == check[ACS_LABEL].to_numpy()).mean()
     )
 
-    table = Table(title="Loopwise demo: employment model candidates (ACS MA, trained on 2015)")
-    for column in (
-        "candidate",
-        "valid AUC",
-        "valid accuracy",
-        "2016 AUC",
-        "2016 accuracy",
-        "fit s",
-        "run",
-    ):
-        table.add_column(column, justify="left" if column in ("candidate", "run") else "right")
+    table = Table(title="Employment model candidates (ACS MA, trained on 2015; ★ = registered)")
+    table.add_column("candidate", no_wrap=True)
+    for column in ("valid AUC", "valid acc", "2016 AUC", "2016 acc", "fit s"):
+        table.add_column(column, justify="right")
+    table.add_column("run", no_wrap=True)
     for c in candidates:
-        marker = " ★" if c is best else ""
         table.add_row(
-            c.name + marker,
+            ("★ " if c is best else "  ") + c.name,
             f"{c.metrics['valid_auc']:.4f}",
             f"{c.metrics['valid_accuracy']:.4f}",
             f"{c.metrics['2016_auc']:.4f}",
