@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from loopwise.context import current
-from loopwise.errors import InvalidArgumentError
+from loopwise.errors import InvalidArgumentError, UnsafeModelError
 from loopwise.registry.flavours import detect_flavour, get_flavour
 from loopwise.registry.signature import check_input, infer_signature
 from loopwise.store import ModelVersion, RegisteredModel, Store
@@ -91,14 +91,17 @@ def log_model(
     store, project = _context(store, project)
     chosen = get_flavour(flavour) if flavour is not None else detect_flavour(model, allow_pickle)
     if chosen.uses_pickle and not allow_pickle:
-        raise InvalidArgumentError(
+        raise UnsafeModelError(
             f"Flavour {chosen.name!r} stores the model with pickle, which runs code on load. "
-            "Pass allow_pickle=True to accept that.",
-            parameter="allow_pickle",
+            "Pass allow_pickle=True to accept that (only load models you trust).",
+            model_type=type(model).__qualname__,
         )
     signature = None
     if input_example is not None:
-        output = np.asarray(model.predict(input_example)) if hasattr(model, "predict") else None
+        predictor = chosen.predictor(model)
+        output = (
+            np.asarray(predictor.predict(input_example)) if hasattr(predictor, "predict") else None
+        )
         signature = infer_signature(input_example, output)
     with tempfile.TemporaryDirectory(prefix="loopwise-model-") as tmp:
         folder = Path(tmp)

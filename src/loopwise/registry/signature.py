@@ -19,12 +19,24 @@ def _kind_name(dtype: Any) -> str:
     return str(dtype)
 
 
+def _column_schema(name: Any, dtype: Any) -> dict[str, Any]:
+    column: dict[str, Any] = {"name": str(name), "dtype": _kind_name(dtype)}
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = dtype.categories.tolist()
+        # Only plain labels can be stored (as JSON) and matched against JSON input later.
+        if all(isinstance(c, (str, int, float)) for c in categories):
+            column["categories"] = categories
+            if dtype.ordered:
+                column["ordered"] = True
+    return column
+
+
 def schema_of(value: Any) -> dict[str, Any]:
-    """The schema of a DataFrame (columns and dtypes) or an array (dtype and shape)."""
+    """The schema of a DataFrame (columns, dtypes and categories) or an array (dtype and shape)."""
     if isinstance(value, pd.DataFrame):
         return {
             "type": "dataframe",
-            "columns": [{"name": str(c), "dtype": _kind_name(t)} for c, t in value.dtypes.items()],
+            "columns": [_column_schema(c, t) for c, t in value.dtypes.items()],
         }
     if isinstance(value, pd.Series):
         return {"type": "ndarray", "dtype": _kind_name(value.dtype), "shape": [-1]}
@@ -79,6 +91,50 @@ def _compatible(expected: str, received: np.dtype[Any] | Any, column: pd.Series 
     return True
 
 
+def _as_labels(column: pd.Series) -> pd.Series:
+    """Numbers as the string labels they stand for: 1 and 1.0 become "1" (JSON sends numbers)."""
+
+    def label(value: Any) -> Any:
+        if pd.isna(value) or isinstance(value, str):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return column.astype(object).map(label)
+
+
+def _as_categorical(name: str, column: pd.Series, spec: Mapping[str, Any]) -> pd.Series:
+    """``column`` with exactly the categories (and their order) the model was trained with."""
+    categories = list(spec["categories"])
+    dtype = pd.CategoricalDtype(categories, ordered=bool(spec.get("ordered", False)))
+    if (
+        isinstance(column.dtype, pd.CategoricalDtype)
+        and column.dtype.ordered == dtype.ordered
+        and column.dtype.categories.equals(dtype.categories)
+    ):
+        return column
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    unknown_mask = column.notna() & ~column.isin(categories)
+    if unknown_mask.any() and categories and all(isinstance(c, str) for c in categories):
+        column = _as_labels(column)
+        unknown_mask = column.notna() & ~column.isin(categories)
+    if unknown_mask.any():
+        unknown = pd.unique(column[unknown_mask].to_numpy()).tolist()
+        shown = ", ".join(repr(v) for v in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        known = ", ".join(repr(c) for c in categories[:20]) + (" …" if len(categories) > 20 else "")
+        raise SignatureMismatchError(
+            f"Column {name!r} has values the model was not trained with: {shown}. Expected one of "
+            f"its categories ({known}) or a missing value. Map unknown values to a known category "
+            "or to None.",
+            column=name,
+            unknown=unknown[:20],
+            expected=categories[:100],
+        )
+    return column.astype(dtype)
+
+
 def check_input(
     signature: Mapping[str, Any] | None, data: Any
 ) -> pd.DataFrame | np.ndarray[Any, Any]:
@@ -88,7 +144,8 @@ def check_input(
         return frame
     inputs = signature["inputs"]
     if inputs["type"] == "dataframe":
-        expected = [(c["name"], c["dtype"]) for c in inputs["columns"]]
+        columns: list[Mapping[str, Any]] = inputs["columns"]
+        expected = [(c["name"], c["dtype"]) for c in columns]
         if isinstance(frame, np.ndarray):
             if frame.ndim != 2 or frame.shape[1] != len(expected):
                 raise SignatureMismatchError(
@@ -107,10 +164,11 @@ def check_input(
                 expected=[n for n, _ in expected],
                 received=[str(c) for c in frame.columns],
             )
+        categorical = {str(c["name"]): c for c in columns if "categories" in c}
         wrong = [
             (name, dtype, str(frame[name].dtype))
             for name, dtype in expected
-            if not _compatible(dtype, frame[name].dtype, frame[name])
+            if name not in categorical and not _compatible(dtype, frame[name].dtype, frame[name])
         ]
         if wrong:
             details = ", ".join(f"{n!r}: expected {e}, got {g}" for n, e, g in wrong)
@@ -119,7 +177,14 @@ def check_input(
                 "columns, e.g. df[col] = df[col].astype(expected).",
                 columns={n: {"expected": e, "received": g} for n, e, g in wrong},
             )
-        return frame[[n for n, _ in expected]]
+        frame = frame[[n for n, _ in expected]]
+        if categorical:
+            given = {n: frame[n] for n in categorical}
+            coerced = {n: _as_categorical(n, given[n], categorical[n]) for n in categorical}
+            changed = {n: c for n, c in coerced.items() if c is not given[n]}
+            if changed:
+                frame = frame.assign(**changed)
+        return frame
     array = np.asarray(frame)
     shape = inputs.get("shape", [-1])
     if array.ndim != len(shape) or any(

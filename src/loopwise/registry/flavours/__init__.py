@@ -1,4 +1,8 @@
-"""Model flavours, tried in order when a model is logged without naming one."""
+"""Model flavours, tried in order when a model is logged without naming one.
+
+XGBoost and LightGBM come before scikit-learn: their scikit-learn wrappers subclass scikit-learn
+classes, and their native formats are the better home for them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,24 @@ from typing import Any
 
 from loopwise.errors import InvalidArgumentError, UnsafeModelError
 from loopwise.registry.flavours.base import Flavour
+from loopwise.registry.flavours.lightgbm import LightGBMFlavour
+from loopwise.registry.flavours.onnx import OnnxFlavour
 from loopwise.registry.flavours.python import PythonFlavour
 from loopwise.registry.flavours.sklearn import SklearnFlavour
+from loopwise.registry.flavours.xgboost import XGBoostFlavour
 
 __all__ = ["FLAVOURS", "Flavour", "detect_flavour", "get_flavour"]
 
-FLAVOURS: dict[str, Flavour] = {f.name: f for f in (SklearnFlavour(), PythonFlavour())}
+FLAVOURS: dict[str, Flavour] = {
+    f.name: f
+    for f in (
+        XGBoostFlavour(),
+        LightGBMFlavour(),
+        SklearnFlavour(),
+        OnnxFlavour(),
+        PythonFlavour(),
+    )
+}
 
 
 def get_flavour(name: str) -> Flavour:

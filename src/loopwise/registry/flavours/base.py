@@ -34,3 +34,12 @@ class Flavour(ABC):
     @abstractmethod
     def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
         """An object with ``predict`` (and ``predict_proba`` where the model has it)."""
+
+    def predictor(self, model: Any) -> Any:
+        """The model as an object with ``predict(X)``, used to record the output signature.
+
+        Most models are that already; flavours whose native objects predict differently (a raw
+        XGBoost Booster wants a DMatrix, an ONNX graph needs a session) wrap them here, the same
+        way ``load`` does.
+        """
+        return model
