@@ -10,6 +10,8 @@ import pytest
 import loopwise as lw
 from loopwise.context import Context
 
+from .services import PostgresServer
+
 
 @pytest.fixture(autouse=True)
 def _isolated_store(
@@ -28,3 +30,11 @@ def ctx(tmp_path: Path) -> Iterator[Context]:
     context = lw.init(project="test", uri=tmp_path / "store")
     yield context
     lw.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (Debian's package; `.ci/run` installs it)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()

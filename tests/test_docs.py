@@ -32,7 +32,18 @@ def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Mon
 def test_cli_reference_is_generated_from_help(tmp_path: Path) -> None:
     out = tmp_path / "cli.md"
     subprocess.run(
-        [sys.executable, "-m", "typer", "loopwise.cli", "utils", "docs", "--name", "loopwise", "--output", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "loopwise.cli",
+            "utils",
+            "docs",
+            "--name",
+            "loopwise",
+            "--output",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )

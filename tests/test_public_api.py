@@ -35,5 +35,13 @@ def test_exported_names(module: str) -> None:
 def test_sdk_verbs_are_reachable_from_the_top() -> None:
     import loopwise as lw
 
-    for verb in ("load", "get", "set_alias", "delete_alias", "versions", "list_models", "log_model"):
+    for verb in (
+        "load",
+        "get",
+        "set_alias",
+        "delete_alias",
+        "versions",
+        "list_models",
+        "log_model",
+    ):
         assert callable(getattr(lw.models, verb))

@@ -74,7 +74,9 @@ def _folder_store(folder: Path, create: bool) -> SqlStore:
             "folder (it is created if missing).",
             path=str(folder),
         )
-    if folder.is_dir() and not db.exists() and any(folder.iterdir()):
+    # List first, then look for the database: a store that another process is creating at this
+    # moment has its database file before any other, so a file seen here implies it by then.
+    if folder.is_dir() and any(folder.iterdir()) and not db.exists():
         raise NotAStoreError(
             f"{folder} is not a Loopwise store: it has files but no {DB_FILE}. Use an empty or new "
             "folder, e.g. LOOPWISE_URI=./.loopwise.",

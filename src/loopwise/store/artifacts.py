@@ -135,7 +135,9 @@ class LocalArtifactStore(ArtifactStore):
     def put_file(self, path: Path) -> tuple[str, int]:
         digest = sha256_file(path)
         target = self._blob_path(digest)
-        if not target.exists():
+        # A blob is reused only while it still holds these bytes, so that logging an artifact
+        # again repairs a corrupted copy (as the ArtifactCorruptedError message advises).
+        if not target.is_file() or sha256_file(target) != digest:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Copy to a temporary name and rename, so a reader never sees a half-written blob.
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")

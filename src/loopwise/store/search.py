@@ -38,18 +38,22 @@ _KIND_ALIASES: dict[str, Kind] = {
     "attributes": "attributes",
     "attr": "attributes",
 }
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_\-/:]+))?"
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<and>and\b)
       | (?P<op>!=|>=|<=|=|>|<|ilike\b|like\b)
       | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
       | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf\b|nan\b)
-      | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_\-/:]+))?)
+      | (?P<ident>"""
+    + _IDENT
+    + r""")
     )""",
     re.VERBOSE | re.IGNORECASE,
 )
 
 EXAMPLE = "metrics.auc > 0.8 and params.model = 'hgb'"
+ORDER_EXAMPLE = "metrics.auc desc"
 
 
 @dataclass(frozen=True)
@@ -67,27 +71,36 @@ class OrderTerm:
     descending: bool
 
 
-def _split_key(ident: str, text: str) -> tuple[Kind, str]:
+def _split_key(ident: str, text: str, parameter: str = "filter") -> tuple[Kind, str]:
     if "." in ident:
         prefix, key = ident.split(".", 1)
         kind = _KIND_ALIASES.get(prefix.lower())
         if kind is None:
             raise _error(
-                text, f"unknown prefix {prefix!r}; use metrics., params., tags. or attributes."
+                text,
+                f"unknown prefix {prefix!r}; use metrics., params., tags. or attributes.",
+                parameter,
             )
         key = key.strip("`")
     else:
         kind, key = "attributes", ident
     if kind == "attributes" and key.lower() not in ATTRIBUTES:
-        raise _error(text, f"unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
+        raise _error(
+            text, f"unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}", parameter
+        )
     return kind, key.lower() if kind == "attributes" else key
 
 
-def _error(text: str, what: str) -> InvalidArgumentError:
+def _error(text: str, what: str, parameter: str = "filter") -> InvalidArgumentError:
+    if parameter == "order_by":
+        expected = f"Expected a key and an optional 'asc' or 'desc', e.g. {ORDER_EXAMPLE!r}"
+        subject = "run order term"
+    else:
+        expected = f"Expected clauses joined by 'and', e.g. {EXAMPLE!r}"
+        subject = "run filter"
     return InvalidArgumentError(
-        f"Could not parse the run filter {text!r}: {what}. Expected clauses joined by 'and', "
-        f"e.g. {EXAMPLE!r}.",
-        parameter="filter",
+        f"Could not parse the {subject} {text!r}: {what}. {expected}.",
+        parameter=parameter,
         received=text,
     )
 
@@ -99,7 +112,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             break
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise _error(text, f"unexpected text at position {pos}: {text[pos : pos + 20]!r}")
+            at = len(text) - len(text[pos:].lstrip())  # the offending text, not the space before
+            raise _error(text, f"unexpected text at position {at}: {text[at : at + 20]!r}")
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
         pos = match.end()
@@ -129,7 +143,8 @@ def parse_filter(text: str) -> list[Clause]:
                 raise _error(text, f"metric {key!r} is compared with a string; use a number")
         else:
             value = float(raw)
-            if kind != "metrics" and key not in ("start_time", "end_time"):
+            is_time = kind == "attributes" and key in ("start_time", "end_time")
+            if kind != "metrics" and not is_time:
                 value = raw  # params, tags and names compare as text
         if op in ("like", "ilike") and kind == "metrics":
             raise _error(text, f"{op} does not apply to metric {key!r}")
@@ -147,6 +162,8 @@ def parse_filter(text: str) -> list[Clause]:
 def parse_order_by(terms: list[str] | tuple[str, ...]) -> list[OrderTerm]:
     result = []
     for term in terms:
+        if not isinstance(term, str):
+            raise _error(repr(term), f"expected a string, got {type(term).__name__}", "order_by")
         parts = term.strip().rsplit(None, 1)
         descending = False
         if len(parts) == 2 and parts[1].lower() in ("asc", "desc"):
@@ -154,6 +171,9 @@ def parse_order_by(terms: list[str] | tuple[str, ...]) -> list[OrderTerm]:
             ident = parts[0]
         else:
             ident = term.strip()
-        kind, key = _split_key(ident, term)
+        # A misspelt direction ("desc" as "descending") must not silently become part of the key.
+        if not re.fullmatch(_IDENT, ident):
+            raise _error(term, f"{ident!r} is not a key", "order_by")
+        kind, key = _split_key(ident, term, "order_by")
         result.append(OrderTerm(kind, key, descending))
     return result

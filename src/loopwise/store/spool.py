@@ -93,9 +93,13 @@ class MetricSpool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.spool_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         path = self.directory / f"{self.spool_id}{SUFFIX}"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        # The lock says "my owner is alive": recovery skips spools whose lock is held.
+        incoming = self.directory / f"{self.spool_id}.incoming"
+        self._fd = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # The lock says "my owner is alive": recovery skips spools whose lock is held. The file
+        # takes its spool name only once locked, or another process's recovery could find it
+        # unlocked in between, take it for a dead process's spool and delete it.
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(incoming, path)
         self._pid = os.getpid()
         self._seq = 0
         self._pending = []

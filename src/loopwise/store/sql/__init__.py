@@ -33,11 +33,17 @@ class SqlStore(SqlCatalog, Store):
         refused with the command that fixes it.
         """
         self.write_engine, self.read_engine = make_engines(self.db_url)
-        if create and current_revision(self.read_engine) is None:
-            upgrade(self.write_engine)
-        check_schema(self.read_engine, self.uri)
-        self._spool = MetricSpool(self.spool_dir, self._write_metric_batch)
-        recover_spools(self.spool_dir, self._write_metric_batch, self._committed_seq)
+        try:
+            if create and current_revision(self.read_engine) is None:
+                upgrade(self.write_engine)
+            check_schema(self.read_engine, self.uri)
+            self._spool = MetricSpool(self.spool_dir, self._write_metric_batch)
+            recover_spools(self.spool_dir, self._write_metric_batch, self._committed_seq)
+        except BaseException:
+            # A refused store must not keep its database files open.
+            self.write_engine.dispose()
+            self.read_engine.dispose()
+            raise
         return self
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,11 @@ def _dataset(row: Any, project: str) -> DatasetVersion:
         split=row.split,
         description=row.description,
     )
+
+
+def _json_number(value: float) -> float | str:
+    """Strict JSON (PostgreSQL's) has no NaN or infinity: those are stored by name."""
+    return value if math.isfinite(value) else repr(value)  # 'nan', 'inf' or '-inf'
 
 
 def check_alias(alias: object) -> str:
@@ -175,12 +181,11 @@ class SqlCatalog(SqlRuns):
     def run_datasets(self, run_id: str) -> list[DatasetVersion]:
         with self._read() as conn:
             self._check_run(conn, run_id)
+            used = select(RUN_DATASETS.c.dataset_version_id).where(RUN_DATASETS.c.run_id == run_id)
             rows = conn.execute(
                 select(DATASETS, ProjectRow.name.label("project"))
-                .join(RUN_DATASETS, RUN_DATASETS.c.dataset_version_id == DATASETS.c.id)
                 .join(ProjectRow, ProjectRow.id == DATASETS.c.project_id)
-                .where(RUN_DATASETS.c.run_id == run_id)
-                .distinct()
+                .where(DATASETS.c.id.in_(used))
                 .order_by(DATASETS.c.name, DATASETS.c.version)
             ).all()
         return [_dataset(r, r.project) for r in rows]
@@ -229,7 +234,7 @@ class SqlCatalog(SqlRuns):
             run_id=row.run_id,
             signature=row.signature,
             metadata=dict(row.metadata),
-            metrics=dict(row.metrics),
+            metrics={k: float(v) for k, v in row.metrics.items()},
             datasets=list(row.datasets),
             aliases=sorted(a for a, v in aliases.items() if v == row.version),
             description=row.description,
@@ -280,7 +285,7 @@ class SqlCatalog(SqlRuns):
                     run_id=run_id,
                     signature=dict(signature) if signature is not None else None,
                     metadata=dict(metadata or {}),
-                    metrics={k: v for k, v in metrics.items()},
+                    metrics={k: _json_number(v) for k, v in metrics.items()},
                     datasets=datasets,
                     description=description,
                     created_ms=now_ms(),

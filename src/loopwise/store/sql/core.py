@@ -8,6 +8,7 @@ queue on the database lock (with a long busy timeout) instead of failing half-wa
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -32,6 +33,27 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Put the database file in WAL mode, waiting while other processes open it too.
+
+    Switching a new database to WAL needs an exclusive lock and does not wait on the busy
+    timeout: when several processes open a new store at once, all but one get "database is
+    locked". WAL is recorded in the file, so retrying settles it.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay_s = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            transient = "locked" in str(exc) or "busy" in str(exc)
+            if not transient or time.monotonic() > deadline:
+                raise
+        time.sleep(delay_s * (1 + random.random()))
+        delay_s = min(delay_s * 2, 0.1)
+
+
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
     engine = create_engine(
         url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
@@ -43,7 +65,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         # NORMAL in WAL mode survives a killed process; only an OS crash can lose the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")

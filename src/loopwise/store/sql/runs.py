@@ -169,7 +169,14 @@ class SqlRuns(SqlCore):
         return result
 
     def end_run(self, run_id: str, status: RunStatus) -> Run:
-        status = RunStatus(status)
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"Expected a run status, one of {', '.join(s.value for s in RunStatus)}; "
+                f"got {status!r}.",
+                parameter="status",
+            ) from None
         self.flush()
 
         def end(conn: Connection) -> None:
@@ -357,7 +364,9 @@ class SqlRuns(SqlCore):
             project_id = self._project_id(conn, project)
             query = select(RUNS.c.id).where(RUNS.c.project_id == project_id)
             for clause in clauses:
-                query = query.where(_clause_sql(clause.kind, clause.key, clause.op, clause.value))
+                query = query.where(
+                    _clause_sql(clause.kind, clause.key, clause.op, clause.value, conn.dialect.name)
+                )
             for i, term in enumerate(terms):
                 column: Any
                 if term.kind == "attributes":
@@ -456,7 +465,17 @@ def _excluded(conn: Connection, name: str) -> Any:
     return dialect.insert(LATEST).excluded[name]
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def _like_to_glob(pattern: str) -> str:
+    """A LIKE pattern as the equivalent (case-sensitive) SQLite GLOB pattern."""
+    special = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
+    return "".join(special.get(ch, ch) for ch in pattern)
+
+
+def _compare(column: Any, op: str, value: Any, dialect: str) -> ColumnElement[bool]:
+    if op == "like" and dialect == "sqlite":
+        # SQLite's LIKE ignores ASCII case, which would make `like` behave as `ilike`.
+        glob: ColumnElement[bool] = column.op("GLOB")(_like_to_glob(str(value)))
+        return glob
     ops: dict[str, Any] = {
         "=": column.__eq__,
         "!=": column.__ne__,
@@ -471,17 +490,19 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     return result
 
 
-def _clause_sql(kind: str, key: str, op: str, value: str | float) -> ColumnElement[bool]:
+def _clause_sql(
+    kind: str, key: str, op: str, value: str | float, dialect: str
+) -> ColumnElement[bool]:
     if kind == "attributes":
         column = RUNS.c[ATTRIBUTES[key]]
-        return _compare(column, op, value)
+        return _compare(column, op, value, dialect)
     if kind == "metrics":
         number = float(value)
         inner = select(LATEST.c.run_id).where(LATEST.c.run_id == RUNS.c.id, LATEST.c.key == key)
         if math.isnan(number):
             test = LATEST.c.is_nan if op == "=" else ~LATEST.c.is_nan
             return exists(inner.where(test))
-        return exists(inner.where(~LATEST.c.is_nan, _compare(LATEST.c.value, op, number)))
+        return exists(inner.where(~LATEST.c.is_nan, _compare(LATEST.c.value, op, number, dialect)))
     table = PARAMS if kind == "params" else TAGS
     inner = select(table.c.run_id).where(table.c.run_id == RUNS.c.id, table.c.key == key)
-    return exists(inner.where(_compare(table.c.value, op, str(value))))
+    return exists(inner.where(_compare(table.c.value, op, str(value), dialect)))

@@ -1,0 +1,68 @@
+"""The SQL store on a real PostgreSQL server: the same conformance suite as SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopwise.errors import SchemaTooOldError
+from loopwise.store import Store, open_store
+from loopwise.store.migrate import HEAD, current_revision
+from loopwise.store.sql import SqlStore
+from loopwise.store.sql.core import make_engines
+from loopwise.store.sql.schema import Base
+
+from ..services import PostgresServer
+from .conformance import StoreConformance
+
+
+def _open(url: str, artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("LOOPWISE_ARTIFACTS", str(artifacts))
+    return open_store(url)
+
+
+@pytest.fixture(scope="module")
+def shared_url(postgres: PostgresServer) -> str:
+    return postgres.create_database()
+
+
+class TestPostgresStore(StoreConformance):
+    @pytest.fixture
+    def store(
+        self, shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[Store]:
+        # One database for the module, emptied before each test (much faster than a new one).
+        write, _ = make_engines(shared_url)
+        with write.begin() as conn:
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        write.dispose()
+        store = _open(shared_url, tmp_path / "artifacts", monkeypatch)
+        yield store
+        store.close()
+
+
+def test_new_database_is_migrated_to_head(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.create_database(migrated=False)
+    store = _open(url, tmp_path / "artifacts", monkeypatch)
+    assert isinstance(store, SqlStore)
+    assert current_revision(store.read_engine) == HEAD
+    store.close()
+
+
+def test_stale_schema_is_refused_with_the_upgrade_command(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.create_database()
+    _open(url, tmp_path / "artifacts", monkeypatch).close()
+    monkeypatch.setattr("loopwise.store.migrate.KNOWN_REVISIONS", ["0001", "0002"])
+    monkeypatch.setattr("loopwise.store.migrate.HEAD", "0002")
+    with pytest.raises(SchemaTooOldError, match="loopwise db upgrade"):
+        _open(url, tmp_path / "artifacts", monkeypatch)
+    write, read = make_engines(url)
+    assert current_revision(read) == "0001"  # refused, not half-upgraded
+    write.dispose()
