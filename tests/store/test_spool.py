@@ -178,7 +178,7 @@ def test_refused_batch_is_kept_and_retried(tmp_path: Path) -> None:
 
 
 # -- through the store ---------------------------------------------------------------------------
-def test_store_replays_a_dead_spool_once(tmp_path: Path) -> None:
+def test_store_replays_a_dead_spool_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(tmp_path / "store")
     store.get_or_create_project("proj")
     run = store.create_run("proj", "r").id
@@ -186,20 +186,32 @@ def test_store_replays_a_dead_spool_once(tmp_path: Path) -> None:
     entries = _entries(25, run_id=run)
     spool = tmp_path / "store" / "spool" / f"12345-deadbeef0000{SUFFIX}"
     _write_spool(spool, entries)
-    backup = spool.read_bytes()
 
-    for _ in range(2):  # the second open finds the same file again, as after a crash
-        store = open_store(tmp_path / "store")
-        try:
-            history = store.get_metric_history(run, "loss")
-            assert [(m.value, m.step, m.timestamp_ms) for m in history] == [
-                (e.value, e.step, e.timestamp_ms) for e in entries
-            ]
-            assert store.get_run(run).metrics == {"loss": 25 / 3}
-            assert not spool.exists()
-        finally:
-            store.close()
-        spool.write_bytes(backup)
+    # The first recovering process dies after committing the replay but before removing the
+    # file: the next one must find the file again and write nothing twice.
+    real_unlink = Path.unlink
+
+    def crash_on_spool(path: Path, missing_ok: bool = False) -> None:
+        if path == spool:
+            raise KeyboardInterrupt("killed between commit and unlink")
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", crash_on_spool)
+    with pytest.raises(KeyboardInterrupt):
+        open_store(tmp_path / "store")
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert spool.exists()
+
+    store = open_store(tmp_path / "store")
+    try:
+        history = store.get_metric_history(run, "loss")
+        assert [(m.value, m.step, m.timestamp_ms) for m in history] == [
+            (e.value, e.step, e.timestamp_ms) for e in entries
+        ]
+        assert store.get_run(run).metrics == {"loss": 25 / 3}
+        assert not spool.exists()
+    finally:
+        store.close()
 
 
 CHILD = textwrap.dedent(

@@ -86,3 +86,19 @@ def test_closing_removes_the_spool_file(tmp_path: Path) -> None:
     assert len(list((tmp_path / "store" / "spool").glob("*.spool"))) == 1
     store.close()
     assert list((tmp_path / "store" / "spool").glob("*.spool")) == []
+
+
+def test_spool_progress_rows_are_pruned(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "store")
+    store.get_or_create_project("proj")
+    run = store.create_run("proj", "r")
+    for step in range(10):
+        store.log_metric_async(MetricEntry(run.id, "m", 1.0, step, T0_MS))
+    store.flush()
+    conn = sqlite3.connect(tmp_path / "store" / "loopwise.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM metric_spools").fetchone() == (1,)
+        store.close()
+        assert conn.execute("SELECT count(*) FROM metric_spools").fetchone() == (0,)
+    finally:
+        conn.close()

@@ -78,7 +78,7 @@ def _split_key(ident: str, text: str, parameter: str = "filter") -> tuple[Kind, 
         if kind is None:
             raise _error(
                 text,
-                f"unknown prefix {prefix!r}; use metrics., params., tags. or attributes.",
+                f"unknown prefix {prefix!r}; use metrics, params, tags or attributes, e.g. metrics.auc",
                 parameter,
             )
         key = key.strip("`")

@@ -69,11 +69,13 @@ class MetricSpool:
         self,
         directory: Path,
         write_batch: WriteBatch,
+        forget: Callable[[str], None] | None = None,
         flush_interval_s: float = 0.5,
         max_pending: int = 5000,
     ) -> None:
         self.directory = directory
         self.write_batch = write_batch
+        self.forget = forget
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
         self._lock = threading.Lock()  # guards the file, the sequence and the pending list
@@ -168,10 +170,15 @@ class MetricSpool:
             os.close(self._fd)
             self._pid = -1
             self._thread = None
+        if self.forget is not None:
+            self.forget(self.spool_id)  # its progress record is not needed once the file is gone
 
 
 def recover_spools(
-    directory: Path, write_batch: WriteBatch, committed_seq: Callable[[str], int]
+    directory: Path,
+    write_batch: WriteBatch,
+    committed_seq: Callable[[str], int],
+    forget: Callable[[str], None] | None = None,
 ) -> int:
     """Replay the spools of processes that died before draining them; returns values replayed."""
     if not directory.is_dir():
@@ -187,6 +194,8 @@ def recover_spools(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # its owner is alive and will drain it
+            if os.fstat(fd).st_nlink == 0:
+                continue  # recovered and removed by another process while we waited
             spool_id = path.name.removesuffix(SUFFIX)
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
@@ -196,6 +205,8 @@ def recover_spools(
                 write_batch([entry for _, entry in records], spool_id, records[-1][0])
                 replayed += len(records)
             path.unlink(missing_ok=True)
+            if forget is not None:
+                forget(spool_id)
         finally:
             os.close(fd)
     return replayed

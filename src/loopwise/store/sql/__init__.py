@@ -37,8 +37,10 @@ class SqlStore(SqlCatalog, Store):
             if create and current_revision(self.read_engine) is None:
                 upgrade(self.write_engine)
             check_schema(self.read_engine, self.uri)
-            self._spool = MetricSpool(self.spool_dir, self._write_metric_batch)
-            recover_spools(self.spool_dir, self._write_metric_batch, self._committed_seq)
+            self._spool = MetricSpool(self.spool_dir, self._write_metric_batch, self._forget_spool)
+            recover_spools(
+                self.spool_dir, self._write_metric_batch, self._committed_seq, self._forget_spool
+            )
         except BaseException:
             # A refused store must not keep its database files open.
             self.write_engine.dispose()

@@ -302,6 +302,9 @@ class SqlRuns(SqlCore):
             ).scalar()
         return int(value or 0)
 
+    def _forget_spool(self, spool_id: str) -> None:
+        self._write(lambda conn: conn.execute(SPOOLS.delete().where(SPOOLS.c.spool_id == spool_id)))
+
     def _validated(self, entry: MetricEntry) -> MetricEntry:
         key = check_key(entry.key, "metric")
         return MetricEntry(
