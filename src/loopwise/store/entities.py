@@ -80,7 +80,9 @@ class Run:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     """The latest value of each metric (highest step, then latest timestamp)."""
-    environment: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] | None = field(default_factory=dict)
+    """What the run ran on (see ``capture_environment``). ``None`` in search results, which
+    leave it out to stay fast: ``get_run`` has it."""
 
     @property
     def start_time(self) -> datetime:

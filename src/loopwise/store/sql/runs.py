@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, exists, or_, select
+from sqlalchemy import Connection, Table, and_, bindparam, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from loopwise.errors import ConflictError, InvalidArgumentError, NotFoundError
 from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
@@ -29,7 +29,17 @@ from loopwise.store.validate import check_key, check_metric_value, check_step, c
 
 __all__ = ["SqlRuns", "upsert"]
 
-CHUNK = 500
+CHUNK = 5000  # ids per query: below SQLite's and PostgreSQL's limits on bound parameters
+RUN_COLUMNS = (RUNS.c.id, RUNS.c.name, RUNS.c.status, RUNS.c.start_ms, RUNS.c.end_ms)
+_STATUS = {status.value: status for status in RunStatus}
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_PARAMS_BY_IDS = select(PARAMS.c.run_id, PARAMS.c.key, PARAMS.c.value).where(
+    PARAMS.c.run_id.in_(_IDS)
+)
+_TAGS_BY_IDS = select(TAGS.c.run_id, TAGS.c.key, TAGS.c.value).where(TAGS.c.run_id.in_(_IDS))
+_METRICS_BY_IDS = select(LATEST.c.run_id, LATEST.c.key, LATEST.c.value, LATEST.c.is_nan).where(
+    LATEST.c.run_id.in_(_IDS)
+)
 
 
 def upsert(
@@ -78,7 +88,17 @@ class SqlRuns(SqlCore):
                 f"Expected a run name of 1-250 characters, got {name!r}.", parameter="name"
             )
         tag_map = check_string_map(tags or {}, "tag")
-        run_id = uuid.uuid4().hex
+        run = Run(
+            id=uuid.uuid4().hex,
+            project=project,
+            name=name,
+            status=RunStatus.RUNNING,
+            start_ms=now_ms(),
+            end_ms=None,
+            tags=tag_map,
+            environment=dict(environment or {}),
+        )
+        run_id = run.id
 
         def create(conn: Connection) -> None:
             project_id = self._project_id(conn, project)
@@ -87,10 +107,10 @@ class SqlRuns(SqlCore):
                     id=run_id,
                     project_id=project_id,
                     name=name,
-                    status=RunStatus.RUNNING.value,
-                    start_ms=now_ms(),
+                    status=run.status.value,
+                    start_ms=run.start_ms,
                     end_ms=None,
-                    environment=dict(environment or {}),
+                    environment=run.environment,
                 )
             )
             if tag_map:
@@ -101,7 +121,7 @@ class SqlRuns(SqlCore):
 
         self._write(create)
         self._known_runs.add(run_id)
-        return self.get_run(run_id)
+        return run  # exactly what was written: no need to read it back
 
     def _check_run(self, conn: Connection, run_id: str) -> None:
         if run_id in self._known_runs:
@@ -119,54 +139,55 @@ class SqlRuns(SqlCore):
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
-            runs = self._load_runs(conn, [run_id])
-        if not runs:
-            raise NotFoundError(
-                f"No run with id {run_id!r}. List run ids with `loopwise runs list`.",
-                kind="run",
-                wanted=str(run_id),
-            )
-        return runs[0]
-
-    def _load_runs(self, conn: Connection, run_ids: Sequence[str]) -> list[Run]:
-        """Full run records (params, tags, latest metrics) for ids, in the order given."""
-        by_id: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(run_ids), CHUNK):
-            chunk = list(run_ids[start : start + CHUNK])
-            rows = conn.execute(
-                select(RUNS, ProjectRow.name.label("project"))
+            row = conn.execute(
+                select(*RUN_COLUMNS, ProjectRow.name, RUNS.c.environment)
                 .join(ProjectRow, ProjectRow.id == RUNS.c.project_id)
-                .where(RUNS.c.id.in_(chunk))
-            ).all()
-            for r in rows:
-                by_id[r.id] = {"row": r, "params": {}, "tags": {}, "metrics": {}}
-            for p in conn.execute(select(PARAMS).where(PARAMS.c.run_id.in_(chunk))):
-                by_id[p.run_id]["params"][p.key] = p.value
-            for t in conn.execute(select(TAGS).where(TAGS.c.run_id.in_(chunk))):
-                by_id[t.run_id]["tags"][t.key] = t.value
-            for m in conn.execute(select(LATEST).where(LATEST.c.run_id.in_(chunk))):
-                by_id[m.run_id]["metrics"][m.key] = _metric_value(m)
-        result = []
-        for run_id in run_ids:
-            item = by_id.get(run_id)
-            if item is None:
-                continue
-            r = item["row"]
-            result.append(
-                Run(
-                    id=r.id,
-                    project=r.project,
-                    name=r.name,
-                    status=RunStatus(r.status),
-                    start_ms=r.start_ms,
-                    end_ms=r.end_ms,
-                    params=item["params"],
-                    tags=item["tags"],
-                    metrics=item["metrics"],
-                    environment=r.environment or {},
+                .where(RUNS.c.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(
+                    f"No run with id {run_id!r}. List run ids with `loopwise runs list`.",
+                    kind="run",
+                    wanted=str(run_id),
                 )
+            return self._assemble(conn, [tuple(row[:5])], row[5], {run_id: row[6] or {}})[0]
+
+    def _assemble(
+        self,
+        conn: Connection,
+        rows: Sequence[tuple[Any, ...]],
+        project: str,
+        environments: Mapping[str, dict[str, Any]] | None = None,
+    ) -> list[Run]:
+        """Runs from ``(id, name, status, start_ms, end_ms)`` rows, in order, with their params,
+        tags and latest metrics; environments only where given (listings leave them out)."""
+        ids = [row[0] for row in rows]
+        params: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
+        tags: dict[str, dict[str, str]] = {run_id: {} for run_id in ids}
+        metrics: dict[str, dict[str, float]] = {run_id: {} for run_id in ids}
+        for start in range(0, len(ids), CHUNK):
+            chunk = {"ids": ids[start : start + CHUNK]}
+            for run_id, key, value in conn.execute(_PARAMS_BY_IDS, chunk):
+                params[run_id][key] = value
+            for run_id, key, value in conn.execute(_TAGS_BY_IDS, chunk):
+                tags[run_id][key] = value
+            for run_id, key, value, is_nan in conn.execute(_METRICS_BY_IDS, chunk):
+                metrics[run_id][key] = math.nan if is_nan else value
+        return [
+            Run(
+                id=run_id,
+                project=project,
+                name=name,
+                status=_STATUS[status],
+                start_ms=start_ms,
+                end_ms=end_ms,
+                params=params[run_id],
+                tags=tags[run_id],
+                metrics=metrics[run_id],
+                environment=None if environments is None else environments.get(run_id, {}),
             )
-        return result
+            for run_id, name, status, start_ms, end_ms in rows
+        ]
 
     def end_run(self, run_id: str, status: RunStatus) -> Run:
         try:
@@ -365,7 +386,7 @@ class SqlRuns(SqlCore):
         terms = parse_order_by(list(order_by))
         with self._read() as conn:
             project_id = self._project_id(conn, project)
-            query = select(RUNS.c.id).where(RUNS.c.project_id == project_id)
+            query = select(*RUN_COLUMNS).where(RUNS.c.project_id == project_id)
             for clause in clauses:
                 query = query.where(
                     _clause_sql(clause.kind, clause.key, clause.op, clause.value, conn.dialect.name)
@@ -387,8 +408,8 @@ class SqlRuns(SqlCore):
                     column.is_(None), column.desc() if term.descending else column.asc()
                 )
             query = query.order_by(RUNS.c.start_ms.desc(), RUNS.c.id).limit(max_results)
-            ids = list(conn.execute(query).scalars())
-            return self._load_runs(conn, ids)
+            rows = [tuple(row) for row in conn.execute(query)]
+            return self._assemble(conn, rows, project)
 
     # -- run artifacts --------------------------------------------------------------------------
     def log_artifact(
