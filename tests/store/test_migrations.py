@@ -168,3 +168,15 @@ def test_upgrade_store_on_a_new_folder_is_idempotent(tmp_path: Path) -> None:
     finally:
         store.close()
     assert upgrade_store(folder) == (migrate.HEAD, migrate.HEAD)
+
+
+def test_empty_database_opened_without_create_is_not_a_store(tmp_path: Path) -> None:
+    from loopwise.errors import NotAStoreError
+    from loopwise.store.artifacts import LocalArtifactStore
+    from loopwise.store.sql import SqlStore
+
+    store = SqlStore(
+        f"sqlite:///{tmp_path / 'empty.db'}", LocalArtifactStore(tmp_path / "a"), tmp_path / "s"
+    )
+    with pytest.raises(NotAStoreError, match="loopwise db upgrade"):
+        store.open(create=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from loopwise.errors import SchemaTooNewError, SchemaTooOldError
+from loopwise.errors import NotAStoreError, SchemaTooNewError, SchemaTooOldError
 
 __all__ = [
     "HEAD",
@@ -50,6 +50,12 @@ def check_schema(engine: Engine, uri: str) -> None:
     revision = current_revision(engine)
     if revision == HEAD:
         return
+    if revision is None:
+        raise NotAStoreError(
+            f"The database at {uri} has no Loopwise tables. Create them with: "
+            f"loopwise db upgrade --uri {uri}",
+            uri=uri,
+        )
     if revision in KNOWN_REVISIONS:
         raise SchemaTooOldError(
             f"The store at {uri} has schema {revision}; this Loopwise needs {HEAD}. "
