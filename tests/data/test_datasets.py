@@ -102,3 +102,11 @@ def test_lineage_links_runs_and_versions(ctx: Context, mixed: pd.DataFrame) -> N
     assert ctx.store.dataset_runs(version.id) == [run.id]
     with pytest.raises(InvalidArgumentError, match="DatasetVersion"):
         run.use("mixed")  # type: ignore[arg-type]
+
+
+def test_split_and_description_are_checked(ctx: Context, mixed: pd.DataFrame) -> None:
+    with pytest.raises(InvalidArgumentError, match="split name"):
+        lw.log_dataset(mixed, name="mixed", split="train set!")
+    with pytest.raises(InvalidArgumentError, match="description"):
+        lw.log_dataset(mixed, name="mixed", description=["x"])  # type: ignore[arg-type]
+    assert lw.list_datasets() == []

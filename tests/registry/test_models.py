@@ -248,3 +248,22 @@ def test_loading_without_the_package_says_which_extra(
     monkeypatch.setitem(sys.modules, "skops.io", None)
     with pytest.raises(MissingDependencyError, match=r"loopwise\[sklearn\]"):
         lw.models.load("employment")
+
+
+def test_bad_registration_input_is_explained(lw_ctx: object) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from loopwise.errors import InvalidArgumentError
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    fitted = LogisticRegression().fit(frame, [0, 0, 1, 1])
+    with pytest.raises(InvalidArgumentError, match="could not predict its input_example"):
+        lw.models.log_model(fitted, name="m", input_example=pd.DataFrame({"z": [1.0]}))
+    with pytest.raises(InvalidArgumentError, match="Expected a fitted model"):
+        lw.models.log_model(LogisticRegression(), name="m")
+    with pytest.raises(InvalidArgumentError, match="model name"):
+        lw.models.log_model(fitted, name="bad name")
+    with pytest.raises(InvalidArgumentError, match="description"):
+        lw.models.log_model(fitted, name="m", description=["not", "text"])  # type: ignore[arg-type]
+    assert lw.models.list_models() == []

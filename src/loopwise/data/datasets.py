@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import DatasetVersion
-from loopwise.store.validate import check_name
+from loopwise.store.validate import check_name, check_optional_name, check_text
 
 __all__ = ["content_hash", "list_datasets", "load_dataset", "log_dataset", "parse_dataset_ref"]
 
@@ -118,6 +118,8 @@ def log_dataset(
     Logging identical data again returns the existing version and stores nothing new.
     """
     check_name(name, "dataset")
+    check_optional_name(split, "split")
+    check_text(description, "description")
     ctx = current()
     table = _to_table(data)
     digest = content_hash(table)

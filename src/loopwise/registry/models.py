@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from loopwise.context import current
-from loopwise.errors import InvalidArgumentError, UnsafeModelError
+from loopwise.errors import InvalidArgumentError, LoopwiseError, UnsafeModelError
 from loopwise.registry.flavours import detect_flavour, get_flavour
 from loopwise.registry.signature import check_input, infer_signature
 from loopwise.store import ModelVersion, RegisteredModel, Store
+from loopwise.store.validate import check_name
 
 __all__ = [
     "LoadedClassifier",
@@ -88,6 +89,7 @@ def log_model(
     ``input_example`` (a few rows) gives the signature that inputs are checked against. Models
     with no safe format need ``allow_pickle=True``: loading a pickle runs code.
     """
+    check_name(name, "model")  # before any work on the model's files
     store, project = _context(store, project)
     chosen = get_flavour(flavour) if flavour is not None else detect_flavour(model, allow_pickle)
     if chosen.uses_pickle and not allow_pickle:
@@ -99,9 +101,20 @@ def log_model(
     signature = None
     if input_example is not None:
         predictor = chosen.predictor(model)
-        output = (
-            np.asarray(predictor.predict(input_example)) if hasattr(predictor, "predict") else None
-        )
+        try:
+            output = (
+                np.asarray(predictor.predict(input_example))
+                if hasattr(predictor, "predict")
+                else None
+            )
+        except LoopwiseError:
+            raise
+        except Exception as exc:
+            raise InvalidArgumentError(
+                f"The model could not predict its input_example ({type(exc).__name__}: {exc}). "
+                "Pass a few rows of the data it was trained on, with the same columns and types.",
+                parameter="input_example",
+            ) from exc
         signature = infer_signature(input_example, output)
     with tempfile.TemporaryDirectory(prefix="loopwise-model-") as tmp:
         folder = Path(tmp)

@@ -9,7 +9,15 @@ from typing import Any
 
 from loopwise.errors import InvalidArgumentError
 
-__all__ = ["check_key", "check_metric_value", "check_name", "check_step", "check_string_map"]
+__all__ = [
+    "check_key",
+    "check_metric_value",
+    "check_name",
+    "check_optional_name",
+    "check_step",
+    "check_string_map",
+    "check_text",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.\-/ :]{1,250}$")
@@ -89,3 +97,20 @@ def check_string_map(values: Mapping[str, Any], what: str) -> dict[str, str]:
             )
         result[key] = text
     return result
+
+
+def check_optional_name(name: object, what: str) -> str | None:
+    return None if name is None else check_name(name, what)
+
+
+def check_text(text: object, what: str, max_chars: int = MAX_VALUE_CHARS) -> str | None:
+    """Free text such as a description: a string of bounded length, or None."""
+    if text is None:
+        return None
+    if not isinstance(text, str) or len(text) > max_chars:
+        got = f"{len(text)} characters" if isinstance(text, str) else type(text).__name__
+        raise InvalidArgumentError(
+            f"Expected the {what} to be a string of at most {max_chars} characters, got {got}.",
+            parameter=what,
+        )
+    return text

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.errors import UnsafeModelError, require_extra
+from loopwise.errors import InvalidArgumentError, UnsafeModelError, require_extra
 from loopwise.registry.flavours.base import Flavour, module_of
 
 __all__ = ["SklearnFlavour"]
@@ -30,6 +30,17 @@ class SklearnFlavour(Flavour):
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
         sio = require_extra("skops.io", "sklearn")
         sklearn = require_extra("sklearn", "sklearn")
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(model)
+        except NotFittedError as exc:
+            raise InvalidArgumentError(
+                f"Expected a fitted model, got an unfitted {type(model).__name__}. Call "
+                "model.fit(X, y) before logging it.",
+                parameter="model",
+            ) from exc
         path = folder / FILE
         sio.dump(model, path)
         return {

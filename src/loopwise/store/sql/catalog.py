@@ -16,7 +16,7 @@ from loopwise.store.sql.runs import SqlRuns, upsert
 from loopwise.store.sql.schema import DATASETS, MODELS, RUN_DATASETS, ProjectRow
 from loopwise.store.sql.schema import MODEL_ALIASES as ALIASES
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
-from loopwise.store.validate import check_name
+from loopwise.store.validate import check_name, check_optional_name, check_text
 
 __all__ = ["SqlCatalog"]
 
@@ -68,6 +68,8 @@ class SqlCatalog(SqlRuns):
         description: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
         check_name(name, "dataset")
+        split = check_optional_name(split, "split")
+        description = check_text(description, "description")
 
         def existing(conn: Connection, project_id: int) -> Any:
             return conn.execute(
@@ -253,6 +255,7 @@ class SqlCatalog(SqlRuns):
         description: str | None = None,
     ) -> ModelVersion:
         check_name(name, "model")
+        description = check_text(description, "description")
         metrics: dict[str, float] = {}
         datasets: list[str] = []
         if run_id is not None:
