@@ -23,9 +23,12 @@ class Flavour(ABC):
     """The pip extra that installs what this flavour needs."""
     uses_pickle: ClassVar[bool] = False
 
-    @abstractmethod
+    package: ClassVar[str] = ""
+    """The top-level package whose models this flavour handles (e.g. ``xgboost``)."""
+
     def handles(self, model: Any) -> bool:
         """Whether ``model`` is of this flavour (cheap; must not import optional packages)."""
+        return bool(self.package) and self.package in module_of(model)
 
     @abstractmethod
     def save(self, model: Any, folder: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from loopwise.errors import InvalidArgumentError, require_extra
-from loopwise.registry.flavours.base import Flavour, module_of
+from loopwise.registry.flavours.base import Flavour
 
 __all__ = ["LightGBMClassifier", "LightGBMFlavour", "LightGBMModel"]
 
@@ -60,10 +60,8 @@ class LightGBMClassifier(LightGBMModel):
 
 class LightGBMFlavour(Flavour):
     name = "lightgbm"
+    package = "lightgbm"
     extra = EXTRA
-
-    def handles(self, model: Any) -> bool:
-        return "lightgbm" in module_of(model)
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
         lightgbm = require_extra("lightgbm", EXTRA)

@@ -196,10 +196,8 @@ def _class_labels(proto: Any, helper: Any) -> list[Any] | None:
 
 class OnnxFlavour(Flavour):
     name = "onnx"
+    package = "onnx"
     extra = EXTRA
-
-    def handles(self, model: Any) -> bool:
-        return "onnx" in module_of(model)
 
     def predictor(self, model: Any) -> Any:
         return _wrap(_session(_model_bytes(model)), None)

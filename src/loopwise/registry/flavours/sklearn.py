@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError, UnsafeModelError, require_extra
-from loopwise.registry.flavours.base import Flavour, module_of
+from loopwise.registry.flavours.base import Flavour
 
 __all__ = ["SklearnFlavour"]
 
@@ -22,10 +22,8 @@ FILE = "model.skops"
 
 class SklearnFlavour(Flavour):
     name = "sklearn"
+    package = "sklearn"
     extra = "sklearn"
-
-    def handles(self, model: Any) -> bool:
-        return "sklearn" in module_of(model)
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
         sio = require_extra("skops.io", "sklearn")

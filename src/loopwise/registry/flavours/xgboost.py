@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from loopwise.errors import InvalidArgumentError, UnsafeModelError, require_extra
-from loopwise.registry.flavours.base import Flavour, module_of
+from loopwise.registry.flavours.base import Flavour
 
 __all__ = ["BoosterModel", "XGBoostFlavour"]
 
@@ -78,10 +78,8 @@ def _wrapper_class(model: Any) -> str:
 
 class XGBoostFlavour(Flavour):
     name = "xgboost"
+    package = "xgboost"
     extra = EXTRA
-
-    def handles(self, model: Any) -> bool:
-        return "xgboost" in module_of(model)
 
     def predictor(self, model: Any) -> Any:
         xgboost = require_extra("xgboost", EXTRA)
