@@ -111,7 +111,7 @@ def test_spool_of_a_live_owner_is_left_alone(tmp_path: Path) -> None:
     spool = MetricSpool(tmp_path, owner_db.write_batch, flush_interval_s=60)
     entries = _entries(3)
     for entry in entries:
-        spool.append(entry)
+        spool.append([entry])
     try:
         [path] = tmp_path.glob(f"*{SUFFIX}")
         assert recover_spools(tmp_path, other_db.write_batch, other_db.committed_seq) == 0
@@ -130,7 +130,7 @@ def test_spool_file_is_named_only_once_locked(tmp_path: Path) -> None:
     assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 0
     assert (tmp_path / "new-1.incoming").exists()
     spool = MetricSpool(tmp_path / "live", db.write_batch, flush_interval_s=60)
-    spool.append(_entries(1)[0])
+    spool.append(_entries(1)[:1])
     try:
         assert [p.suffix for p in (tmp_path / "live").iterdir()] == [SUFFIX]
     finally:
@@ -143,7 +143,7 @@ def test_background_drain_empties_the_spool(tmp_path: Path) -> None:
     entries = _entries(20)
     try:
         for entry in entries:
-            spool.append(entry)
+            spool.append([entry])
         deadline = time.monotonic() + 10
         while len(db.entries) < 20 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -163,12 +163,12 @@ def test_refused_batch_is_kept_and_retried(tmp_path: Path) -> None:
     entries = _entries(5)
     try:
         for entry in entries[:3]:
-            spool.append(entry)
+            spool.append([entry])
         db.refuse = True
         with pytest.raises(RuntimeError, match="unavailable"):
             spool.flush()
         for entry in entries[3:]:
-            spool.append(entry)
+            spool.append([entry])
         db.refuse = False
         spool.flush()
         assert db.entries == entries

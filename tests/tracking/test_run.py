@@ -130,3 +130,15 @@ def test_capture_environment_outside_git_has_no_git(
 ) -> None:
     monkeypatch.setattr("loopwise.tracking.environment._entry_point_dir", lambda: tmp_path)
     assert capture_environment()["git"] is None
+
+
+def test_a_bad_value_in_a_batch_keeps_none_of_it(ctx: Context) -> None:
+    with lw.start_run() as run:
+        run.log_metric("loss", 1.0)
+        with pytest.raises(InvalidArgumentError, match="metric 'acc'"):
+            run.log_metrics({"loss": 0.5, "acc": "high"})
+        with pytest.raises(InvalidArgumentError, match="metric key"):
+            run.log_metric(["not", "a", "key"], 1.0)  # type: ignore[arg-type]
+        run.log_metric("loss", 0.25)
+    assert [(m.step, m.value) for m in lw.metric_history(run.id, "loss")] == [(0, 1.0), (1, 0.25)]
+    assert lw.get_run(run.id).metrics == {"loss": 0.25}

@@ -87,12 +87,17 @@ class Store(ABC):
         """Write metric values synchronously; durable when this returns."""
 
     @abstractmethod
-    def log_metric_async(self, entry: MetricEntry) -> None:
-        """Accept a metric without waiting for the database.
+    def log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
+        """Accept metric values without waiting for the database.
 
-        The value must be durable against a killed process once this returns (a local spool);
-        it reaches the metadata store in the background, or on the next open after a crash.
+        All are checked before any is accepted. They must be durable against a killed process
+        once this returns (a local spool); they reach the metadata store in the background, or
+        on the next open after a crash.
         """
+
+    def log_metric_async(self, entry: MetricEntry) -> None:
+        """One value through :meth:`log_metrics_async`."""
+        self.log_metrics_async([entry])
 
     @abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...

@@ -111,13 +111,19 @@ class MetricSpool:
         )
         self._thread.start()
 
-    def append(self, entry: MetricEntry) -> None:
+    def append(self, entries: Sequence[MetricEntry]) -> None:
+        """Spool ``entries`` with one ``write``: durable against a killed process on return."""
+        if not entries:
+            return
         with self._lock:
             if self._pid != os.getpid():  # first use, or we are a forked child
                 self._open()
-            self._seq += 1
-            os.write(self._fd, _encode(self._seq, entry))
-            self._pending.append((self._seq, entry))
+            first = self._seq + 1
+            data = memoryview(b"".join(_encode(first + i, e) for i, e in enumerate(entries)))
+            while data:  # a regular file takes it all at once, short of a full disk
+                data = data[os.write(self._fd, data) :]
+            self._pending.extend(zip(range(first, first + len(entries)), entries, strict=True))
+            self._seq += len(entries)
             if len(self._pending) >= self.max_pending:
                 self._wake.set()
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import DatasetVersion, MetricEntry, Run, RunStatus, Store
+from loopwise.store.validate import check_key
 from loopwise.tracking.environment import capture_environment
 
 if TYPE_CHECKING:
@@ -67,22 +68,30 @@ class ActiveRun:
         self, key: str, value: float, step: int | None = None, timestamp_ms: int | None = None
     ) -> None:
         """Record one value. Without ``step``, each key counts its own steps 0, 1, 2, …"""
-        if step is None:
-            step = self._steps.get(key, 0) if isinstance(key, str) else 0
-        self._steps[key] = step + 1 if isinstance(step, int) else 0
+        check_key(key, "metric")  # before it is used as a dict key below
         stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        self.store.log_metric_async(MetricEntry(self.id, key, value, step, stamp))
+        self._log({key: value}, step, stamp)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record several values at once: all are checked before any is kept."""
         if not isinstance(metrics, Mapping):
             raise InvalidArgumentError(
                 f"Expected a mapping of metric names to numbers, got {type(metrics).__name__}. "
                 "Pass a dict, e.g. {'auc': 0.91}.",
                 parameter="metrics",
             )
-        stamp = int(time.time() * 1000)
-        for key, value in metrics.items():
-            self.log_metric(key, value, step=step, timestamp_ms=stamp)
+        self._log(metrics, step, int(time.time() * 1000))
+
+    def _log(self, metrics: Mapping[str, float], step: int | None, timestamp_ms: int) -> None:
+        steps = {key: self._steps.get(key, 0) if step is None else step for key in metrics}
+        self.store.log_metrics_async(
+            [
+                MetricEntry(self.id, key, value, steps[key], timestamp_ms)
+                for key, value in metrics.items()
+            ]
+        )
+        # Only values that were accepted advance the automatic step counters.
+        self._steps.update({key: s + 1 for key, s in steps.items() if isinstance(s, int)})
 
     def log_artifact(self, local_path: str | Path, artifact_path: str = "") -> list[ArtifactFile]:
         """Store a file or a whole folder under ``artifact_path`` in the run's artifact tree."""

@@ -348,10 +348,9 @@ class SqlRuns(SqlCore):
         self._check_runs({e.run_id for e in checked})
         self._write_metric_batch(checked, None, 0)
 
-    def log_metric_async(self, entry: MetricEntry) -> None:
-        checked = self._validated(entry)
-        if checked.run_id not in self._known_runs:
-            self._check_runs({checked.run_id})
+    def log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
+        checked = [self._validated(e) for e in entries]
+        self._check_runs({e.run_id for e in checked})
         self._spool.append(checked)
 
     def flush(self) -> None:
