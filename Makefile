@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck docs bench clean
+.PHONY: demo test lint typecheck docs bench bench-server clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ docs: $(VENV)/.installed-dev
 ## bench: speed against the peers (installs them into .bench/)
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/tracking.py
+
+## bench-server: 16 clients against `loopwise server` and `mlflow server` (SQLite, PostgreSQL)
+bench-server: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/server.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache

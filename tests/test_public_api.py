@@ -13,9 +13,17 @@ EXPECTED = {
         "list_datasets", "load_dataset", "log_dataset", "metric_history", "models", "runs_frame",
         "search_runs", "shutdown", "start_run",
     ],
+    "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],
     "loopwise.data": [
         "DatasetVersion", "content_hash", "list_datasets", "load_dataset", "log_dataset",
         "parse_dataset_ref",
+    ],
+    "loopwise.server": ["API_PREFIX", "create_app"],
+    "loopwise.store": [
+        "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification", "DEFAULT_URI",
+        "DatasetVersion", "Metric", "MetricEntry", "ModelVersion", "Project", "RegisteredModel",
+        "RemoteStore", "Role", "Run", "RunStatus", "Store", "Token", "open_store", "resolve_uri",
+        "upgrade_store",
     ],
     "loopwise.tracking": [
         "ActiveRun", "active_run", "capture_environment", "compare_runs", "get_run",

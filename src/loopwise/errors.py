@@ -5,9 +5,12 @@ Each class carries a stable ``code`` (used in the JSON error envelope of the API
 
     LoopwiseError                          (code: error, 500)
     ├── InvalidArgumentError               (invalid_argument, 400)
-    │   └── SignatureMismatchError         (signature_mismatch, 422)
+    │   ├── SignatureMismatchError         (signature_mismatch, 422)
+    │   └── PayloadTooLargeError           (payload_too_large, 413)
     ├── NotFoundError                      (not_found, 404)
     ├── ConflictError                      (conflict, 409)
+    ├── AuthenticationError                (unauthenticated, 401)
+    ├── PermissionDeniedError              (permission_denied, 403)
     ├── StoreError                         (store_error, 500)
     │   ├── NotAStoreError                 (not_a_store, 400)
     │   ├── SchemaTooOldError              (schema_too_old, 503)
@@ -27,17 +30,21 @@ from typing import Any, ClassVar
 __all__ = [
     "HTTP_STATUS",
     "ArtifactCorruptedError",
+    "AuthenticationError",
     "ConflictError",
     "InvalidArgumentError",
     "LoopwiseError",
     "MissingDependencyError",
     "NotAStoreError",
     "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SignatureMismatchError",
     "StoreError",
     "UnsafeModelError",
+    "error_from_dict",
 ]
 
 
@@ -71,6 +78,13 @@ class SignatureMismatchError(InvalidArgumentError):
     http_status = 422
 
 
+class PayloadTooLargeError(InvalidArgumentError):
+    """A request body is larger than the server accepts."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
 class NotFoundError(LoopwiseError, LookupError):
     """A named or identified object does not exist."""
 
@@ -83,6 +97,20 @@ class ConflictError(LoopwiseError):
 
     code = "conflict"
     http_status = 409
+
+
+class AuthenticationError(LoopwiseError):
+    """No credentials, or credentials that belong to no live API token."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDeniedError(LoopwiseError):
+    """The caller is known, but its role or project scope does not allow the request."""
+
+    code = "permission_denied"
+    http_status = 403
 
 
 class StoreError(LoopwiseError):
@@ -140,8 +168,11 @@ HTTP_STATUS: dict[str, int] = {
         LoopwiseError,
         InvalidArgumentError,
         SignatureMismatchError,
+        PayloadTooLargeError,
         NotFoundError,
         ConflictError,
+        AuthenticationError,
+        PermissionDeniedError,
         StoreError,
         NotAStoreError,
         SchemaTooOldError,
@@ -151,6 +182,31 @@ HTTP_STATUS: dict[str, int] = {
         MissingDependencyError,
     )
 }
+
+
+def error_from_dict(envelope: Any, status: int = 500) -> LoopwiseError:
+    """Rebuild the error an API response carries (the JSON envelope), keeping its class."""
+    body = envelope.get("error") if isinstance(envelope, dict) else None
+    if not isinstance(body, dict):
+        return LoopwiseError(f"The server answered HTTP {status} without an error body.")
+    code = str(body.get("code", "error"))
+    message = str(body.get("message", ""))
+    raw = body.get("details")
+    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    cls = _BY_CODE.get(code, LoopwiseError)
+    error = cls(message, **details)
+    if cls is LoopwiseError:
+        error.details.setdefault("code", code)
+    return error
+
+
+def _subclasses(cls: type[LoopwiseError]) -> Iterable[type[LoopwiseError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
+
+
+_BY_CODE: dict[str, type[LoopwiseError]] = {cls.code: cls for cls in _subclasses(LoopwiseError)}
 
 
 def not_found(kind: str, wanted: str, existing: Iterable[str], hint: str = "") -> NotFoundError:

@@ -180,3 +180,33 @@ def test_empty_database_opened_without_create_is_not_a_store(tmp_path: Path) -> 
     )
     with pytest.raises(NotAStoreError, match="loopwise db upgrade"):
         store.open(create=False)
+
+
+def test_upgrading_a_0001_store_starts_an_empty_audit_log(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    write_engine, _ = make_engines(f"sqlite:///{folder / 'loopwise.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with write_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(text("INSERT INTO projects (name, created_ms) VALUES ('old', 0)"))
+        conn.execute(
+            text("INSERT INTO loopwise_meta (key, value) VALUES ('written_by_loopwise', '0.1')")
+        )
+    write_engine.dispose()
+    assert upgrade_store(folder) == ("0001", migrate.HEAD)
+    store = open_store(folder)
+    try:
+        assert store.verify_audit().records == 0 and store.verify_audit().ok
+        store.get_or_create_project("new")
+        assert [(r.seq, r.action, r.project) for r in store.audit_log()] == [
+            (1, "project.create", "new")
+        ]
+        assert store.verify_audit().ok
+    finally:
+        store.close()

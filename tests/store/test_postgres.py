@@ -9,12 +9,14 @@ import pytest
 
 from loopwise.errors import SchemaTooOldError
 from loopwise.store import Store, open_store
-from loopwise.store.migrate import HEAD, current_revision
+from loopwise.store.audit import GENESIS_HASH
+from loopwise.store.migrate import HEAD, KNOWN_REVISIONS, current_revision
 from loopwise.store.sql import SqlStore
 from loopwise.store.sql.core import make_engines
-from loopwise.store.sql.schema import Base
+from loopwise.store.sql.schema import AUDIT_HEAD, Base
 
 from ..services import PostgresServer
+from .access_conformance import AccessConformance
 from .conformance import StoreConformance
 
 
@@ -28,7 +30,7 @@ def shared_url(postgres: PostgresServer) -> str:
     return postgres.create_database()
 
 
-class TestPostgresStore(StoreConformance):
+class TestPostgresStore(StoreConformance, AccessConformance):
     @pytest.fixture
     def store(
         self, shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -38,6 +40,7 @@ class TestPostgresStore(StoreConformance):
         with write.begin() as conn:
             names = ", ".join(t.name for t in Base.metadata.sorted_tables)
             conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            conn.execute(AUDIT_HEAD.insert().values(id=1, seq=0, hash=GENESIS_HASH))
         write.dispose()
         store = _open(shared_url, tmp_path / "artifacts", monkeypatch)
         yield store
@@ -59,10 +62,11 @@ def test_stale_schema_is_refused_with_the_upgrade_command(
 ) -> None:
     url = postgres.create_database()
     _open(url, tmp_path / "artifacts", monkeypatch).close()
-    monkeypatch.setattr("loopwise.store.migrate.KNOWN_REVISIONS", ["0001", "0002"])
-    monkeypatch.setattr("loopwise.store.migrate.HEAD", "0002")
+    newer = f"{int(HEAD) + 1:04d}"
+    monkeypatch.setattr("loopwise.store.migrate.KNOWN_REVISIONS", [*KNOWN_REVISIONS, newer])
+    monkeypatch.setattr("loopwise.store.migrate.HEAD", newer)
     with pytest.raises(SchemaTooOldError, match="loopwise db upgrade"):
         _open(url, tmp_path / "artifacts", monkeypatch)
     write, read = make_engines(url)
-    assert current_revision(read) == "0001"  # refused, not half-upgraded
+    assert current_revision(read) == HEAD  # refused, not half-upgraded
     write.dispose()

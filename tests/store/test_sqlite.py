@@ -11,10 +11,11 @@ import pytest
 from loopwise.errors import NotAStoreError
 from loopwise.store import MetricEntry, RunStatus, Store, open_store
 
+from .access_conformance import AccessConformance
 from .conformance import T0_MS, StoreConformance
 
 
-class TestSqliteStore(StoreConformance):
+class TestSqliteStore(StoreConformance, AccessConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         store = open_store(tmp_path / "store")

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from loopwise.cli import data, db, models, runs
+from loopwise.cli import access, data, db, models, runs
 from loopwise.cli.common import State
 from loopwise.cli.output import console, err_console
+from loopwise.cli.server import server
 from loopwise.errors import LoopwiseError
 
 __all__ = ["app", "main"]
@@ -25,6 +26,9 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(access.token_app, name="token")
+app.add_typer(access.audit_app, name="audit")
+app.command("server")(server)
 
 
 def _version(value: bool) -> None:
@@ -42,7 +46,8 @@ def global_options(
         typer.Option(
             "--uri",
             envvar="LOOPWISE_URI",
-            help="Store: a folder (default ./.loopwise) or database URL.",
+            help="Store: a folder (default ./.loopwise), a database URL, or a Loopwise server's "
+            "http(s):// URL (with LOOPWISE_TOKEN).",
         ),
     ] = None,
     project: Annotated[

@@ -2,7 +2,8 @@
 
 ``open_store(uri)`` picks the backend from a URI (``LOOPWISE_URI``): a folder path (the
 default ``./.loopwise``: SQLite plus a local artifact folder) or a ``postgresql+psycopg://``
-URL with ``LOOPWISE_ARTIFACTS`` naming where artifacts go.
+URL with ``LOOPWISE_ARTIFACTS`` naming where artifacts go: a folder, or an ``s3://bucket/prefix``
+URL (metric spools then live in ``LOOPWISE_SPOOL``, by default a per-user cache folder).
 """
 
 from __future__ import annotations
@@ -15,15 +16,21 @@ from loopwise.store.artifacts import ArtifactStore, LocalArtifactStore
 from loopwise.store.base import MetricEntry, Store
 from loopwise.store.entities import (
     ArtifactFile,
+    AuditRecord,
+    AuditVerification,
     DatasetVersion,
     Metric,
     ModelVersion,
     Project,
     RegisteredModel,
+    Role,
     Run,
     RunStatus,
+    Token,
 )
 from loopwise.store.migrate import upgrade
+from loopwise.store.remote import RemoteStore, default_spool_dir
+from loopwise.store.s3 import S3ArtifactStore
 from loopwise.store.sql import SqlStore
 from loopwise.store.sql.core import make_engines
 
@@ -31,15 +38,20 @@ __all__ = [
     "DEFAULT_URI",
     "ArtifactFile",
     "ArtifactStore",
+    "AuditRecord",
+    "AuditVerification",
     "DatasetVersion",
     "Metric",
     "MetricEntry",
     "ModelVersion",
     "Project",
     "RegisteredModel",
+    "RemoteStore",
+    "Role",
     "Run",
     "RunStatus",
     "Store",
+    "Token",
     "open_store",
     "resolve_uri",
     "upgrade_store",
@@ -100,29 +112,47 @@ def _make_store(uri: str) -> SqlStore:
         if not artifacts:
             raise InvalidArgumentError(
                 f"A database URL ({uri.split('://')[0]}://…) needs LOOPWISE_ARTIFACTS set to the "
-                "folder artifacts are stored in.",
+                "folder artifacts are stored in, or to an s3://bucket/prefix URL.",
                 parameter="LOOPWISE_ARTIFACTS",
             )
+        if artifacts.startswith("s3://"):
+            # The spool is per machine: it is shared by this machine's processes using this
+            # database (so that a crashed one is replayed), never by other machines.
+            spool = default_spool_dir(uri)
+            return SqlStore(uri, S3ArtifactStore.from_url(artifacts), spool, uri=uri)
         return SqlStore(
             uri, LocalArtifactStore(Path(artifacts)), Path(artifacts) / "spool", uri=uri
         )
     if _is_url(uri):
         raise InvalidArgumentError(
-            f"Unsupported store URI {uri!r}. Expected a folder path (e.g. ./.loopwise) or a "
-            "postgresql+psycopg:// URL.",
+            f"Unsupported store URI {uri!r}. Expected a folder path (e.g. ./.loopwise), a "
+            "postgresql+psycopg:// URL, or a Loopwise server's http(s):// URL.",
             parameter="uri",
         )
     return _folder_store(Path(uri), create=True)
 
 
 def open_store(uri: str | os.PathLike[str] | None = None) -> Store:
-    """Open the store at ``uri`` (a new folder store is created) and check its schema."""
-    return _make_store(resolve_uri(uri)).open()
+    """Open the store at ``uri`` (a new folder store is created) and check its schema.
+
+    An ``http(s)://`` URI is a Loopwise server (remote mode); ``LOOPWISE_TOKEN`` holds the token.
+    """
+    resolved = resolve_uri(uri)
+    if resolved.startswith(("http://", "https://")):
+        return RemoteStore(resolved, os.environ.get("LOOPWISE_TOKEN") or None).open()
+    return _make_store(resolved).open()
 
 
 def upgrade_store(uri: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
     """Migrate the store's schema to this Loopwise's; returns ``(before, after)`` revisions."""
-    store = _make_store(resolve_uri(uri))
+    resolved = resolve_uri(uri)
+    if resolved.startswith(("http://", "https://")):
+        raise InvalidArgumentError(
+            f"{resolved} is a Loopwise server: upgrade its database where it runs, with "
+            "`loopwise db upgrade --uri <its database URL or folder>`.",
+            parameter="uri",
+        )
+    store = _make_store(resolved)
     write_engine, _ = make_engines(store.db_url)
     try:
         return upgrade(write_engine)

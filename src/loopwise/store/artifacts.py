@@ -18,7 +18,13 @@ from typing import BinaryIO
 
 from loopwise.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "clean_artifact_path", "sha256_file"]
+__all__ = [
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "check_digest",
+    "clean_artifact_path",
+    "sha256_file",
+]
 
 CHUNK_BYTES = 1 << 20
 PREFIX = "sha256:"
@@ -47,7 +53,8 @@ def clean_artifact_path(path: str) -> str:
     return "/".join(parts)
 
 
-def _check_digest(digest: str) -> str:
+def check_digest(digest: str) -> str:
+    """The hex part of a ``sha256:<hex>`` digest; InvalidArgumentError if malformed."""
     hex_part = digest.removeprefix(PREFIX)
     if (
         not digest.startswith(PREFIX)
@@ -129,7 +136,7 @@ class LocalArtifactStore(ArtifactStore):
         self.root = root
 
     def _blob_path(self, digest: str) -> Path:
-        hex_part = _check_digest(digest)
+        hex_part = check_digest(digest)
         return self.root / "sha256" / hex_part[:2] / hex_part[2:]
 
     def put_file(self, path: Path) -> tuple[str, int]:
@@ -178,3 +185,6 @@ class LocalArtifactStore(ArtifactStore):
             )
         f.seek(0)
         return f
+
+
+_check_digest = check_digest  # the old private name, still used by store backends

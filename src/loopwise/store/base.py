@@ -11,16 +11,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from loopwise.store.artifacts import ArtifactStore
+from loopwise.errors import InvalidArgumentError, NotFoundError
+from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
 from loopwise.store.entities import (
     ArtifactFile,
+    AuditRecord,
+    AuditVerification,
     DatasetVersion,
     Metric,
     ModelVersion,
     Project,
     RegisteredModel,
+    Role,
     Run,
     RunStatus,
+    Token,
 )
 
 __all__ = ["MetricEntry", "Store"]
@@ -99,6 +104,25 @@ class Store(ABC):
         """One value through :meth:`log_metrics_async`."""
         self.log_metrics_async([entry])
 
+    # A metric spool (``store/spool.py``) drains through these three, so that a client replaying
+    # its spool after a crash, here or across the network, writes each value exactly once.
+    @abstractmethod
+    def write_spooled_metrics(
+        self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
+    ) -> None:
+        """Write a spool's batch and record, atomically, that it reached ``upto_seq``.
+
+        A batch whose ``upto_seq`` the spool has already reached is ignored (a replay).
+        """
+
+    @abstractmethod
+    def spool_progress(self, spool_id: str) -> int:
+        """The highest sequence number of ``spool_id`` written so far (0 if none)."""
+
+    @abstractmethod
+    def forget_spool(self, spool_id: str) -> None:
+        """Drop a spool's progress record once its file is gone."""
+
     @abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
@@ -113,18 +137,64 @@ class Store(ABC):
         """Runs of a project matching e.g. ``metrics.auc > 0.8 and params.model = 'hgb'``."""
 
     # -- run artifacts ------------------------------------------------------------------------
-    @abstractmethod
     def log_artifact(
         self, run_id: str, local_path: Path, artifact_path: str = ""
     ) -> list[ArtifactFile]:
         """Store a file or a folder (recursively) under ``artifact_path`` in the run's tree."""
+        local_path = Path(local_path)
+        if not local_path.exists():
+            raise InvalidArgumentError(
+                f"Expected an existing file or folder to log, got {str(local_path)!r}, which "
+                "does not exist.",
+                parameter="local_path",
+            )
+        prefix = clean_artifact_path(artifact_path)
+        if local_path.is_dir():
+            files = sorted(p for p in local_path.rglob("*") if p.is_file())
+            pairs = [(p, p.relative_to(local_path).as_posix()) for p in files]
+        else:
+            pairs = [(local_path, local_path.name)]
+        self.get_run(run_id)  # refuse an unknown run before uploading anything
+        stored = []
+        for path, rel in pairs:
+            digest, size = self.artifacts.put_file(path)
+            stored.append(
+                ArtifactFile(
+                    path=f"{prefix}/{rel}" if prefix else rel, digest=digest, size_bytes=size
+                )
+            )
+        self.record_artifacts(run_id, stored)
+        return stored
+
+    @abstractmethod
+    def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
+        """Add files whose bytes are already in ``artifacts`` to the run's tree (by path)."""
 
     @abstractmethod
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]: ...
 
-    @abstractmethod
     def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
         """Copy a file or folder of the run's tree to ``dest``, verifying every digest."""
+        files = self.list_artifacts(run_id, artifact_path)
+        prefix = clean_artifact_path(artifact_path)
+        if not files:
+            existing = [a.path for a in self.list_artifacts(run_id)]
+            raise NotFoundError(
+                f"Run {run_id} has no artifact at {artifact_path!r}. Its artifacts: "
+                f"{existing[:20]}.",
+                kind="artifact",
+                wanted=artifact_path,
+            )
+        dest = Path(dest)
+        if len(files) == 1 and files[0].path == prefix:
+            target = dest / Path(prefix).name
+            return self.artifacts.get_file(files[0].digest, target, name=f"{run_id}/{prefix}")
+        base = prefix.rsplit("/", 1)[-1] if prefix else ""
+        root = dest / base if base else dest
+        for f in files:
+            rel = f.path[len(prefix) + 1 :] if prefix else f.path
+            self.artifacts.get_file(f.digest, root / rel, name=f"{run_id}/{f.path}")
+        return root
 
     # -- datasets -----------------------------------------------------------------------------
     @abstractmethod
@@ -197,3 +267,40 @@ class Store(ABC):
 
     @abstractmethod
     def resolve_alias(self, project: str, name: str, alias: str) -> int: ...
+
+    # -- access ---------------------------------------------------------------------------------
+    @abstractmethod
+    def blob_digests(self, project: str) -> set[str]:
+        """Digests a project's runs, datasets and model versions refer to directly.
+
+        (A model version's digest names its manifest; the files it lists are not included.)
+        """
+
+    # -- access: API tokens and the audit log ---------------------------------------------------
+    # Every change above is recorded in the audit log in the same transaction as the change,
+    # attributed to ``loopwise.store.actor.current_actor()``.
+    @abstractmethod
+    def create_token(
+        self, role: Role | str, project: str | None = None, name: str = ""
+    ) -> tuple[Token, str]:
+        """A new token and its secret; the secret is shown once and stored only as a salted hash."""
+
+    @abstractmethod
+    def list_tokens(self, include_revoked: bool = False) -> list[Token]: ...
+
+    @abstractmethod
+    def revoke_token(self, token_id: str) -> Token: ...
+
+    @abstractmethod
+    def authenticate(self, secret: str) -> Token:
+        """The live token a secret belongs to; AuthenticationError if unknown, malformed or revoked."""
+
+    @abstractmethod
+    def audit_log(
+        self, since_ms: int | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[AuditRecord]:
+        """Records with ``seq > after_seq`` (and ``time_ms >= since_ms``), oldest first."""
+
+    @abstractmethod
+    def verify_audit(self) -> AuditVerification:
+        """Walk the whole hash chain and say whether, and where, it was tampered with."""

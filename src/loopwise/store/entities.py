@@ -14,13 +14,17 @@ from typing import Any
 
 __all__ = [
     "ArtifactFile",
+    "AuditRecord",
+    "AuditVerification",
     "DatasetVersion",
     "Metric",
     "ModelVersion",
     "Project",
     "RegisteredModel",
+    "Role",
     "Run",
     "RunStatus",
+    "Token",
     "ms_to_datetime",
 ]
 
@@ -157,3 +161,69 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
+
+
+class Role(StrEnum):
+    """What an API token may do: admin everything, editor read and write data, viewer read."""
+
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token. Its secret is never part of it: it is shown once, when created."""
+
+    id: str
+    """Public id such as ``tok_3f9a1c2b7d4e``; it appears in the secret but reveals nothing."""
+    name: str
+    role: Role
+    project: str | None
+    """The one project the token may touch, or None for all projects."""
+    created_ms: int
+    created_by: str
+    """The actor that created it."""
+    revoked_ms: int | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_ms is not None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One change in the hash-chained audit log."""
+
+    seq: int
+    """1, 2, 3 … with no gaps."""
+    time_ms: int
+    actor: str
+    """Who: the OS user in embedded mode, ``token:<name>`` through the server."""
+    token_id: str | None
+    action: str
+    """What, e.g. ``run.create``, ``alias.set`` or ``token.revoke``."""
+    project: str | None
+    target: str
+    """What it was done to, e.g. ``run:<id>``, ``model:employment@production``."""
+    before: dict[str, Any] | None
+    """The values it changed, as they were; None for something created."""
+    after: dict[str, Any] | None
+    prev_hash: str
+    hash: str
+    """sha256 of ``prev_hash`` and the canonical JSON of the fields above it."""
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """The outcome of walking the audit log's hash chain."""
+
+    ok: bool
+    records: int
+    """How many records were checked (on a break: how many were intact before it)."""
+    head_hash: str | None
+    """Hash of the last record: keep it elsewhere to anchor the chain. None for an empty log."""
+    broken_seq: int | None
+    """The first record where the chain breaks."""
+    reason: str
+    """In plain words, e.g. "record 7 was edited: its content no longer matches its hash"."""

@@ -5,19 +5,33 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import InvalidArgumentError
 
+if TYPE_CHECKING:
+    from loopwise.store.base import MetricEntry
+
 __all__ = [
+    "INVALID_TOKEN",
+    "check_alias",
     "check_key",
+    "check_metric_entry",
     "check_metric_value",
     "check_name",
     "check_optional_name",
+    "check_spool_id",
     "check_step",
+    "check_storable_text",
     "check_string_map",
     "check_text",
 ]
+
+INVALID_TOKEN = (
+    "The API token is not valid: it is unknown, malformed or revoked. Check that the whole "
+    "secret (lw_…) was copied, or ask an admin for a new one: loopwise token create."
+)
+"""The one answer to every bad secret, so that none tells more than another."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.\-/ :]{1,250}$")
@@ -95,7 +109,7 @@ def check_string_map(values: Mapping[str, Any], what: str) -> dict[str, str]:
                 parameter=what,
                 key=key,
             )
-        result[key] = text
+        result[key] = check_storable_text(text, f"{what} {key!r}")
     return result
 
 
@@ -113,4 +127,60 @@ def check_text(text: object, what: str, max_chars: int = MAX_VALUE_CHARS) -> str
             f"Expected the {what} to be a string of at most {max_chars} characters, got {got}.",
             parameter=what,
         )
+    return check_storable_text(text, f"the {what}")
+
+
+def check_storable_text(text: str, what: str = "text") -> str:
+    """Refuse what some backend cannot store: NUL (PostgreSQL) and lone surrogates (not UTF-8)."""
+    if "\x00" in text:
+        raise InvalidArgumentError(
+            f"Expected {what} without NUL characters ('\\x00'), which PostgreSQL cannot store. "
+            "Remove them.",
+            parameter=what,
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(
+            f"Expected {what} to be valid Unicode, got a lone surrogate such as '\\ud800'. "
+            "Decode the text from its bytes with the right encoding.",
+            parameter=what,
+        ) from None
     return text
+
+
+_SPOOL_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def check_spool_id(spool_id: object) -> str:
+    """A metric spool's id (``<pid>-<hex>``), as sent by a client replaying its spool."""
+    if not isinstance(spool_id, str) or not _SPOOL_ID.match(spool_id):
+        raise InvalidArgumentError(
+            f"Expected a spool id of 1-64 letters, digits, '_', '-' or '.', got {spool_id!r}.",
+            parameter="spool_id",
+        )
+    return spool_id
+
+
+def check_metric_entry(entry: MetricEntry) -> MetricEntry:
+    """One metric value, checked and normalised (key, number, step, integer timestamp)."""
+    key = check_key(entry.key, "metric")
+    return type(entry)(
+        entry.run_id,
+        key,
+        check_metric_value(key, entry.value),
+        check_step(key, entry.step),
+        int(entry.timestamp_ms),
+    )
+
+
+def check_alias(alias: object) -> str:
+    """Alias names: like other names, but never a number (numbers name versions)."""
+    name = check_name(alias, "alias")
+    if name.isdigit():
+        raise InvalidArgumentError(
+            f"Expected an alias that is not a number, got {alias!r}: numbers name versions. "
+            "Choose a word such as 'production' or 'candidate'.",
+            parameter="alias",
+        )
+    return name

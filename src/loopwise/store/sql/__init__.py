@@ -8,13 +8,14 @@ from loopwise.store.artifacts import ArtifactStore
 from loopwise.store.base import Store
 from loopwise.store.migrate import check_schema, current_revision, upgrade
 from loopwise.store.spool import MetricSpool, recover_spools
+from loopwise.store.sql.access import SqlAccess
 from loopwise.store.sql.catalog import SqlCatalog
 from loopwise.store.sql.core import make_engines
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlCatalog, Store):
+class SqlStore(SqlCatalog, SqlAccess, Store):
     """Metadata in SQL, artifacts in an ArtifactStore, metrics spooled under ``spool_dir``."""
 
     def __init__(

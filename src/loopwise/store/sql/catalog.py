@@ -9,14 +9,21 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from loopwise.errors import InvalidArgumentError, NotFoundError, not_found
+from loopwise.errors import NotFoundError, not_found
 from loopwise.store.entities import DatasetVersion, ModelVersion, RegisteredModel
 from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.runs import SqlRuns, upsert
-from loopwise.store.sql.schema import DATASETS, MODELS, RUN_DATASETS, ProjectRow
+from loopwise.store.sql.schema import (
+    DATASETS,
+    MODELS,
+    RUN_ARTIFACTS,
+    RUN_DATASETS,
+    RUNS,
+    ProjectRow,
+)
 from loopwise.store.sql.schema import MODEL_ALIASES as ALIASES
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
-from loopwise.store.validate import check_name, check_optional_name, check_text
+from loopwise.store.validate import check_alias, check_name, check_optional_name, check_text
 
 __all__ = ["SqlCatalog"]
 
@@ -40,17 +47,6 @@ def _dataset(row: Any, project: str) -> DatasetVersion:
 def _json_number(value: float) -> float | str:
     """Strict JSON (PostgreSQL's) has no NaN or infinity: those are stored by name."""
     return value if math.isfinite(value) else repr(value)  # 'nan', 'inf' or '-inf'
-
-
-def check_alias(alias: object) -> str:
-    name = check_name(alias, "alias")
-    if name.isdigit():
-        raise InvalidArgumentError(
-            f"Expected an alias that is not a number, got {alias!r}: numbers name versions. "
-            "Choose a word such as 'production' or 'candidate'.",
-            parameter="alias",
-        )
-    return name
 
 
 class SqlCatalog(SqlRuns):
@@ -103,6 +99,18 @@ class SqlCatalog(SqlRuns):
                     description=description,
                     created_ms=now_ms(),
                 )
+            )
+            self._audit(
+                conn,
+                "dataset.create",
+                project,
+                f"dataset:{name}/{(latest or 0) + 1}",
+                None,
+                {
+                    "content_hash": content_hash,
+                    "artifact_digest": artifact_digest,
+                    "rows": num_rows,
+                },
             )
             return existing(conn, project_id), True
 
@@ -161,21 +169,33 @@ class SqlCatalog(SqlRuns):
 
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
-            if (
-                conn.execute(
-                    select(DATASETS.c.id).where(DATASETS.c.id == dataset_version_id)
-                ).first()
-                is None
-            ):
+            dataset = conn.execute(
+                select(DATASETS.c.name, DATASETS.c.version).where(
+                    DATASETS.c.id == dataset_version_id
+                )
+            ).first()
+            if dataset is None:
                 raise NotFoundError(
                     f"No dataset version with id {dataset_version_id}.", kind="dataset_version"
                 )
+            link = {"run_id": run_id, "dataset_version_id": dataset_version_id, "role": role}
+            linked = conn.execute(select(RUN_DATASETS.c.run_id).filter_by(**link)).first()
+            if linked is not None:
+                return
             upsert(
                 conn,
                 RUN_DATASETS,
-                [{"run_id": run_id, "dataset_version_id": dataset_version_id, "role": role}],
+                [link],
                 ["run_id", "dataset_version_id", "role"],
                 ["role"],
+            )
+            self._audit(
+                conn,
+                "dataset.link",
+                self._project_of_run(conn, run_id),
+                f"run:{run_id}",
+                None,
+                {"dataset": f"{dataset.name}/{dataset.version}", "role": role},
             )
 
         self._write(write)
@@ -294,6 +314,14 @@ class SqlCatalog(SqlRuns):
                     created_ms=now_ms(),
                 )
             )
+            self._audit(
+                conn,
+                "model_version.create",
+                project,
+                f"model:{name}/{version}",
+                None,
+                {"flavour": flavour, "artifact_digest": artifact_digest, "run_id": run_id},
+            )
             return version
 
         try:
@@ -384,6 +412,14 @@ class SqlCatalog(SqlRuns):
                 ["model_id", "alias"],
                 ["version"],
             )
+            self._audit(
+                conn,
+                "alias.set",
+                project,
+                f"model:{name}@{alias}",
+                None if before is None else {"version": before},
+                {"version": version},
+            )
             return before
 
         return self._write(move)
@@ -396,6 +432,14 @@ class SqlCatalog(SqlRuns):
                 raise not_found(f"alias of model {name!r}", alias, aliases)
             conn.execute(
                 ALIASES.delete().where(ALIASES.c.model_id == model_id, ALIASES.c.alias == alias)
+            )
+            self._audit(
+                conn,
+                "alias.delete",
+                project,
+                f"model:{name}@{alias}",
+                {"version": aliases[alias]},
+                None,
             )
             return aliases[alias]
 
@@ -413,3 +457,22 @@ class SqlCatalog(SqlRuns):
                 hint=f"Set one with: loopwise models alias {name} {alias} VERSION",
             )
         return aliases[alias]
+
+    # -- access ---------------------------------------------------------------------------------
+    def blob_digests(self, project: str) -> set[str]:
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            run_files = (
+                select(RUN_ARTIFACTS.c.digest)
+                .join(RUNS, RUNS.c.id == RUN_ARTIFACTS.c.run_id)
+                .where(RUNS.c.project_id == project_id)
+            )
+            datasets = select(DATASETS.c.artifact_digest).where(DATASETS.c.project_id == project_id)
+            models = (
+                select(VERSIONS.c.artifact_digest)
+                .join(MODELS, MODELS.c.id == VERSIONS.c.model_id)
+                .where(MODELS.c.project_id == project_id)
+            )
+            return {
+                row[0] for query in (run_files, datasets, models) for row in conn.execute(query)
+            }

@@ -9,24 +9,37 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from loopwise.errors import StoreError, not_found
+from loopwise.store.actor import current_actor
+from loopwise.store.audit import chain_hash, normalise
 from loopwise.store.entities import Project
-from loopwise.store.sql.schema import PROJECTS, ProjectRow
+from loopwise.store.sql.schema import AUDIT_HEAD, AUDIT_LOG, PROJECTS, RUNS, ProjectRow
 from loopwise.store.validate import check_name
 
 __all__ = ["SqlCore", "make_engines", "now_ms"]
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 60.0
+# Built once: an audit record is appended with every change, so its statements stay cheap.
+_LOCK_HEAD = (
+    select(AUDIT_HEAD.c.seq, AUDIT_HEAD.c.hash).where(AUDIT_HEAD.c.id == 1).with_for_update()
+)
+_APPEND = AUDIT_LOG.insert()
+_ADVANCE_HEAD = (
+    AUDIT_HEAD.update()
+    .where(AUDIT_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 def now_ms() -> int:
@@ -97,6 +110,10 @@ class SqlCore:
 
     def __init__(self) -> None:
         self._project_ids: dict[str, int] = {}
+        self._run_projects: dict[str, str] = {}  # runs never change project
+        # SQLite has one writer at a time, and its busy handler makes waiters sleep and poll.
+        # Threads of this process queue here instead, in order (the server has many threads).
+        self._sqlite_writer = threading.Lock()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -109,6 +126,9 @@ class SqlCore:
         deadline = time.monotonic() + BUSY_TIMEOUT_S * 2
         while True:
             try:
+                if self.write_engine.dialect.name == "sqlite":
+                    with self._sqlite_writer, self.write_engine.begin() as conn:
+                        return work(conn)
                 with self.write_engine.begin() as conn:
                     return work(conn)
             except OperationalError as exc:
@@ -123,6 +143,61 @@ class SqlCore:
                     ) from exc
                 time.sleep(delay_s * (1 + random.random()))
                 delay_s = min(delay_s * 2, 0.5)
+
+    # -- audit ----------------------------------------------------------------------------------
+    def _audit(
+        self,
+        conn: Connection,
+        action: str,
+        project: str | None,
+        target: str,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append a record for a change to the audit log, in the change's own transaction.
+
+        Call it last in the transaction: it locks the log's head row until the commit (on
+        PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers), so records get
+        consecutive numbers and each links to the one before.
+        """
+        head = conn.execute(_LOCK_HEAD).first()
+        if head is None:
+            raise StoreError(
+                f"The audit log of the store at {self.uri} has lost its head row, so no change "
+                "can be recorded: the log was tampered with. See what happened with "
+                "`loopwise audit verify`.",
+            )
+        actor = current_actor()
+        content = {
+            "seq": head.seq + 1,
+            "time_ms": now_ms(),
+            "actor": actor.name,
+            "token_id": actor.token_id,
+            "action": action,
+            "project": project,
+            "target": target,
+            "before": normalise(before),
+            "after": normalise(after),
+        }
+        digest = chain_hash(head.hash, content)
+        conn.execute(_APPEND, {**content, "prev_hash": head.hash, "hash": digest})
+        conn.execute(_ADVANCE_HEAD, {"new_seq": content["seq"], "new_hash": digest})
+
+    def _projects_of_runs(self, conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
+        """The project name of each (existing) run, for the audit log."""
+        ids = list(dict.fromkeys(run_ids))
+        missing = [r for r in ids if r not in self._run_projects]
+        for start in range(0, len(missing), 5000):
+            rows = conn.execute(
+                select(RUNS.c.id, PROJECTS.c.name)
+                .join(PROJECTS, PROJECTS.c.id == RUNS.c.project_id)
+                .where(RUNS.c.id.in_(missing[start : start + 5000]))
+            )
+            self._run_projects.update({run_id: name for run_id, name in rows})
+        return {r: self._run_projects[r] for r in ids if r in self._run_projects}
+
+    def _project_of_run(self, conn: Connection, run_id: str) -> str | None:
+        return self._projects_of_runs(conn, [run_id]).get(run_id)
 
     # -- projects -------------------------------------------------------------------------------
     def _project_id(self, conn: Connection, name: str) -> int:
@@ -145,6 +220,7 @@ class SqlCore:
 
         def create(conn: Connection) -> None:
             conn.execute(PROJECTS.insert().values(name=name, created_ms=now_ms()))
+            self._audit(conn, "project.create", name, f"project:{name}", None, {"name": name})
 
         with suppress(IntegrityError):  # created concurrently by another process: fine
             self._write(create)

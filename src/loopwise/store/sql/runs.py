@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, exists, or_, select
@@ -25,7 +24,13 @@ from loopwise.store.sql.schema import METRICS, RUNS, ProjectRow
 from loopwise.store.sql.schema import RUN_ARTIFACTS as ARTIFACTS
 from loopwise.store.sql.schema import RUN_PARAMS as PARAMS
 from loopwise.store.sql.schema import RUN_TAGS as TAGS
-from loopwise.store.validate import check_key, check_metric_value, check_step, check_string_map
+from loopwise.store.validate import (
+    check_key,
+    check_metric_value,
+    check_spool_id,
+    check_step,
+    check_string_map,
+)
 
 __all__ = ["SqlRuns", "upsert"]
 
@@ -118,9 +123,13 @@ class SqlRuns(SqlCore):
                     TAGS.insert(),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()],
                 )
+            self._audit(
+                conn, "run.create", project, f"run:{run_id}", None, {"name": name, "tags": tag_map}
+            )
 
         self._write(create)
         self._known_runs.add(run_id)
+        self._run_projects[run_id] = project
         return run  # exactly what was written: no need to read it back
 
     def _check_run(self, conn: Connection, run_id: str) -> None:
@@ -202,10 +211,19 @@ class SqlRuns(SqlCore):
 
         def end(conn: Connection) -> None:
             self._check_run(conn, run_id)
+            before = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar()
             conn.execute(
                 RUNS.update()
                 .where(RUNS.c.id == run_id)
                 .values(status=status.value, end_ms=now_ms())
+            )
+            self._audit(
+                conn,
+                "run.end",
+                self._project_of_run(conn, run_id),
+                f"run:{run_id}",
+                {"status": before},
+                {"status": status.value},
             )
 
         self._write(end)
@@ -219,7 +237,24 @@ class SqlRuns(SqlCore):
 
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
+            old = dict(
+                conn.execute(
+                    select(TAGS.c.key, TAGS.c.value).where(
+                        TAGS.c.run_id == run_id, TAGS.c.key.in_([r["key"] for r in rows])
+                    )
+                ).all()
+            )
             upsert(conn, TAGS, rows, ["run_id", "key"], ["value"])
+            changed = {r["key"]: r["value"] for r in rows if old.get(r["key"]) != r["value"]}
+            if changed:
+                self._audit(
+                    conn,
+                    "run.tags",
+                    self._project_of_run(conn, run_id),
+                    f"run:{run_id}",
+                    {k: old.get(k) for k in changed},
+                    changed,
+                )
 
         self._write(write)
 
@@ -253,6 +288,14 @@ class SqlRuns(SqlCore):
             ]
             if rows:
                 conn.execute(PARAMS.insert(), rows)
+                self._audit(
+                    conn,
+                    "run.params",
+                    self._project_of_run(conn, run_id),
+                    f"run:{run_id}",
+                    None,
+                    {r["key"]: r["value"] for r in rows},
+                )
 
         self._write(write)
 
@@ -313,8 +356,40 @@ class SqlRuns(SqlCore):
                     ["spool_id"],
                     ["committed_seq"],
                 )
+            if history:
+                self._audit_metric_batch(conn, entries)
 
         self._write(write)
+
+    def write_spooled_metrics(
+        self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
+    ) -> None:
+        checked = [self._validated(e) for e in entries]
+        self._check_runs({e.run_id for e in checked})
+        self._write_metric_batch(checked, check_spool_id(spool_id), upto_seq)
+
+    def spool_progress(self, spool_id: str) -> int:
+        return self._committed_seq(check_spool_id(spool_id))
+
+    def forget_spool(self, spool_id: str) -> None:
+        self._forget_spool(check_spool_id(spool_id))
+
+    def _audit_metric_batch(self, conn: Connection, entries: Sequence[MetricEntry]) -> None:
+        """One record per batch (not per value), naming at most 50 runs and keys."""
+        run_ids = sorted({e.run_id for e in entries})
+        projects = set(self._projects_of_runs(conn, run_ids).values())
+        self._audit(
+            conn,
+            "run.metrics",
+            projects.pop() if len(projects) == 1 else None,
+            f"run:{run_ids[0]}" if len(run_ids) == 1 else f"runs:{len(run_ids)}",
+            None,
+            {
+                "run_ids": run_ids[:50],
+                "count": len(entries),
+                "keys": sorted({e.key for e in entries})[:50],
+            },
+        )
 
     def _committed_seq(self, spool_id: str) -> int:
         with self._read() as conn:
@@ -411,40 +486,61 @@ class SqlRuns(SqlCore):
             return self._assemble(conn, rows, project)
 
     # -- run artifacts --------------------------------------------------------------------------
-    def log_artifact(
-        self, run_id: str, local_path: Path, artifact_path: str = ""
-    ) -> list[ArtifactFile]:
-        local_path = Path(local_path)
-        if not local_path.exists():
-            raise InvalidArgumentError(
-                f"Expected an existing file or folder to log, got {str(local_path)!r}, which does not exist.",
-                parameter="local_path",
-            )
-        prefix = clean_artifact_path(artifact_path)
-        if local_path.is_dir():
-            files = sorted(p for p in local_path.rglob("*") if p.is_file())
-            pairs = [(p, p.relative_to(local_path).as_posix()) for p in files]
-        else:
-            pairs = [(local_path, local_path.name)]
-        stored = []
-        for path, rel in pairs:
-            digest, size = self.artifacts.put_file(path)
-            stored.append(
-                ArtifactFile(
-                    path=f"{prefix}/{rel}" if prefix else rel, digest=digest, size_bytes=size
+    def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
+        rows = []
+        for f in files:
+            path = clean_artifact_path(f.path)
+            if not path:
+                raise InvalidArgumentError(
+                    "Expected an artifact path naming a file, got an empty path.",
+                    parameter="path",
                 )
+            if not self.artifacts.exists(f.digest):
+                raise InvalidArgumentError(
+                    f"Artifact {path!r} refers to {f.digest}, which is not in the artifact "
+                    "store. Upload the file's bytes first.",
+                    parameter="digest",
+                    digest=f.digest,
+                )
+            rows.append(
+                {"run_id": run_id, "path": path, "digest": f.digest, "size_bytes": f.size_bytes}
             )
-        rows = [
-            {"run_id": run_id, "path": a.path, "digest": a.digest, "size_bytes": a.size_bytes}
-            for a in stored
-        ]
+        if not rows:
+            return
 
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
+            old: dict[str, str] = {}
+            paths = [str(r["path"]) for r in rows]
+            for start in range(0, len(paths), CHUNK):
+                found = conn.execute(
+                    select(ARTIFACTS.c.path, ARTIFACTS.c.digest).where(
+                        ARTIFACTS.c.run_id == run_id,
+                        ARTIFACTS.c.path.in_(paths[start : start + CHUNK]),
+                    )
+                )
+                old.update({path: digest for path, digest in found})
             upsert(conn, ARTIFACTS, rows, ["run_id", "path"], ["digest", "size_bytes"])
+            changed = [r for r in rows if old.get(str(r["path"])) != r["digest"]]
+            if changed:
+                replaced = [
+                    {"path": r["path"], "digest": old[str(r["path"])]}
+                    for r in changed
+                    if r["path"] in old
+                ]
+                self._audit(
+                    conn,
+                    "run.artifact",
+                    self._project_of_run(conn, run_id),
+                    f"run:{run_id}",
+                    {"files": replaced[:50]} if replaced else None,
+                    {
+                        "files": [{"path": r["path"], "digest": r["digest"]} for r in changed[:50]],
+                        "count": len(changed),
+                    },
+                )
 
         self._write(write)
-        return stored
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]:
         prefix = clean_artifact_path(prefix)
@@ -460,27 +556,6 @@ class SqlRuns(SqlCore):
                 )
             rows = conn.execute(query).all()
         return [ArtifactFile(path=r.path, digest=r.digest, size_bytes=r.size_bytes) for r in rows]
-
-    def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
-        files = self.list_artifacts(run_id, artifact_path)
-        prefix = clean_artifact_path(artifact_path)
-        if not files:
-            existing = [a.path for a in self.list_artifacts(run_id)]
-            raise NotFoundError(
-                f"Run {run_id} has no artifact at {artifact_path!r}. Its artifacts: {existing[:20]}.",
-                kind="artifact",
-                wanted=artifact_path,
-            )
-        dest = Path(dest)
-        if len(files) == 1 and files[0].path == prefix:
-            target = dest / Path(prefix).name
-            return self.artifacts.get_file(files[0].digest, target, name=f"{run_id}/{prefix}")
-        base = prefix.rsplit("/", 1)[-1] if prefix else ""
-        root = dest / base if base else dest
-        for f in files:
-            rel = f.path[len(prefix) + 1 :] if prefix else f.path
-            self.artifacts.get_file(f.digest, root / rel, name=f"{run_id}/{f.path}")
-        return root
 
 
 def _excluded(conn: Connection, name: str) -> Any:

@@ -186,6 +186,48 @@ class ModelAliasRow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+class TokenRow(Base):
+    """An API token. Only a salted hash of its secret is kept."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    salt: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditRow(Base):
+    """One record of the hash-chained audit log; names, not foreign keys, so it outlives them."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(250))
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str | None] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(1000))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("ix_audit_log_time_ms", "time_ms"),)
+
+
+class AuditHeadRow(Base):
+    """The audit log's one-row head: appends lock it, so records get consecutive numbers."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -204,3 +246,6 @@ MODELS = _table(RegisteredModelRow)
 MODEL_VERSIONS = _table(ModelVersionRow)
 MODEL_ALIASES = _table(ModelAliasRow)
 PROJECTS = _table(ProjectRow)
+TOKENS = _table(TokenRow)
+AUDIT_LOG = _table(AuditRow)
+AUDIT_HEAD = _table(AuditHeadRow)

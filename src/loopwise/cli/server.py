@@ -1,0 +1,80 @@
+"""``loopwise server``: run the control plane (the REST API over one store)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from loopwise.cli.common import State
+from loopwise.cli.output import console, err_console
+from loopwise.errors import InvalidArgumentError
+from loopwise.store import open_store, resolve_uri
+
+__all__ = ["server"]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0 for every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8080,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Let every caller act as admin without a token. Allowed only on a loopback host.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error.")
+    ] = "info",
+) -> None:
+    """Serve the store (--uri: a folder or a database URL) as a REST API under /api/v1.
+
+    Clients set LOOPWISE_URI=http://HOST:PORT and LOOPWISE_TOKEN to a token from
+    `loopwise token create`. Interactive API docs are at /docs.
+    """
+    if no_auth and not is_loopback(host):
+        raise InvalidArgumentError(
+            f"--no-auth is allowed only when the server listens on loopback (127.0.0.1, ::1 or "
+            f"localhost), got --host {host}. Create tokens with `loopwise token create` instead.",
+            parameter="--no-auth",
+        )
+    uri = resolve_uri(State.uri)
+    if uri.startswith(("http://", "https://")):
+        raise InvalidArgumentError(
+            f"The server needs a store it owns: a folder or a database URL, got {uri}.",
+            parameter="--uri",
+        )
+    from loopwise.errors import require_extra
+
+    uvicorn = require_extra("uvicorn", "server")
+    from loopwise.server import create_app
+
+    store = open_store(uri)  # refuses a stale schema, naming the upgrade command
+    try:
+        app = create_app(store, auth=not no_auth)
+        if no_auth:
+            err_console.print(
+                "[yellow]Authentication is off:[/] every caller on this machine is an admin."
+            )
+        elif not store.list_tokens():
+            err_console.print(
+                f"No tokens yet. Create one with: loopwise --uri {uri} token create --role admin",
+                highlight=False,
+            )
+        console.print(f"Loopwise server for {uri} on http://{host}:{port} (API docs at /docs)")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+    finally:
+        store.close()

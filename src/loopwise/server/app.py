@@ -1,0 +1,211 @@
+"""The control-plane application: ``create_app(store)`` builds the REST API over one store.
+
+Routes live in ``loopwise.server.routes``; this module wires them together with the pieces every
+request shares: authentication, the body-size limit, and the one JSON error envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loopwise import __version__
+from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError
+from loopwise.server.auth import AuthMiddleware
+from loopwise.server.routes import access, blobs, catalog, runs
+from loopwise.server.schemas import ErrorBody, Health
+from loopwise.store import Store
+
+__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "create_app"]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""JSON request bodies larger than this are refused with 413 (blob uploads are streamed)."""
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in [
+        (400, "Invalid argument: the message says what was expected and what came"),
+        (401, "No token, or an unknown or revoked one"),
+        (403, "The token's role or project does not allow this"),
+        (404, "Not found"),
+        (409, "Conflicts with the current state"),
+        (413, "Request body too large"),
+        (422, "The request does not match the model's signature"),
+    ]
+}
+
+
+def error_response(error: LoopwiseError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=HTTP_STATUS.get(error.code, 500))
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_body_bytes`` with 413, counting streamed bytes too.
+
+    The body is read here, before the app sees it, so that a chunked body without a
+    Content-Length is refused as soon as it passes the limit (an error raised while the app
+    parses the body would come out as a 400). Blob uploads (``PUT /api/v1/blobs/…``) are
+    exempt: they stream to disk and may be large.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or (
+            scope["method"] == "PUT" and scope["path"].startswith(f"{API_PREFIX}/blobs/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        too_large = error_response(
+            PayloadTooLargeError(
+                f"Expected a request body of at most {limit} bytes. Send fewer items per "
+                "request (e.g. metrics in batches of 10,000), or upload files as blobs.",
+                max_bytes=limit,
+            )
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await too_large(scope, receive, send)
+                return
+        messages: list[Any] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away; the app sees the disconnect
+            received += len(message.get("body", b""))
+            if received > limit:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = exc.errors()
+    if errors and errors[0].get("type") == "json_invalid":
+        # FastAPI's own message is "JSON decode error"; the parser's says what and where.
+        where = errors[0].get("loc", ("body", "?"))[-1]
+        reason = errors[0].get("ctx", {}).get("error", "invalid JSON")
+        problem = {"field": "body", "problem": f"invalid JSON: {reason}", "position": where}
+        message = (
+            f"Expected a JSON request body, got invalid JSON at character {where}: {reason}. "
+            "Send the body with Content-Type: application/json, encoded with a JSON library."
+        )
+        return message, [problem]
+    problems = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        received = err.get("input")
+        problems.append(
+            {"field": where, "problem": err.get("msg", ""), "received": repr(received)[:200]}
+        )
+    first = problems[0] if problems else {"field": "body", "problem": "invalid", "received": ""}
+    message = (
+        f"Invalid request: {first['field']}: {first['problem']} (received {first['received']})."
+    )
+    if len(problems) > 1:
+        message += f" And {len(problems) - 1} more problem(s), listed in details."
+    return message + " See /docs for the expected shape.", problems
+
+
+def create_app(
+    store: Store,
+    *,
+    auth: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The REST API over ``store``. With ``auth`` false every caller is an admin (loopback only)."""
+    app = FastAPI(
+        title="Loopwise control plane",
+        version=__version__,
+        description="Projects, runs, metrics, artifacts, datasets and models of one Loopwise "
+        "store. Send a token as `Authorization: Bearer lw_…` (create one with "
+        "`loopwise token create`).",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    # Routes and middleware read these at request time, never capture them.
+    app.state.store = store
+    app.state.auth = auth
+
+    @app.exception_handler(LoopwiseError)
+    async def _loopwise_error(_: Request, exc: LoopwiseError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, problems = _validation_message(exc)
+        from loopwise.errors import InvalidArgumentError
+
+        return error_response(InvalidArgumentError(message, problems=problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        message = str(exc.detail)
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot parse at all
+            message = (
+                f"Expected a JSON request body, got one that cannot be parsed ({message}). "
+                "Send the body with Content-Type: application/json, encoded with a JSON library."
+            )
+        if exc.status_code == 404:
+            message = f"No API route {request.method} {request.url.path}. See /docs for the routes."
+        body = {"error": {"code": code, "message": message, "details": {}}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unexpected error in %s %s", request.method, request.url.path)
+        body = {
+            "error": {
+                "code": "internal",
+                "message": f"Internal error ({type(exc).__name__}); the server log has the "
+                "traceback. Please report it.",
+                "details": {},
+            }
+        }
+        return JSONResponse(body, status_code=500)
+
+    @app.get("/health", response_model=Health, tags=["server"])
+    def health() -> Health:
+        """Liveness: the server answers. No token needed."""
+        return Health(status="ok", version=__version__)
+
+    for module in (runs, catalog, blobs, access):
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    return app
