@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loopwise import __version__
 from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError
 from loopwise.server.auth import AuthMiddleware
+from loopwise.server.blob_access import BlobAccess
 from loopwise.server.routes import access, blobs, catalog, runs
 from loopwise.server.schemas import ErrorBody, Health
 from loopwise.store import Store
@@ -157,6 +158,7 @@ def create_app(
     # Routes and middleware read these at request time, never capture them.
     app.state.store = store
     app.state.auth = auth
+    app.state.blob_access = BlobAccess()
 
     @app.exception_handler(LoopwiseError)
     async def _loopwise_error(_: Request, exc: LoopwiseError) -> JSONResponse:

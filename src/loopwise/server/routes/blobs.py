@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -23,14 +22,11 @@ from fastapi.responses import StreamingResponse
 
 from loopwise.errors import (
     InvalidArgumentError,
-    LoopwiseError,
     NotFoundError,
-    PermissionDeniedError,
 )
 from loopwise.server.auth import Caller, Permission, caller, permission
-from loopwise.server.routes.common import StoreDep
+from loopwise.server.routes.common import StoreDep, blob_access
 from loopwise.server.schemas import BlobOut, Text
-from loopwise.store import Store
 from loopwise.store.artifacts import CHUNK_BYTES, PREFIX, check_digest
 
 router = APIRouter(tags=["artifacts"])
@@ -91,6 +87,7 @@ async def upload_blob(digest: Text, request: Request, store: StoreDep, who: Call
         stored, size = await anyio.to_thread.run_sync(store.artifacts.put_file, incoming.path)
     finally:
         await anyio.to_thread.run_sync(incoming.discard)
+    blob_access(request).note_upload(who, stored)
     return BlobOut(digest=stored, size_bytes=size)
 
 
@@ -100,61 +97,15 @@ async def upload_blob(digest: Text, request: Request, store: StoreDep, who: Call
     responses={200: {"description": "The blob is stored"}},
     openapi_extra=permission(Permission.READ),
 )
-def blob_exists(digest: Text, store: StoreDep, who: CallerDep) -> Response:
+def blob_exists(digest: Text, request: Request, store: StoreDep, who: CallerDep) -> Response:
     """200 if the blob is stored, 404 if not (lets a client skip an upload)."""
     who.check(Permission.READ)
     check_digest(digest)
-    _project_blobs.check(store, who, digest)
-    if not store.artifacts.exists(digest):
+    # For a project-scoped token, a blob its project has no claim to is absent: the client then
+    # uploads it (which proves it has the bytes), and other projects' files stay invisible.
+    if not store.artifacts.exists(digest) or not blob_access(request).readable(store, who, digest):
         raise NotFoundError(f"No blob {digest}.", digest=digest)
     return Response(status_code=200)
-
-
-class _ProjectBlobs:
-    """Which blobs a project-scoped token may read: what its project's records refer to.
-
-    Model versions refer to a manifest that lists the model's files; manifests never change, so
-    their contents are read once and remembered.
-    """
-
-    def __init__(self) -> None:
-        self._manifests: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
-
-    def _manifest_files(self, store: Store, digest: str) -> set[str]:
-        with self._lock:
-            known = self._manifests.get(digest)
-        if known is None:
-            try:
-                known = {d for d, _ in store.artifacts.read_manifest(digest).values()}
-            except (LoopwiseError, ValueError, KeyError, TypeError):
-                known = set()  # e.g. a version registered with a bare file's digest
-            with self._lock:
-                self._manifests[digest] = known
-        return known
-
-    def check(self, store: Store, who: Caller, digest: str) -> None:
-        if who.project is None:
-            return
-        direct = store.blob_digests(who.project)
-        if digest in direct:
-            return
-        manifests = [
-            version.artifact_digest
-            for model in store.list_models(who.project)
-            for version in store.list_model_versions(who.project, model.name)
-        ]
-        if any(digest in self._manifest_files(store, m) for m in manifests):
-            return
-        raise PermissionDeniedError(
-            f"Blob {digest} belongs to no run, dataset or model of project {who.project!r}, "
-            "the only project this token may read.",
-            digest=digest,
-            token_project=who.project,
-        )
-
-
-_project_blobs = _ProjectBlobs()
 
 
 def _chunks(f: BinaryIO, remaining: int) -> Iterator[bytes]:
@@ -174,6 +125,7 @@ def _chunks(f: BinaryIO, remaining: int) -> Iterator[bytes]:
 )
 def download_blob(
     digest: Text,
+    request: Request,
     store: StoreDep,
     who: CallerDep,
     range_: Annotated[str | None, Header(alias="range")] = None,
@@ -181,7 +133,7 @@ def download_blob(
     """The blob's bytes, verified against ``digest`` first. ``Range: bytes=N-`` resumes."""
     who.check(Permission.READ)
     check_digest(digest)
-    _project_blobs.check(store, who, digest)
+    blob_access(request).check_read(store, who, digest)
     f = store.artifacts.open_verified(digest)
     size = os.fstat(f.fileno()).st_size
     start, end = 0, size - 1

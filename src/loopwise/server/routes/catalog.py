@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from loopwise.server.auth import Caller, Permission, caller, permission
-from loopwise.server.routes.common import StoreDep, run_project
+from loopwise.server.routes.common import BlobAccessDep, StoreDep, run_project
 from loopwise.server.schemas import (
     AliasMove,
     CreateDatasetVersion,
@@ -37,10 +37,16 @@ WRITE = permission(Permission.WRITE)
     openapi_extra=WRITE,
 )
 def create_dataset_version(
-    project: Text, name: Text, body: CreateDatasetVersion, store: StoreDep, who: CallerDep
+    project: Text,
+    name: Text,
+    body: CreateDatasetVersion,
+    store: StoreDep,
+    who: CallerDep,
+    access: BlobAccessDep,
 ) -> DatasetVersionCreated:
     """Register a version whose Parquet blob was uploaded; the same content gives the same one."""
     who.check(Permission.WRITE, project)
+    access.check_reference(store, who, [body.artifact_digest])
     version, created = store.create_dataset_version(
         project,
         name,
@@ -134,10 +140,16 @@ def dataset_runs(dataset_version_id: Id, store: StoreDep, who: CallerDep) -> lis
     openapi_extra=WRITE,
 )
 def create_model_version(
-    project: Text, name: Text, body: CreateModelVersion, store: StoreDep, who: CallerDep
+    project: Text,
+    name: Text,
+    body: CreateModelVersion,
+    store: StoreDep,
+    who: CallerDep,
+    access: BlobAccessDep,
 ) -> ModelVersion:
     """Register the next version of a model whose files (a manifest blob) were uploaded."""
     who.check(Permission.WRITE, project)
+    access.check_reference(store, who, [], manifest=body.artifact_digest)
     return store.create_model_version(
         project,
         name,

@@ -9,9 +9,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from loopwise.server.blob_access import BlobAccess
 from loopwise.store import Store
 
-__all__ = ["StoreDep", "get_store", "run_project"]
+__all__ = ["BlobAccessDep", "StoreDep", "blob_access", "get_store", "run_project"]
+
+
+def blob_access(request: Request) -> BlobAccess:
+    """The app's record of which blobs project-scoped tokens may read and refer to."""
+    access: BlobAccess = request.app.state.blob_access
+    return access
 
 
 def get_store(request: Request) -> Store:
@@ -20,6 +27,7 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+BlobAccessDep = Annotated[BlobAccess, Depends(blob_access)]
 
 _RUN_PROJECTS: weakref.WeakKeyDictionary[Store, OrderedDict[str, str]] = weakref.WeakKeyDictionary()
 _RUN_PROJECTS_MAX = 100_000

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from loopwise.server.auth import Caller, Permission, caller, permission
-from loopwise.server.routes.common import StoreDep, run_project
+from loopwise.server.routes.common import BlobAccessDep, StoreDep, run_project
 from loopwise.server.schemas import (
     ArtifactFileOut,
     CreateProject,
@@ -151,10 +151,11 @@ def forget_spool(spool_id: Text, store: StoreDep, who: CallerDep) -> Response:
 # -- run artifacts --------------------------------------------------------------------------------
 @router.post("/runs/{run_id}/artifacts", status_code=204, tags=["artifacts"], openapi_extra=WRITE)
 def record_artifacts(
-    run_id: Text, body: RecordArtifacts, store: StoreDep, who: CallerDep
+    run_id: Text, body: RecordArtifacts, store: StoreDep, who: CallerDep, access: BlobAccessDep
 ) -> Response:
     """Add uploaded blobs to the run's artifact tree under the given paths."""
     who.check(Permission.WRITE, run_project(store, run_id))
+    access.check_reference(store, who, {f.digest for f in body.files})
     store.record_artifacts(
         run_id, [ArtifactFile(f.path, f.digest, f.size_bytes) for f in body.files]
     )
