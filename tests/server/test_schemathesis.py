@@ -7,7 +7,6 @@ OpenAPI spec declares. Invalid requests must be refused with a 4xx in the error 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from .harness import serve_in_thread
 pytestmark = pytest.mark.slow
 
 BLOB = b"model bytes"
-BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 SETTINGS = hypothesis.settings(
     max_examples=30,
     derandomize=True,  # the same cases on every run; widen max_examples locally to explore
