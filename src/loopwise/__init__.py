@@ -15,25 +15,71 @@ The SDK in one glance::
     lw.models.load("employment@production").predict(X_new)
 """
 
-from loopwise.context import init, shutdown
-from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
-from loopwise.errors import LoopwiseError
-from loopwise.registry import ModelVersion, models
-from loopwise.registry.flavours.python import PythonModel
-from loopwise.store import Run, RunStatus
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from loopwise.store.migrate import loopwise_version
-from loopwise.tracking import (
-    ActiveRun,
-    active_run,
-    compare_runs,
-    get_run,
-    metric_history,
-    runs_frame,
-    search_runs,
-    start_run,
-)
+
+if TYPE_CHECKING:
+    from loopwise.context import init, shutdown
+    from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
+    from loopwise.errors import LoopwiseError
+    from loopwise.registry import ModelVersion, models
+    from loopwise.registry.flavours.python import PythonModel
+    from loopwise.store import Run, RunStatus
+    from loopwise.tracking import (
+        ActiveRun,
+        active_run,
+        compare_runs,
+        get_run,
+        metric_history,
+        runs_frame,
+        search_runs,
+        start_run,
+    )
 
 __version__ = loopwise_version()
+
+# The SDK's names are imported on first use (PEP 562), so that `import loopwise.server` or a
+# CLI command that never touches data does not load pandas and PyArrow (~100 MB, ~1 s).
+_LAZY = {
+    "init": "loopwise.context",
+    "shutdown": "loopwise.context",
+    "DatasetVersion": "loopwise.data",
+    "list_datasets": "loopwise.data",
+    "load_dataset": "loopwise.data",
+    "log_dataset": "loopwise.data",
+    "LoopwiseError": "loopwise.errors",
+    "ModelVersion": "loopwise.registry",
+    "models": "loopwise.registry",
+    "PythonModel": "loopwise.registry.flavours.python",
+    "Run": "loopwise.store",
+    "RunStatus": "loopwise.store",
+    "ActiveRun": "loopwise.tracking",
+    "active_run": "loopwise.tracking",
+    "compare_runs": "loopwise.tracking",
+    "get_run": "loopwise.tracking",
+    "metric_history": "loopwise.tracking",
+    "runs_frame": "loopwise.tracking",
+    "search_runs": "loopwise.tracking",
+    "start_run": "loopwise.tracking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopwise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ActiveRun",

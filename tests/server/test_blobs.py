@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import loopwise as lw
+import loopwise.context
 from loopwise.errors import StoreError
 from loopwise.server import create_app
 from loopwise.store import Store, open_store

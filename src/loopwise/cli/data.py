@@ -9,7 +9,6 @@ import typer
 import loopwise as lw
 from loopwise.cli.common import JsonOption, open_context
 from loopwise.cli.output import console, fmt_ms, print_json, table
-from loopwise.data import parse_dataset_ref
 
 app = typer.Typer(help="List and inspect versioned datasets.", no_args_is_help=True)
 
@@ -43,6 +42,9 @@ def show(
 ) -> None:
     """Show a dataset version: schema, size, hash and the runs that used it."""
     ctx = open_context()
+    # Imported here: commands such as `server` then never load pandas.
+    from loopwise.data import parse_dataset_ref
+
     name, number = parse_dataset_ref(ref)
     version = ctx.store.get_dataset_version(ctx.project, name, number)
     runs = ctx.store.dataset_runs(version.id)

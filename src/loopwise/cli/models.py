@@ -9,7 +9,6 @@ import typer
 import loopwise as lw
 from loopwise.cli.common import JsonOption, open_context
 from loopwise.cli.output import console, fmt_ms, print_json, table
-from loopwise.registry import parse_ref
 
 app = typer.Typer(help="List registered models and move their aliases.", no_args_is_help=True)
 
@@ -41,6 +40,9 @@ def show(
 ) -> None:
     """Show a model's versions, or one version's card: run, datasets, metrics, signature."""
     open_context()
+    # Imported here: commands such as `server` then never load pandas.
+    from loopwise.registry import parse_ref
+
     name, number, alias = parse_ref(ref)
     if number is None and alias is None:
         versions = lw.models.versions(name)
