@@ -19,6 +19,7 @@ EXPECTED = {
         "parse_dataset_ref",
     ],
     "loopwise.server": ["API_PREFIX", "create_app"],
+    "loopwise.serving": ["create_serving_app"],
     "loopwise.store": [
         "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification", "DEFAULT_URI",
         "DatasetVersion", "Metric", "MetricEntry", "ModelVersion", "Project", "RegisteredModel",

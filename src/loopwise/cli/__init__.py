@@ -11,6 +11,7 @@ import typer
 from loopwise.cli import access, data, db, models, runs
 from loopwise.cli.common import State
 from loopwise.cli.output import console, err_console
+from loopwise.cli.serve import serve
 from loopwise.cli.server import server
 from loopwise.errors import LoopwiseError
 
@@ -29,6 +30,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(access.token_app, name="token")
 app.add_typer(access.audit_app, name="audit")
 app.command("server")(server)
+app.command("serve")(serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,236 @@
+"""Request and response formats of the inference server, with no web framework in them.
+
+* the Open Inference Protocol (KServe V2) JSON tensors: each input is a named tensor; a model
+  whose signature is a table takes one tensor per column, an array model takes one tensor;
+* MLflow's scoring formats at ``/invocations``: ``dataframe_split``, ``dataframe_records``,
+  ``instances``, ``inputs`` and CSV;
+* plain records for ``/predict``.
+
+Each parser returns what ``LoadedModel.predict`` takes; the signature check then names any
+column that is missing or of the wrong type.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopwise.errors import InvalidArgumentError
+
+__all__ = [
+    "decode_oip_inputs",
+    "encode_tensor",
+    "oip_tensor_specs",
+    "parse_invocations",
+    "parse_records",
+]
+
+_DATATYPES = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+_SIGNATURE_TO_DATATYPE = {
+    "bool": "BOOL",
+    "int": "INT64",
+    "float": "FP64",
+    "str": "BYTES",
+    "category": "BYTES",
+    "datetime": "BYTES",
+}
+
+
+def _datatype_of(kind: str) -> str:
+    for prefix, datatype in _SIGNATURE_TO_DATATYPE.items():
+        if kind.startswith(prefix):
+            return datatype
+    return "BYTES"
+
+
+def oip_tensor_specs(schema: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The tensors a signature's ``inputs`` or ``outputs`` part describes, as OIP metadata."""
+    if not schema:
+        return []
+    if schema.get("type") == "dataframe":
+        return [
+            {"name": str(c["name"]), "datatype": _datatype_of(str(c["dtype"])), "shape": [-1]}
+            for c in schema["columns"]
+        ]
+    return [
+        {
+            "name": "input",
+            "datatype": _datatype_of(str(schema.get("dtype", ""))),
+            "shape": list(schema.get("shape", [-1])),
+        }
+    ]
+
+
+def _tensor(spec: Any, where: str) -> tuple[str, np.ndarray[Any, Any]]:
+    if not isinstance(spec, Mapping):
+        raise InvalidArgumentError(
+            f"Expected {where} to be an object with name, shape, datatype and data; got "
+            f"{type(spec).__name__}.",
+            field=where,
+        )
+    missing = [k for k in ("name", "shape", "datatype", "data") if k not in spec]
+    if missing:
+        raise InvalidArgumentError(
+            f"{where} is missing {missing}. An input tensor needs name, shape, datatype and data.",
+            field=where,
+            missing=missing,
+        )
+    name, shape, datatype, data = spec["name"], spec["shape"], spec["datatype"], spec["data"]
+    if datatype not in _DATATYPES:
+        raise InvalidArgumentError(
+            f"{where} ({name!r}) has datatype {datatype!r}; expected one of {sorted(_DATATYPES)}.",
+            field=where,
+        )
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidArgumentError(
+            f"{where} ({name!r}) has shape {shape!r}; expected a list of non-negative integers.",
+            field=where,
+        )
+    try:
+        array: np.ndarray[Any, Any] = np.asarray(data, dtype=_DATATYPES[datatype])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgumentError(
+            f"{where} ({name!r}): its data do not fit datatype {datatype} ({exc}).", field=where
+        ) from exc
+    if array.size != math.prod(shape):
+        raise InvalidArgumentError(
+            f"{where} ({name!r}) has {array.size} values but shape {shape} needs "
+            f"{math.prod(shape)}. Send data in row-major order, flattened or nested.",
+            field=where,
+        )
+    return str(name), array.reshape(shape)
+
+
+def decode_oip_inputs(
+    body: Any, signature: Mapping[str, Any] | None
+) -> pd.DataFrame | np.ndarray[Any, Any]:
+    """An OIP infer request's tensors as model input: columns for a table, else one array."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("inputs"), list):
+        raise InvalidArgumentError(
+            "Expected an inference request {'inputs': [{name, shape, datatype, data}, …]}.",
+            field="inputs",
+        )
+    tensors = [_tensor(spec, f"inputs[{i}]") for i, spec in enumerate(body["inputs"])]
+    if not tensors:
+        raise InvalidArgumentError("Expected at least one input tensor.", field="inputs")
+    inputs = (signature or {}).get("inputs") or {}
+    if inputs.get("type") == "dataframe" or len(tensors) > 1:
+        columns = {}
+        for name, array in tensors:
+            if array.ndim == 2 and array.shape[1] == 1:
+                array = array[:, 0]
+            if array.ndim != 1:
+                raise InvalidArgumentError(
+                    f"Input {name!r} has shape {list(array.shape)}; a table's column is a tensor "
+                    "of shape [n] (or [n, 1]).",
+                    field=name,
+                )
+            columns[name] = array
+        lengths = {len(a) for a in columns.values()}
+        if len(lengths) > 1:
+            raise InvalidArgumentError(
+                f"Input columns have different lengths {sorted(lengths)}; every column needs "
+                "one value per row.",
+                field="inputs",
+            )
+        return pd.DataFrame(columns)
+    return tensors[0][1]
+
+
+def encode_tensor(name: str, values: Any) -> dict[str, Any]:
+    """A NumPy result as an OIP output tensor (flattened data, row-major)."""
+    array = np.asarray(values)
+    data: list[Any]
+    if array.dtype.kind in "OUS":
+        datatype, data = "BYTES", [str(v) for v in array.ravel()]
+    elif array.dtype.kind == "b":
+        datatype, data = "BOOL", array.ravel().tolist()
+    elif array.dtype.kind in "iu":
+        datatype, data = "INT64", array.astype(np.int64).ravel().tolist()
+    else:
+        datatype, data = "FP64", array.astype(np.float64).ravel().tolist()
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def parse_records(body: Any) -> pd.DataFrame:
+    """``/predict`` input: a list of records (or ``{"records": [...]}``)."""
+    records = body.get("records") if isinstance(body, Mapping) else body
+    if (
+        not isinstance(records, list)
+        or not records
+        or not all(isinstance(r, Mapping) for r in records)
+    ):
+        raise InvalidArgumentError(
+            'Expected a non-empty JSON list of records, e.g. [{"AGEP": 35, "SEX": 1}], or '
+            '{"records": [...]}.',
+            field="records",
+        )
+    return pd.DataFrame(records)
+
+
+def parse_invocations(body: bytes, content_type: str) -> pd.DataFrame | np.ndarray[Any, Any]:
+    """MLflow's scoring formats (``/invocations``), by content type and top-level key."""
+    import json
+
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "text/csv":
+        try:
+            return pd.read_csv(io.BytesIO(body))
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise InvalidArgumentError(f"Could not read the CSV body: {exc}.") from exc
+    if kind != "application/json":
+        raise InvalidArgumentError(
+            f"Expected Content-Type application/json or text/csv, got {content_type!r}.",
+            content_type=content_type,
+        )
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
+    formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
+    keys = [k for k in formats if isinstance(payload, Mapping) and k in payload]
+    if len(keys) != 1:
+        raise InvalidArgumentError(
+            f"Expected a JSON object with exactly one of {list(formats)}; got "
+            f"{sorted(payload) if isinstance(payload, Mapping) else type(payload).__name__}.",
+            expected=list(formats),
+        )
+    key = keys[0]
+    value = payload[key]
+    try:
+        if key == "dataframe_split":
+            if not isinstance(value, Mapping) or "columns" not in value or "data" not in value:
+                raise InvalidArgumentError(
+                    "dataframe_split needs 'columns' and 'data' (and optionally 'index')."
+                )
+            return pd.DataFrame(value["data"], columns=value["columns"], index=value.get("index"))
+        if key == "dataframe_records":
+            return parse_records(value)
+        if isinstance(value, Mapping):  # named tensors: one column each
+            return pd.DataFrame({str(k): np.asarray(v).ravel() for k, v in value.items()})
+        if isinstance(value, Sequence) and value and isinstance(value[0], Mapping):
+            return pd.DataFrame(list(value))
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidArgumentError):
+            raise
+        raise InvalidArgumentError(f"Could not read {key!r}: {exc}.", field=key) from exc
