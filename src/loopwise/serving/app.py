@@ -14,31 +14,32 @@ JSON envelope.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from loopwise import __version__
 from loopwise.errors import HTTP_STATUS, InvalidArgumentError, LoopwiseError, not_found
 from loopwise.registry import LoadedModel
 from loopwise.serving.protocols import (
     decode_oip_inputs,
+    encode_binary_tensor,
     encode_tensor,
     oip_tensor_specs,
     parse_invocations,
     parse_records,
+    split_binary_request,
 )
 
 __all__ = ["create_serving_app"]
 
 
 def _json(request_body: bytes) -> Any:
-    import json
-
     try:
         return json.loads(request_body)
     except ValueError as exc:
@@ -82,8 +83,14 @@ def create_serving_app(models: Mapping[str, LoadedModel]) -> FastAPI:
         return next(iter(served.values()))
 
     @app.exception_handler(LoopwiseError)
-    async def _error(_: Request, exc: LoopwiseError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=HTTP_STATUS.get(exc.code, 500))
+    async def _error(request: Request, exc: LoopwiseError) -> JSONResponse:
+        status = HTTP_STATUS.get(exc.code, 500)
+        if request.url.path.startswith("/v2"):
+            # The Open Inference Protocol's error is {"error": "<message>"} (clients such as
+            # tritonclient read it as a string); our code and details ride alongside.
+            body = {"error": exc.message, "code": exc.code, "details": exc.details}
+            return JSONResponse(body, status_code=status)
+        return JSONResponse(exc.to_dict(), status_code=status)
 
     # -- Open Inference Protocol ---------------------------------------------------------------
     @app.get("/v2/health/live")
@@ -100,7 +107,9 @@ def create_serving_app(models: Mapping[str, LoadedModel]) -> FastAPI:
 
     def metadata(model: LoadedModel) -> dict[str, Any]:
         signature = model.signature or {}
-        outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+        declared = oip_tensor_specs(signature.get("outputs"))
+        predict_type = declared[0]["datatype"] if len(declared) == 1 else "BYTES"
+        outputs = [{"name": "predict", "datatype": predict_type, "shape": [-1]}]
         if hasattr(model, "predict_proba"):
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
         return {
@@ -124,29 +133,57 @@ def create_serving_app(models: Mapping[str, LoadedModel]) -> FastAPI:
         model_named(name)
         return {"name": name, "ready": True}
 
-    async def infer(model: LoadedModel, request: Request) -> dict[str, Any]:
-        body = _json(await request.body())
-        X = decode_oip_inputs(body, model.signature)
+    async def infer(model: LoadedModel, request: Request) -> Response:
+        body, binary = split_binary_request(
+            await request.body(), request.headers.get("inference-header-content-length")
+        )
+        if not isinstance(body, Mapping):
+            raise InvalidArgumentError("Expected the inference request to be a JSON object.")
+        X = decode_oip_inputs(body, model.signature, binary)
         requested = body.get("outputs")
-        wanted = None
+        parameters = body.get("parameters")
+        all_binary = isinstance(parameters, Mapping) and parameters.get("binary_data_output")
+        wanted, binary_outputs = None, set()
         if isinstance(requested, list):
             wanted = {str(o.get("name")) for o in requested if isinstance(o, Mapping)}
+            binary_outputs = {
+                str(o.get("name"))
+                for o in requested
+                if isinstance(o, Mapping)
+                and isinstance(o.get("parameters"), Mapping)
+                and o["parameters"].get("binary_data")
+            }
         results = await anyio.to_thread.run_sync(_outputs, model, X, wanted)
+        outputs, raw_parts = [], []
+        for name, values in results.items():
+            if all_binary or name in binary_outputs:
+                spec, raw = encode_binary_tensor(name, values)
+                outputs.append(spec)
+                raw_parts.append(raw)
+            else:
+                outputs.append(encode_tensor(name, values))
         response: dict[str, Any] = {
             "model_name": model.version.name,
             "model_version": str(model.version.version),
-            "outputs": [encode_tensor(k, v) for k, v in results.items()],
+            "outputs": outputs,
         }
         if "id" in body:
             response["id"] = body["id"]
-        return response
+        if not raw_parts:
+            return JSONResponse(response)
+        header = json.dumps(response).encode()
+        return Response(
+            header + b"".join(raw_parts),
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
 
     @app.post("/v2/models/{name}/infer")
-    async def model_infer(name: str, request: Request) -> dict[str, Any]:
+    async def model_infer(name: str, request: Request) -> Response:
         return await infer(model_named(name), request)
 
     @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def model_version_infer(name: str, version: str, request: Request) -> dict[str, Any]:
+    async def model_version_infer(name: str, version: str, request: Request) -> Response:
         return await infer(model_named(name, version), request)
 
     # -- MLflow scoring and plain records --------------------------------------------------------

@@ -23,11 +23,14 @@ import pandas as pd
 from loopwise.errors import InvalidArgumentError
 
 __all__ = [
+    "BinaryData",
     "decode_oip_inputs",
+    "encode_binary_tensor",
     "encode_tensor",
     "oip_tensor_specs",
     "parse_invocations",
     "parse_records",
+    "split_binary_request",
 ]
 
 _DATATYPES = {
@@ -80,21 +83,84 @@ def oip_tensor_specs(schema: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _tensor(spec: Any, where: str) -> tuple[str, np.ndarray[Any, Any]]:
+class BinaryData:
+    """The bytes after the JSON header of a binary-extension request, read in input order."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def take(self, size: int, where: str) -> bytes:
+        if size < 0 or self.offset + size > len(self.data):
+            raise InvalidArgumentError(
+                f"{where} declares binary_data_size {size}, but only "
+                f"{len(self.data) - self.offset} bytes of binary data remain.",
+                field=where,
+            )
+        chunk = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return chunk
+
+
+def _bytes_elements(raw: bytes, where: str) -> list[bytes]:
+    """BYTES tensor elements in the binary extension: each a 4-byte little-endian length."""
+    items, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise InvalidArgumentError(f"{where}: truncated BYTES element.", field=where)
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        items.append(raw[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+    return items
+
+
+def split_binary_request(body: bytes, header_length: str | None) -> tuple[Any, BinaryData]:
+    """The JSON part and the binary part of an infer request (binary tensor extension)."""
+    import json
+
+    size = len(body)
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise InvalidArgumentError(
+                f"Inference-Header-Content-Length is {header_length!r}; expected the length in "
+                f"bytes of the JSON header, at most the body's {len(body)} bytes.",
+                field="Inference-Header-Content-Length",
+            )
+        size = int(header_length)
+    try:
+        return json.loads(body[:size]), BinaryData(body[size:])
+    except ValueError as exc:
+        raise InvalidArgumentError(
+            f"The request's JSON part is not valid JSON ({exc}). With binary tensors, send the "
+            "JSON part's length in Inference-Header-Content-Length.",
+        ) from exc
+
+
+def _tensor(
+    spec: Any, where: str, binary: BinaryData | None = None
+) -> tuple[str, np.ndarray[Any, Any]]:
     if not isinstance(spec, Mapping):
         raise InvalidArgumentError(
             f"Expected {where} to be an object with name, shape, datatype and data; got "
             f"{type(spec).__name__}.",
             field=where,
         )
-    missing = [k for k in ("name", "shape", "datatype", "data") if k not in spec]
+    parameters = spec.get("parameters")
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, Mapping) else None
+    required = (
+        ("name", "shape", "datatype")
+        if binary_size is not None
+        else ("name", "shape", "datatype", "data")
+    )
+    missing = [k for k in required if k not in spec]
     if missing:
         raise InvalidArgumentError(
             f"{where} is missing {missing}. An input tensor needs name, shape, datatype and data.",
             field=where,
             missing=missing,
         )
-    name, shape, datatype, data = spec["name"], spec["shape"], spec["datatype"], spec["data"]
+    name, shape, datatype = spec["name"], spec["shape"], spec["datatype"]
+    data = spec.get("data")
     if datatype not in _DATATYPES:
         raise InvalidArgumentError(
             f"{where} ({name!r}) has datatype {datatype!r}; expected one of {sorted(_DATATYPES)}.",
@@ -105,6 +171,24 @@ def _tensor(spec: Any, where: str) -> tuple[str, np.ndarray[Any, Any]]:
             f"{where} ({name!r}) has shape {shape!r}; expected a list of non-negative integers.",
             field=where,
         )
+    if binary_size is not None:
+        if binary is None or not isinstance(binary_size, int):
+            raise InvalidArgumentError(
+                f"{where} ({name!r}) has binary_data_size but the request has no binary part.",
+                field=where,
+            )
+        raw = binary.take(binary_size, where)
+        if datatype == "BYTES":
+            data = [b.decode("utf-8", "replace") for b in _bytes_elements(raw, where)]
+        else:
+            itemsize = np.dtype(_DATATYPES[datatype]).itemsize
+            if len(raw) % itemsize:
+                raise InvalidArgumentError(
+                    f"{where} ({name!r}): {len(raw)} bytes is not a whole number of {datatype} "
+                    "values.",
+                    field=where,
+                )
+            data = np.frombuffer(raw, dtype=np.dtype(_DATATYPES[datatype]).newbyteorder("<"))
     try:
         array: np.ndarray[Any, Any] = np.asarray(data, dtype=_DATATYPES[datatype])
     except (TypeError, ValueError, OverflowError) as exc:
@@ -121,7 +205,7 @@ def _tensor(spec: Any, where: str) -> tuple[str, np.ndarray[Any, Any]]:
 
 
 def decode_oip_inputs(
-    body: Any, signature: Mapping[str, Any] | None
+    body: Any, signature: Mapping[str, Any] | None, binary: BinaryData | None = None
 ) -> pd.DataFrame | np.ndarray[Any, Any]:
     """An OIP infer request's tensors as model input: columns for a table, else one array."""
     if not isinstance(body, Mapping) or not isinstance(body.get("inputs"), list):
@@ -129,7 +213,7 @@ def decode_oip_inputs(
             "Expected an inference request {'inputs': [{name, shape, datatype, data}, …]}.",
             field="inputs",
         )
-    tensors = [_tensor(spec, f"inputs[{i}]") for i, spec in enumerate(body["inputs"])]
+    tensors = [_tensor(spec, f"inputs[{i}]", binary) for i, spec in enumerate(body["inputs"])]
     if not tensors:
         raise InvalidArgumentError("Expected at least one input tensor.", field="inputs")
     inputs = (signature or {}).get("inputs") or {}
@@ -154,6 +238,19 @@ def decode_oip_inputs(
             )
         return pd.DataFrame(columns)
     return tensors[0][1]
+
+
+def encode_binary_tensor(name: str, values: Any) -> tuple[dict[str, Any], bytes]:
+    """A NumPy result as a binary-extension output: the JSON spec and its raw bytes."""
+    spec = encode_tensor(name, values)
+    data = spec.pop("data")
+    if spec["datatype"] == "BYTES":
+        raw = b"".join(len(b).to_bytes(4, "little") + b for b in (str(v).encode() for v in data))
+    else:
+        dtype = np.dtype(_DATATYPES[spec["datatype"]]).newbyteorder("<")
+        raw = np.asarray(data, dtype=dtype).tobytes()
+    spec["parameters"] = {"binary_data_size": len(raw)}
+    return spec, raw
 
 
 def encode_tensor(name: str, values: Any) -> dict[str, Any]:
