@@ -185,6 +185,3 @@ class LocalArtifactStore(ArtifactStore):
             )
         f.seek(0)
         return f
-
-
-_check_digest = check_digest  # the old private name, still used by store backends

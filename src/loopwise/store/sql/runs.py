@@ -25,10 +25,8 @@ from loopwise.store.sql.schema import RUN_ARTIFACTS as ARTIFACTS
 from loopwise.store.sql.schema import RUN_PARAMS as PARAMS
 from loopwise.store.sql.schema import RUN_TAGS as TAGS
 from loopwise.store.validate import (
-    check_key,
-    check_metric_value,
+    check_metric_entry,
     check_spool_id,
-    check_step,
     check_string_map,
 )
 
@@ -364,7 +362,7 @@ class SqlRuns(SqlCore):
     def write_spooled_metrics(
         self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
     ) -> None:
-        checked = [self._validated(e) for e in entries]
+        checked = [check_metric_entry(e) for e in entries]
         self._check_runs({e.run_id for e in checked})
         self._write_metric_batch(checked, check_spool_id(spool_id), upto_seq)
 
@@ -401,16 +399,6 @@ class SqlRuns(SqlCore):
     def _forget_spool(self, spool_id: str) -> None:
         self._write(lambda conn: conn.execute(SPOOLS.delete().where(SPOOLS.c.spool_id == spool_id)))
 
-    def _validated(self, entry: MetricEntry) -> MetricEntry:
-        key = check_key(entry.key, "metric")
-        return MetricEntry(
-            entry.run_id,
-            key,
-            check_metric_value(key, entry.value),
-            check_step(key, entry.step),
-            int(entry.timestamp_ms),
-        )
-
     def _check_runs(self, run_ids: set[str]) -> None:
         unknown = run_ids - self._known_runs
         if unknown:
@@ -419,12 +407,12 @@ class SqlRuns(SqlCore):
                     self._check_run(conn, run_id)
 
     def log_metrics(self, entries: Sequence[MetricEntry]) -> None:
-        checked = [self._validated(e) for e in entries]
+        checked = [check_metric_entry(e) for e in entries]
         self._check_runs({e.run_id for e in checked})
         self._write_metric_batch(checked, None, 0)
 
     def log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
-        checked = [self._validated(e) for e in entries]
+        checked = [check_metric_entry(e) for e in entries]
         self._check_runs({e.run_id for e in checked})
         self._spool.append(checked)
 
