@@ -43,6 +43,7 @@ __all__ = [
     "SchemaTooOldError",
     "SignatureMismatchError",
     "StoreError",
+    "UnavailableError",
     "UnsafeModelError",
     "error_from_dict",
 ]
@@ -113,6 +114,18 @@ class PermissionDeniedError(LoopwiseError):
     http_status = 403
 
 
+class UnavailableError(LoopwiseError):
+    """The server cannot answer in time now (a full queue, a deadline it cannot meet, a model
+    still warming up); ``retry_after_s`` says when trying again makes sense."""
+
+    code = "unavailable"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
 class StoreError(LoopwiseError):
     """The store cannot be used as it is."""
 
@@ -173,6 +186,7 @@ HTTP_STATUS: dict[str, int] = {
         ConflictError,
         AuthenticationError,
         PermissionDeniedError,
+        UnavailableError,
         StoreError,
         NotAStoreError,
         SchemaTooOldError,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -12,8 +16,9 @@ import pytest
 import loopwise as lw
 from loopwise.registry import models
 from loopwise.serving import create_serving_app
+from loopwise.serving.batching import BatchPolicy
 
-from ..server.harness import AppTransport
+from ..server.harness import AppTransport, serve_in_thread
 
 FRAME = pd.DataFrame(
     {"age": [20.0, 25.0, 30.0, 45.0, 50.0, 60.0], "hours": [10, 20, 40, 40, 45, 50]}
@@ -153,3 +158,129 @@ def test_bad_input_is_a_clear_4xx(
         message, code = body["error"]["message"], body["error"]["code"]
     assert needle in message, body
     assert code in ("invalid_argument", "signature_mismatch", "not_found"), body
+
+
+class _Slow:
+    """A model that takes ``seconds`` per call: requests pile up behind it and get batched."""
+
+    def __init__(self, model: object, seconds: float) -> None:
+        self.model, self.seconds, self.calls = model, seconds, []
+
+    def predict(self, X: pd.DataFrame) -> object:
+        self.calls.append(len(X))
+        time.sleep(self.seconds)
+        return self.model.predict(X)  # type: ignore[attr-defined]
+
+
+def _slow_app(loaded: models.LoadedModel, seconds: float, **policy: float) -> tuple[object, _Slow]:
+    slow = _Slow(loaded.model, seconds)
+    app = create_serving_app(
+        {"employment": models.LoadedModel(loaded.version, slow)},
+        policies=BatchPolicy(**policy),  # type: ignore[arg-type]
+    )
+    return app, slow
+
+
+def _post_all(
+    base: str, bodies: list[object], headers: dict[str, str] | None = None
+) -> list[httpx.Response]:
+    with httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda b: client.post("/predict", json=b, headers=headers), bodies))
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(
+    loaded: models.LoadedModel,
+) -> None:
+    app, slow = _slow_app(loaded, 0.05, max_wait_s=0)
+    records = FRAME.to_dict(orient="records") * 3
+    with serve_in_thread(app) as base:
+        responses = _post_all(base, [[r] for r in records])
+    assert [r.status_code for r in responses] == [200] * len(records)
+    got = [r.json()["predictions"][0] for r in responses]
+    assert got == [int(v) for v in loaded.predict(pd.DataFrame(records))]
+    assert max(slow.calls) > 1 and sum(slow.calls) == len(records)
+
+
+def test_a_row_the_model_rejects_fails_only_its_own_request(loaded: models.LoadedModel) -> None:
+    app, slow = _slow_app(loaded, 0.05, max_wait_s=0)
+    good = FRAME.to_dict(orient="records")
+    bodies: list[object] = [[r] for r in good]
+    bodies.insert(3, [{"age": None, "hours": 10}])  # NaN: LogisticRegression refuses it
+    with serve_in_thread(app) as base:
+        responses = _post_all(base, bodies)
+    statuses = [r.status_code for r in responses]
+    assert statuses.pop(3) == 400 and statuses == [200] * len(good)
+    assert "NaN" in responses[3].json()["error"]["message"]
+    assert max(slow.calls) > 1  # the bad row really shared a batch with good ones
+
+
+def test_overload_gets_503_with_retry_after_instead_of_waiting(
+    loaded: models.LoadedModel,
+) -> None:
+    app, _ = _slow_app(loaded, 0.05, max_wait_s=0, max_batch_rows=1, slo_s=0.12)
+    records = FRAME.to_dict(orient="records")
+    with serve_in_thread(app) as base:
+        _post_all(base, [[records[0]]])  # the server learns the model's speed
+        responses = _post_all(base, [[r] for r in records * 3])
+        patient = _post_all(base, [[r] for r in records], headers={"X-Deadline-Ms": "10000"})
+    refused = [r for r in responses if r.status_code == 503]
+    assert refused and any(r.status_code == 200 for r in responses)
+    for r in refused:
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"]["code"] == "unavailable"
+        assert "deadline" in r.json()["error"]["message"]
+    assert [r.status_code for r in patient] == [200] * len(records)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("post", "/predict", {"json": [{"age": 1.0, "hours": 2}], "headers": {"X-Deadline-Ms": "soon"}}, 400, "invalid_argument"),
+        ("post", "/predict", {"json": [{"age": 1.0, "hours": 2}], "headers": {"X-Deadline-Ms": "-5"}}, 400, "invalid_argument"),
+        ("get", "/nowhere", {}, 404, "not_found"),
+        ("get", "/invocations", {}, 405, "method_not_allowed"),
+        ("post", "/v2/models/employment/versions/1/infer/extra", {"json": {}}, 404, "not_found"),
+        ("post", "/v2/models/employment/infer", {"json": {"inputs": [{"name": "age", "shape": [1], "datatype": "FP64", "data": [1]}], "outputs": [{"name": "bogus"}]}}, 400, "invalid_argument"),
+    ],
+)  # fmt: skip
+def test_routes_and_headers_are_checked(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    kwargs: dict[str, object],
+    status: int,
+    code: str,
+) -> None:
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert (body["code"] if path.startswith("/v2") else body["error"]["code"]) == code
+
+
+def test_mlflow_ping_and_server_metadata(client: httpx.Client) -> None:
+    assert client.get("/ping").status_code == 200
+    assert "binary_tensor_data" in client.get("/v2").json()["extensions"]
+
+
+@pytest.mark.slow
+def test_model_process_computes_and_comes_back_after_a_kill(loaded: models.LoadedModel) -> None:
+    app = create_serving_app({"employment": loaded}, processes=True)
+    body = {"dataframe_split": {"columns": ["age", "hours"], "data": FRAME.values.tolist()}}
+    with (
+        serve_in_thread(app, lifespan="on") as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+        first = client.post("/invocations", json=body)
+        assert first.status_code == 200, first.text
+        assert first.json()["predictions"] == expected(loaded, FRAME)
+        worker = app._served["employment"].worker
+        assert worker is not None and worker._process is not None
+        os.kill(worker._process.pid, signal.SIGKILL)
+        worker._process.wait()
+        lost = client.post("/invocations", json=body)
+        assert lost.status_code in (200, 503), lost.text  # the batch in flight, if any, fails
+        again = client.post("/invocations", json=body)
+        assert again.status_code == 200 and again.json()["predictions"] == expected(loaded, FRAME)
+        bad = client.post("/predict", json=[{"age": "old", "hours": 1}])
+        assert bad.status_code == 422  # checked in the server, before the model process
+    assert worker._process is None  # the server's shutdown stopped the model process

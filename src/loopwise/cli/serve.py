@@ -16,30 +16,118 @@ __all__ = ["serve"]
 def serve(
     refs: Annotated[
         list[str],
-        typer.Argument(help="Models to serve: NAME@ALIAS, NAME/VERSION or NAME (latest)."),
+        typer.Argument(
+            help="Models to serve: NAME@ALIAS (follows the alias), NAME/VERSION (pinned) or "
+            "NAME (follows the latest version)."
+        ),
     ],
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
+    compute: Annotated[
+        str,
+        typer.Option(
+            "--compute",
+            help="Where models compute: 'process' (one process per model, beside the event "
+            "loop; best for Python models such as scikit-learn's) or 'thread' (in the server's "
+            "process; less memory).",
+        ),
+    ] = "process",
+    slo_ms: Annotated[
+        float,
+        typer.Option(
+            "--slo-ms",
+            min=1,
+            help="Default deadline per request; a request that cannot be answered in time gets "
+            "503 with Retry-After at once. Clients may send their own in X-Deadline-Ms.",
+        ),
+    ] = 1000.0,
+    max_batch_rows: Annotated[
+        int, typer.Option("--max-batch-rows", min=1, help="Most rows in one model call.")
+    ] = 256,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--max-wait-ms",
+            min=0,
+            help="Longest an idle model holds a batch to gather more rows (only while requests "
+            "arrive faster than its fixed cost per call).",
+        ),
+    ] = 2.0,
+    max_queue_rows: Annotated[
+        int, typer.Option("--max-queue-rows", min=1, help="Rows allowed to wait per model.")
+    ] = 4096,
+    poll_s: Annotated[
+        float,
+        typer.Option("--poll-s", min=0.1, help="How often aliases are checked for moves."),
+    ] = 5.0,
+    memory_budget_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--memory-budget-mb",
+            min=1,
+            help="Memory for loaded models (estimated from their files); the least recently "
+            "used model is evicted beyond it and reloaded on demand.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve registered models over the Open Inference Protocol (/v2), MLflow's /invocations
-    and a plain /predict. Each model is loaded (its files verified by digest) before the
-    server starts; inputs are checked against its signature."""
+    and a plain /predict, with adaptive batching, deadlines and Prometheus /metrics.
+
+    Each model is loaded (its files verified by digest) and warmed up before the server
+    listens; an alias that moves later is followed without a restart."""
     uvicorn = require_extra("uvicorn", "server")
-    from loopwise.registry import models, parse_ref
     from loopwise.serving import create_serving_app
+    from loopwise.serving.batching import BatchPolicy
+    from loopwise.serving.metrics import ServingMetrics
+    from loopwise.serving.models import ModelEvent, ServedModels
+
+    if compute not in ("process", "thread"):
+        raise InvalidArgumentError(
+            f"--compute is {compute!r}; expected 'process' or 'thread'.", parameter="compute"
+        )
+    policy = BatchPolicy(
+        max_batch_rows=max_batch_rows,
+        max_wait_s=max_wait_ms / 1000,
+        slo_s=slo_ms / 1000,
+        max_queue_rows=max_queue_rows,
+    )
+    metrics = ServingMetrics()
+
+    def on_event(event: ModelEvent) -> None:
+        if event.kind in ("loaded", "swapped"):
+            metrics.model_loaded(event.name, str(event.version), event.seconds or 0.0, event.nbytes)
+            console.print(
+                f"{'Swapped to' if event.kind == 'swapped' else 'Loaded'} {event.name} version "
+                f"{event.version} in {event.seconds or 0:.2f} s"
+            )
+        elif event.kind == "evicted":
+            metrics.model_evicted(event.name)
+            console.print(f"Evicted {event.name} version {event.version} (memory budget)")
+        else:
+            console.print(f"[red]Could not load {event.name}[/]: {event.error}")
 
     ctx = open_context()
-    loaded = {}
-    for ref in refs:
-        name = parse_ref(ref)[0]
-        if name in loaded:
-            raise InvalidArgumentError(
-                f"Model {name!r} is named twice ({ref!r}); serve one version of each model.",
-                parameter="refs",
-            )
-        loaded[name] = models.load(ref, store=ctx.store, project=ctx.project)
-        console.print(f"Loaded {loaded[name].version.ref} ({loaded[name].version.flavour})")
-    app = create_serving_app(loaded)
-    console.print(f"Serving {', '.join(sorted(loaded))} on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+    served = ServedModels(
+        refs,
+        store=ctx.store,
+        project=ctx.project,
+        poll_interval_s=poll_s,
+        memory_budget_bytes=int(memory_budget_mb * 2**20) if memory_budget_mb else None,
+        on_event=on_event,
+    )
+    served.start()
+    failed = [s for s in (served.state(n) for n in served.names) if not s.ready]
+    if failed:
+        served.close()
+        raise InvalidArgumentError(
+            "Could not serve "
+            + "; ".join(f"{s.ref}: {s.error}" for s in failed)
+            + ". Check the names with `loopwise models list`.",
+            refs=[s.ref for s in failed],
+        )
+    app = create_serving_app(
+        served, policies=policy, metrics=metrics, processes=compute == "process"
+    )
+    console.print(f"Serving {', '.join(served.names)} on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

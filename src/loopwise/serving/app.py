@@ -1,31 +1,52 @@
-"""The inference server's ASGI app: registered models behind three protocols.
+"""The inference server: a lean ASGI app in front of each served model's batcher.
 
-``create_serving_app({"employment": loaded_model, …})`` serves each model under its name:
+``create_serving_app(models)`` serves each model under its name:
 
 * Open Inference Protocol (KServe V2) REST: ``/v2/health/live|ready``, ``/v2``,
-  ``/v2/models/{name}[/versions/{v}]``, ``…/ready`` and ``POST …/infer`` (JSON tensors);
-* MLflow's scoring protocol: ``POST /invocations`` (one model served, or ``?model=name``);
-* ``POST /predict``: a list of records (``?model=name`` when several are served).
+  ``/v2/models/{name}[/versions/{v}]``, ``…/ready`` and ``POST …/infer`` (JSON tensors and
+  the binary tensor extension);
+* MLflow's scoring protocol: ``POST /invocations`` (one model served, or ``?model=name``) and
+  ``GET /ping``;
+* ``POST /predict``: a list of records (``?model=name`` when several are served);
+* ``GET /metrics``: Prometheus metrics, when the app was given a ``ServingMetrics``.
 
-Inputs are checked against each model's signature; a mismatch is a 422 that names the column.
-Predictions run in a worker thread, never on the event loop. Errors use the control plane's
-JSON envelope.
+The app is a plain ASGI callable, not a web framework: routing, body reading and JSON are done
+here directly, which keeps the per-request cost a fraction of a framework's (see
+``docs/benchmarks.md``). Each request is checked against its model's signature on its own (a
+mismatch is a 422 naming the column), then joins its model's ``Batcher``; the batch runs in a
+worker thread and each request gets its own rows back. A request that cannot be answered
+within its deadline (the model's SLO, or ``X-Deadline-Ms``) gets 503 with ``Retry-After``.
+Errors use the control plane's JSON envelope, except under ``/v2`` where the Open Inference
+Protocol's ``{"error": "<message>"}`` carries the same code and details alongside.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
-import anyio.to_thread
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+import orjson
 
 from loopwise import __version__
-from loopwise.errors import HTTP_STATUS, InvalidArgumentError, LoopwiseError, not_found
+from loopwise.errors import (
+    HTTP_STATUS,
+    InvalidArgumentError,
+    LoopwiseError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnavailableError,
+    not_found,
+)
 from loopwise.registry import LoadedModel
+from loopwise.serving.batching import Batcher, BatchPolicy
+from loopwise.serving.models import ServedModels
 from loopwise.serving.protocols import (
     decode_oip_inputs,
     encode_binary_tensor,
@@ -35,117 +56,433 @@ from loopwise.serving.protocols import (
     parse_records,
     split_binary_request,
 )
+from loopwise.serving.schema import Inputs, InputSchema, rows_of
+from loopwise.serving.workers import ModelProcess
 
-__all__ = ["create_serving_app"]
+if TYPE_CHECKING:
+    from loopwise.serving.metrics import ServingMetrics
+
+__all__ = ["ServingApp", "create_serving_app"]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+_JSON = [(b"content-type", b"application/json")]
+_PREDICT = frozenset({"predict"})
+_BOTH = frozenset({"predict", "predict_proba"})
 
 
-def _json(request_body: bytes) -> Any:
+class _Response(Exception):
+    """A finished response raised out of a handler (errors and plain JSON alike)."""
+
+    def __init__(
+        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or _JSON
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _error(exc: LoopwiseError, oip: bool) -> _Response:
+    status = HTTP_STATUS.get(exc.code, 500)
+    # The Open Inference Protocol's error is {"error": "<message>"} (clients such as
+    # tritonclient read it as a string); our code and details ride alongside.
+    body = (
+        {"error": exc.message, "code": exc.code, "details": exc.details} if oip else exc.to_dict()
+    )
+    headers = list(_JSON)
+    if isinstance(exc, UnavailableError):
+        headers.append((b"retry-after", str(max(1, math.ceil(exc.retry_after_s))).encode()))
+    return _Response(status, _dumps(body), headers)
+
+
+class _Model:
+    """One served name: its batcher and the input schema of the version last seen."""
+
+    def __init__(self, name: str, app: ServingApp, policy: BatchPolicy) -> None:
+        self.name = name
+        self.app = app
+        self.schema: InputSchema | None = None
+        self.schema_version: int | None = None
+        self.worker: ModelProcess | None = ModelProcess(name) if app.processes else None
+        metrics = app.metrics
+        self.batcher = Batcher(
+            name,
+            self.run_batch if self.worker is None else self.run_batch_in_process,
+            policy,
+            on_batch=(lambda rows, s: metrics.batch(name, str(self.schema_version), rows, s))
+            if metrics is not None
+            else None,
+            on_queue=(lambda rows: metrics.queue_depth(name, rows))
+            if metrics is not None
+            else None,
+        )
+
+    def schema_for(self, model: LoadedModel) -> InputSchema:
+        version = model.version.version
+        if self.schema is None or self.schema_version != version:
+            self.schema = InputSchema(model.signature)
+            self.schema_version = version
+        return self.schema
+
+    def run_batch(self, payloads: Sequence[Any]) -> list[Any]:
+        """In the batch thread: the served version computes the batch."""
+        model = self.app.models.get(self.name)
+        return predict_batch(model, self.schema_for(model), payloads)
+
+    async def run_batch_in_process(self, payloads: Sequence[Any]) -> list[Any]:
+        """On the event loop: the served version computes the batch in the model's process."""
+        assert self.worker is not None
+        model = self.app.models.current(self.name)
+        if model is None:
+            model = await asyncio.to_thread(self.app.models.get, self.name)
+        return await self.worker.run(model, payloads)
+
+
+def predict_batch(model: LoadedModel, schema: InputSchema, payloads: Sequence[Any]) -> list[Any]:
+    """One model call for a batch of ``(checked_by_version, inputs, wanted)`` payloads, then
+    each request's own rows: ``(version, {output: array})`` or the error for that request."""
+    version = model.version.version
+    inputs: list[Inputs] = []
+    failed: dict[int, BaseException] = {}
+    for i, (checked_by, request_inputs, _) in enumerate(payloads):
+        if checked_by != version:  # checked against another version: check again
+            try:
+                request_inputs = schema.check(request_inputs)
+            except LoopwiseError as exc:
+                failed[i] = exc
+        inputs.append(request_inputs)
+    wanted: set[str] = set()
+    for _, _, outputs in payloads:
+        wanted |= outputs
+    live = [i for i in range(len(payloads)) if i not in failed]
+    out: list[Any] = []
     try:
-        return json.loads(request_body)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
+        results = _predict(model, schema.frame([inputs[i] for i in live]), wanted) if live else {}
+    except Exception as exc:
+        if len(live) == 1:
+            return [failed.get(i) or _model_error(exc) for i in range(len(payloads))]
+        # One request's rows broke the batch: answer each request alone.
+        for i, payload in enumerate(payloads):
+            if i in failed:
+                out.append(failed[i])
+                continue
+            try:
+                single = _predict(model, schema.frame([inputs[i]]), payload[2])
+                out.append((version, single))
+            except Exception as alone:
+                out.append(_model_error(alone))
+        return out
+    start = 0
+    for i, payload in enumerate(payloads):
+        if i in failed:
+            out.append(failed[i])
+            continue
+        rows = rows_of(inputs[i])
+        wanted_here = payload[2]
+        out.append(
+            (version, {k: v[start : start + rows] for k, v in results.items() if k in wanted_here})
+        )
+        start += rows
+    return out
 
 
-def _outputs(model: LoadedModel, X: Any, wanted: set[str] | None) -> dict[str, Any]:
-    """``predict`` and, for a classifier, ``predict_proba``, as NumPy arrays."""
-    results: dict[str, Any] = {}
-    if wanted is None or "predict" in wanted:
-        results["predict"] = model.predict(X)
-    if hasattr(model, "predict_proba") and (wanted is None or "predict_proba" in wanted):
-        results["predict_proba"] = model.predict_proba(X)
+def _model_error(exc: Exception) -> LoopwiseError:
+    if isinstance(exc, LoopwiseError):
+        return exc
+    return InvalidArgumentError(
+        f"The model could not predict these rows ({type(exc).__name__}: {exc}). Check the "
+        "values against the model's signature at /v2/models/{name}.",
+        error=type(exc).__name__,
+    )
+
+
+def _predict(model: LoadedModel, X: Any, wanted: set[str]) -> dict[str, np.ndarray[Any, Any]]:
+    """The model's outputs for one batch; ``X`` is already in signature order and dtypes."""
+    raw = model.model
+    results: dict[str, np.ndarray[Any, Any]] = {}
+    if "predict" in wanted:
+        results["predict"] = np.asarray(raw.predict(X))
+    if "predict_proba" in wanted and hasattr(model, "predict_proba"):
+        results["predict_proba"] = np.asarray(raw.predict_proba(X))
     return results
 
 
-def create_serving_app(models: Mapping[str, LoadedModel]) -> FastAPI:
-    """An ASGI app that serves ``models`` (already loaded) under their names."""
-    app = FastAPI(title="Loopwise inference server", version=__version__)
-    served = dict(models)
+class ServingApp:
+    """The ASGI app (see the module docstring)."""
 
-    def model_named(name: str, version: str | None = None) -> LoadedModel:
-        model = served.get(name)
-        if model is None:
-            raise not_found("model", name, served)
-        if version is not None and version != str(model.version.version):
-            raise not_found(
-                f"served version of model {name!r}", version, [str(model.version.version)]
+    def __init__(
+        self,
+        models: ServedModels | Mapping[str, LoadedModel],
+        *,
+        policies: Mapping[str, BatchPolicy] | BatchPolicy | None = None,
+        metrics: ServingMetrics | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        processes: bool = False,
+    ) -> None:
+        self.processes = processes
+        self.models = models if isinstance(models, ServedModels) else ServedModels.fixed(models)
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self._served: dict[str, _Model] = {}
+        for name in self.models.names:
+            policy = policies.get(name) if isinstance(policies, Mapping) else policies
+            self._served[name] = _Model(name, self, policy or BatchPolicy())
+
+    # -- ASGI --------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        """Load and warm every model (and start its process, with ``processes=True``)."""
+        await asyncio.to_thread(self.models.start)
+        for served in self._served.values():
+            if served.worker is not None:
+                await served.worker.prepare(self.models.get(served.name))
+
+    def close(self) -> None:
+        for served in self._served.values():
+            served.batcher.close()
+            if served.worker is not None:
+                served.worker.close()
+        self.models.close()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        oip = path.startswith("/v2")
+        record: list[Any] = [None, None, ""]  # model, version, protocol: for metrics
+        try:
+            response = await self._route(scope, receive, path, record)
+        except _Response as done:
+            response = done
+        except LoopwiseError as exc:
+            response = _error(exc, oip)
+        except Exception:  # a bug: log it, answer 500 in the usual shape
+            log.exception("Unhandled error serving %s %s", scope["method"], path)
+            response = _error(LoopwiseError("Internal error; see the server log."), oip)
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+        if self.metrics is not None and record[0] is not None:
+            self.metrics.request(
+                record[0],
+                str(record[1]),
+                record[2],
+                response.status,
+                time.perf_counter() - started,
             )
-        return model
 
-    def only_model(request: Request) -> LoadedModel:
-        name = request.query_params.get("model")
-        if name is not None:
-            return model_named(name)
-        if len(served) != 1:
-            raise InvalidArgumentError(
-                f"Several models are served ({sorted(served)}): name one with ?model=NAME.",
-                parameter="model",
+    async def _body(self, receive: Receive) -> bytes:
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise PayloadTooLargeError(
+                        f"The request body is over {self.max_body_bytes} bytes; send fewer rows "
+                        "per request.",
+                        limit=self.max_body_bytes,
+                    )
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _route(
+        self, scope: Scope, receive: Receive, path: str, record: list[Any]
+    ) -> _Response:
+        method: str = scope["method"]
+        if method == "POST":
+            if path == "/invocations":
+                served = self._only(scope)
+                record[0], record[2] = served.name, "invocations"
+                body = await self._body(receive)
+                inputs = parse_invocations(
+                    body, _header(scope, b"content-type", "application/json")
+                )
+                version, results = await self._infer(served, inputs, _PREDICT, scope)
+                record[1] = version
+                return _Response(200, _dumps({"predictions": results["predict"].tolist()}))
+            if path == "/predict":
+                served = self._only(scope)
+                record[0], record[2] = served.name, "predict"
+                inputs = parse_records(_loads(await self._body(receive)))
+                version, results = await self._infer(served, inputs, _BOTH, scope)
+                record[1] = version
+                answer: dict[str, Any] = {
+                    "model": served.name,
+                    "version": version,
+                    "predictions": results["predict"].tolist(),
+                }
+                if "predict_proba" in results:
+                    answer["probabilities"] = results["predict_proba"].tolist()
+                return _Response(200, _dumps(answer))
+            if path.startswith("/v2/models/") and path.endswith("/infer"):
+                name, pinned = _model_path(path[len("/v2/models/") : -len("/infer")])
+                served = self._named(name, pinned)
+                record[0], record[2] = served.name, "v2"
+                return await self._oip_infer(served, scope, receive, record)
+        elif method == "GET":
+            found = self._get(path)
+            if found is not None:
+                return found
+        allowed = _allowed_methods(path)
+        if allowed and method not in allowed:
+            message = f"{method} is not allowed on {path}; use {' or '.join(sorted(allowed))}."
+            error = {"code": "method_not_allowed", "message": message, "details": {}}
+            raise _Response(
+                405,
+                _dumps({**error, "error": message} if path.startswith("/v2") else {"error": error}),
+                [*_JSON, (b"allow", ", ".join(sorted(allowed)).encode())],
             )
-        return next(iter(served.values()))
+        raise NotFoundError(
+            f"No route {path!r}. The server answers /v2 (Open Inference Protocol), "
+            "/invocations, /predict, /ping and /metrics.",
+            path=path,
+        )
 
-    @app.exception_handler(LoopwiseError)
-    async def _error(request: Request, exc: LoopwiseError) -> JSONResponse:
-        status = HTTP_STATUS.get(exc.code, 500)
-        if request.url.path.startswith("/v2"):
-            # The Open Inference Protocol's error is {"error": "<message>"} (clients such as
-            # tritonclient read it as a string); our code and details ride alongside.
-            body = {"error": exc.message, "code": exc.code, "details": exc.details}
-            return JSONResponse(body, status_code=status)
-        return JSONResponse(exc.to_dict(), status_code=status)
+    # -- routes ------------------------------------------------------------------------------
+    def _get(self, path: str) -> _Response | None:
+        if path in ("/v2/health/live", "/health"):
+            return _Response(200, b'{"live":true}')
+        if path == "/ping":
+            return _Response(200, b"{}")
+        if path == "/v2/health/ready":
+            return _Response(200, _dumps({"ready": self.models.ready()}))
+        if path == "/v2":
+            return _Response(
+                200,
+                _dumps(
+                    {
+                        "name": "loopwise",
+                        "version": __version__,
+                        "extensions": ["binary_tensor_data"],
+                    }
+                ),
+            )
+        if path == "/metrics" and self.metrics is not None:
+            payload, content_type = self.metrics.render()
+            return _Response(200, payload, [(b"content-type", content_type.encode())])
+        if path.startswith("/v2/models/"):
+            rest = path[len("/v2/models/") :]
+            if rest.endswith("/ready"):
+                name, version = _model_path(rest[: -len("/ready")])
+                self._named(name, version)
+                state = self.models.state(name)
+                return _Response(200, _dumps({"name": name, "ready": state.ready}))
+            name, version = _model_path(rest)
+            served = self._named(name, version)
+            return _Response(200, _dumps(self._metadata(served)))
+        return None
 
-    # -- Open Inference Protocol ---------------------------------------------------------------
-    @app.get("/v2/health/live")
-    def live() -> dict[str, bool]:
-        return {"live": True}
-
-    @app.get("/v2/health/ready")
-    def ready() -> dict[str, bool]:
-        return {"ready": True}
-
-    @app.get("/v2")
-    def server_metadata() -> dict[str, Any]:
-        return {"name": "loopwise", "version": __version__, "extensions": []}
-
-    def metadata(model: LoadedModel) -> dict[str, Any]:
-        signature = model.signature or {}
+    def _metadata(self, served: _Model) -> dict[str, Any]:
+        model = self.models.current(served.name)
+        state = self.models.state(served.name)
+        signature = (model.signature if model is not None else None) or {}
         declared = oip_tensor_specs(signature.get("outputs"))
         predict_type = declared[0]["datatype"] if len(declared) == 1 else "BYTES"
         outputs = [{"name": "predict", "datatype": predict_type, "shape": [-1]}]
-        if hasattr(model, "predict_proba"):
+        if model is not None and hasattr(model, "predict_proba"):
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
         return {
-            "name": model.version.name,
-            "versions": [str(model.version.version)],
-            "platform": f"loopwise_{model.version.flavour}",
+            "name": served.name,
+            "versions": [str(state.version)] if state.version is not None else [],
+            "platform": f"loopwise_{model.version.flavour}" if model is not None else "loopwise",
             "inputs": oip_tensor_specs(signature.get("inputs")),
             "outputs": outputs,
         }
 
-    @app.get("/v2/models/{name}")
-    def model_metadata(name: str) -> dict[str, Any]:
-        return metadata(model_named(name))
+    def _named(self, name: str, version: str | None = None) -> _Model:
+        served = self._served.get(name)
+        if served is None:
+            raise not_found("model", name, self._served)
+        if version is not None:
+            current = self.models.state(name).version
+            if version != str(current):
+                raise not_found(f"served version of model {name!r}", version, [str(current)])
+        return served
 
-    @app.get("/v2/models/{name}/versions/{version}")
-    def model_version_metadata(name: str, version: str) -> dict[str, Any]:
-        return metadata(model_named(name, version))
+    def _only(self, scope: Scope) -> _Model:
+        query = scope.get("query_string", b"")
+        if query:
+            names = parse_qs(query.decode("latin-1")).get("model")
+            if names:
+                return self._named(names[0])
+        if len(self._served) != 1:
+            raise InvalidArgumentError(
+                f"Several models are served ({sorted(self._served)}): name one with ?model=NAME.",
+                parameter="model",
+            )
+        return next(iter(self._served.values()))
 
-    @app.get("/v2/models/{name}/ready")
-    def model_ready(name: str) -> dict[str, Any]:
-        model_named(name)
-        return {"name": name, "ready": True}
+    async def _infer(
+        self, served: _Model, inputs: Inputs, wanted: frozenset[str], scope: Scope
+    ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
+        """Check the request against its model's signature, queue it, await its rows."""
+        model = self.models.current(served.name)
+        if model is None:  # evicted or still loading: load it off the event loop
+            model = await asyncio.to_thread(self.models.get, served.name)
+        checked = served.schema_for(model).check(inputs)
+        deadline = _deadline(scope)
+        future = served.batcher.submit(
+            (model.version.version, checked, wanted), rows_of(checked), deadline
+        )
+        try:
+            result: tuple[int, dict[str, np.ndarray[Any, Any]]] = await future
+        except UnavailableError as exc:
+            if self.metrics is not None:
+                self.metrics.rejected(served.name, str(exc.details.get("reason", "")))
+            raise
+        return result
 
-    async def infer(model: LoadedModel, request: Request) -> Response:
+    async def _oip_infer(
+        self, served: _Model, scope: Scope, receive: Receive, record: list[Any]
+    ) -> _Response:
         body, binary = split_binary_request(
-            await request.body(), request.headers.get("inference-header-content-length")
+            await self._body(receive),
+            _header(scope, b"inference-header-content-length", None),
         )
         if not isinstance(body, Mapping):
             raise InvalidArgumentError("Expected the inference request to be a JSON object.")
-        X = decode_oip_inputs(body, model.signature, binary)
+        inputs = decode_oip_inputs(body, binary)
         requested = body.get("outputs")
         parameters = body.get("parameters")
         all_binary = isinstance(parameters, Mapping) and parameters.get("binary_data_output")
-        wanted, binary_outputs = None, set()
+        wanted, binary_outputs = _BOTH, set()
         if isinstance(requested, list):
-            wanted = {str(o.get("name")) for o in requested if isinstance(o, Mapping)}
+            wanted = frozenset(str(o.get("name")) for o in requested if isinstance(o, Mapping))
             binary_outputs = {
                 str(o.get("name"))
                 for o in requested
@@ -153,7 +490,15 @@ def create_serving_app(models: Mapping[str, LoadedModel]) -> FastAPI:
                 and isinstance(o.get("parameters"), Mapping)
                 and o["parameters"].get("binary_data")
             }
-        results = await anyio.to_thread.run_sync(_outputs, model, X, wanted)
+            unknown = wanted - _BOTH
+            if unknown:
+                raise InvalidArgumentError(
+                    f"Unknown output(s) {sorted(unknown)}; this model's outputs are predict and, "
+                    "for a classifier, predict_proba.",
+                    field="outputs",
+                )
+        version, results = await self._infer(served, inputs, wanted, scope)
+        record[1] = version
         outputs, raw_parts = [], []
         for name, values in results.items():
             if all_binary or name in binary_outputs:
@@ -163,51 +508,95 @@ def create_serving_app(models: Mapping[str, LoadedModel]) -> FastAPI:
             else:
                 outputs.append(encode_tensor(name, values))
         response: dict[str, Any] = {
-            "model_name": model.version.name,
-            "model_version": str(model.version.version),
+            "model_name": served.name,
+            "model_version": str(version),
             "outputs": outputs,
         }
         if "id" in body:
             response["id"] = body["id"]
         if not raw_parts:
-            return JSONResponse(response)
-        header = json.dumps(response).encode()
-        return Response(
+            return _Response(200, _dumps(response))
+        header = _dumps(response)
+        return _Response(
+            200,
             header + b"".join(raw_parts),
-            media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(len(header))},
+            [
+                (b"content-type", b"application/octet-stream"),
+                (b"inference-header-content-length", str(len(header)).encode()),
+            ],
         )
 
-    @app.post("/v2/models/{name}/infer")
-    async def model_infer(name: str, request: Request) -> Response:
-        return await infer(model_named(name), request)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def model_version_infer(name: str, version: str, request: Request) -> Response:
-        return await infer(model_named(name, version), request)
+_ROUTES = [
+    (re.compile(r"/(invocations|predict)"), {"POST"}),
+    (re.compile(r"/(ping|health|metrics|v2|v2/health/(live|ready))"), {"GET"}),
+    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"), {"GET"}),
+    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?/infer"), {"POST"}),
+]
 
-    # -- MLflow scoring and plain records --------------------------------------------------------
-    @app.post("/invocations")
-    async def invocations(request: Request) -> dict[str, Any]:
-        model = only_model(request)
-        X = parse_invocations(
-            await request.body(), request.headers.get("content-type", "application/json")
+
+def _allowed_methods(path: str) -> set[str]:
+    """The methods a known route answers (empty for an unknown path)."""
+    for pattern, methods in _ROUTES:
+        if pattern.fullmatch(path):
+            return methods
+    return set()
+
+
+def _header(scope: Scope, name: bytes, default: str | None) -> Any:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return default
+
+
+def _deadline(scope: Scope) -> float | None:
+    raw = _header(scope, b"x-deadline-ms", None)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (0 < value <= 3_600_000):
+        raise InvalidArgumentError(
+            f"X-Deadline-Ms is {raw!r}; expected a number of milliseconds between 0 and 3600000.",
+            field="X-Deadline-Ms",
         )
-        predictions = await anyio.to_thread.run_sync(model.predict, X)
-        return {"predictions": np.asarray(predictions).tolist()}
+    return value / 1000
 
-    @app.post("/predict")
-    async def predict(request: Request) -> dict[str, Any]:
-        model = only_model(request)
-        X = parse_records(_json(await request.body()))
-        results = await anyio.to_thread.run_sync(_outputs, model, X, None)
-        response: dict[str, Any] = {
-            "model": model.version.name,
-            "version": model.version.version,
-            "predictions": np.asarray(results["predict"]).tolist(),
-        }
-        if "predict_proba" in results:
-            response["probabilities"] = np.asarray(results["predict_proba"]).tolist()
-        return response
 
-    return app
+def _model_path(rest: str) -> tuple[str, str | None]:
+    """``name`` or ``name/versions/v`` from a /v2/models/… path."""
+    name, sep, version = rest.partition("/versions/")
+    if not name or "/" in name or (sep and (not version or "/" in version)):
+        raise NotFoundError(
+            f"No route /v2/models/{rest}. Use /v2/models/NAME[/versions/V][/ready|/infer].",
+            path=f"/v2/models/{rest}",
+        )
+    return name, (version if sep else None)
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
+
+
+def create_serving_app(
+    models: ServedModels | Mapping[str, LoadedModel],
+    *,
+    policies: Mapping[str, BatchPolicy] | BatchPolicy | None = None,
+    metrics: ServingMetrics | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    processes: bool = False,
+) -> ServingApp:
+    """An ASGI app that serves ``models`` under their names (see the module docstring)."""
+    return ServingApp(
+        models,
+        policies=policies,
+        metrics=metrics,
+        max_body_bytes=max_body_bytes,
+        processes=processes,
+    )

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
+from loopwise.serving.schema import Columns, Inputs
 
 __all__ = [
     "BinaryData",
@@ -116,8 +118,6 @@ def _bytes_elements(raw: bytes, where: str) -> list[bytes]:
 
 def split_binary_request(body: bytes, header_length: str | None) -> tuple[Any, BinaryData]:
     """The JSON part and the binary part of an infer request (binary tensor extension)."""
-    import json
-
     size = len(body)
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
@@ -128,7 +128,7 @@ def split_binary_request(body: bytes, header_length: str | None) -> tuple[Any, B
             )
         size = int(header_length)
     try:
-        return json.loads(body[:size]), BinaryData(body[size:])
+        return orjson.loads(body[:size]), BinaryData(body[size:])
     except ValueError as exc:
         raise InvalidArgumentError(
             f"The request's JSON part is not valid JSON ({exc}). With binary tensors, send the "
@@ -204,10 +204,12 @@ def _tensor(
     return str(name), array.reshape(shape)
 
 
-def decode_oip_inputs(
-    body: Any, signature: Mapping[str, Any] | None, binary: BinaryData | None = None
-) -> pd.DataFrame | np.ndarray[Any, Any]:
-    """An OIP infer request's tensors as model input: columns for a table, else one array."""
+def decode_oip_inputs(body: Any, binary: BinaryData | None = None) -> Inputs:
+    """An OIP infer request's tensors as model input: columns, or one array for an array model.
+
+    Several tensors (or one whose name is not ``input``) are a table's columns, each of shape
+    ``[n]`` or ``[n, 1]``; a single tensor named ``input`` is an array model's whole input.
+    """
     if not isinstance(body, Mapping) or not isinstance(body.get("inputs"), list):
         raise InvalidArgumentError(
             "Expected an inference request {'inputs': [{name, shape, datatype, data}, …]}.",
@@ -216,28 +218,33 @@ def decode_oip_inputs(
     tensors = [_tensor(spec, f"inputs[{i}]", binary) for i, spec in enumerate(body["inputs"])]
     if not tensors:
         raise InvalidArgumentError("Expected at least one input tensor.", field="inputs")
-    inputs = (signature or {}).get("inputs") or {}
-    if inputs.get("type") == "dataframe" or len(tensors) > 1:
-        columns = {}
-        for name, array in tensors:
-            if array.ndim == 2 and array.shape[1] == 1:
-                array = array[:, 0]
-            if array.ndim != 1:
-                raise InvalidArgumentError(
-                    f"Input {name!r} has shape {list(array.shape)}; a table's column is a tensor "
-                    "of shape [n] (or [n, 1]).",
-                    field=name,
-                )
-            columns[name] = array
-        lengths = {len(a) for a in columns.values()}
-        if len(lengths) > 1:
+    if len(tensors) == 1 and tensors[0][0] == "input":
+        return tensors[0][1]
+    columns: dict[str, Any] = {}
+    for name, array in tensors:
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
             raise InvalidArgumentError(
-                f"Input columns have different lengths {sorted(lengths)}; every column needs "
-                "one value per row.",
-                field="inputs",
+                f"Input {name!r} has shape {list(array.shape)}; a table's column is a tensor "
+                "of shape [n] (or [n, 1]).",
+                field=name,
             )
-        return pd.DataFrame(columns)
-    return tensors[0][1]
+        columns[name] = array
+    _same_lengths(columns, "inputs")
+    return columns
+
+
+def _same_lengths(columns: Mapping[str, Any], where: str) -> None:
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise InvalidArgumentError(
+            f"Input columns have different lengths {sorted(lengths)}; every column needs one "
+            "value per row.",
+            field=where,
+        )
+    if lengths == {0}:
+        raise InvalidArgumentError("The input has no rows.", field=where)
 
 
 def encode_binary_tensor(name: str, values: Any) -> tuple[dict[str, Any], bytes]:
@@ -268,9 +275,7 @@ def encode_tensor(name: str, values: Any) -> dict[str, Any]:
     return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
 
 
-def parse_records(body: Any) -> pd.DataFrame:
-    """``/predict`` input: a list of records (or ``{"records": [...]}``)."""
-    records = body.get("records") if isinstance(body, Mapping) else body
+def _records_to_columns(records: Any, where: str) -> Columns:
     if (
         not isinstance(records, list)
         or not records
@@ -279,28 +284,67 @@ def parse_records(body: Any) -> pd.DataFrame:
         raise InvalidArgumentError(
             'Expected a non-empty JSON list of records, e.g. [{"AGEP": 35, "SEX": 1}], or '
             '{"records": [...]}.',
-            field="records",
+            field=where,
         )
-    return pd.DataFrame(records)
+    if len(records) == 1:
+        return {str(k): [v] for k, v in records[0].items()}
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(record))
+    return {str(k): [r.get(k) for r in records] for k in keys}
 
 
-def parse_invocations(body: bytes, content_type: str) -> pd.DataFrame | np.ndarray[Any, Any]:
+def parse_records(body: Any) -> Columns:
+    """``/predict`` input: a list of records (or ``{"records": [...]}``), as columns."""
+    records = body.get("records") if isinstance(body, Mapping) else body
+    return _records_to_columns(records, "records")
+
+
+def _split_to_columns(value: Any) -> Columns:
+    if not isinstance(value, Mapping) or "columns" not in value or "data" not in value:
+        raise InvalidArgumentError(
+            "dataframe_split needs 'columns' and 'data' (and optionally 'index').",
+            field="dataframe_split",
+        )
+    names, data = value["columns"], value["data"]
+    if not isinstance(names, list) or not names or not isinstance(data, list) or not data:
+        raise InvalidArgumentError(
+            "dataframe_split needs a non-empty list 'columns' and a non-empty list of rows "
+            "'data', e.g. {'columns': ['AGEP'], 'data': [[35]]}.",
+            field="dataframe_split",
+        )
+    width = len(names)
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != width:
+            raise InvalidArgumentError(
+                f"dataframe_split row {i} has "
+                f"{len(row) if isinstance(row, list) else type(row).__name__} values; expected "
+                f"a list of {width}, one per column {names[:10]}.",
+                field=f"dataframe_split.data[{i}]",
+            )
+    if len(data) == 1:
+        return {str(n): [v] for n, v in zip(names, data[0], strict=True)}
+    return {str(n): list(col) for n, col in zip(names, zip(*data, strict=True), strict=True)}
+
+
+def parse_invocations(body: bytes, content_type: str) -> Inputs:
     """MLflow's scoring formats (``/invocations``), by content type and top-level key."""
-    import json
-
     kind = content_type.split(";")[0].strip().lower()
     if kind == "text/csv":
         try:
-            return pd.read_csv(io.BytesIO(body))
+            frame = pd.read_csv(io.BytesIO(body))
         except (ValueError, pd.errors.ParserError) as exc:
             raise InvalidArgumentError(f"Could not read the CSV body: {exc}.") from exc
+        if frame.empty:
+            raise InvalidArgumentError("The CSV body has no rows.")
+        return {str(c): frame[c].to_numpy() for c in frame.columns}
     if kind != "application/json":
         raise InvalidArgumentError(
             f"Expected Content-Type application/json or text/csv, got {content_type!r}.",
             content_type=content_type,
         )
     try:
-        payload = json.loads(body)
+        payload = orjson.loads(body)
     except ValueError as exc:
         raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
     formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -313,21 +357,22 @@ def parse_invocations(body: bytes, content_type: str) -> pd.DataFrame | np.ndarr
         )
     key = keys[0]
     value = payload[key]
+    if key == "dataframe_split":
+        return _split_to_columns(value)
+    if key == "dataframe_records":
+        return _records_to_columns(value, key)
     try:
-        if key == "dataframe_split":
-            if not isinstance(value, Mapping) or "columns" not in value or "data" not in value:
-                raise InvalidArgumentError(
-                    "dataframe_split needs 'columns' and 'data' (and optionally 'index')."
-                )
-            return pd.DataFrame(value["data"], columns=value["columns"], index=value.get("index"))
-        if key == "dataframe_records":
-            return parse_records(value)
         if isinstance(value, Mapping):  # named tensors: one column each
-            return pd.DataFrame({str(k): np.asarray(v).ravel() for k, v in value.items()})
-        if isinstance(value, Sequence) and value and isinstance(value[0], Mapping):
-            return pd.DataFrame(list(value))
-        return np.asarray(value)
+            columns = {str(k): np.asarray(v).ravel() for k, v in value.items()}
+            _same_lengths(columns, key)
+            return columns
+        if isinstance(value, list) and value and isinstance(value[0], Mapping):
+            return _records_to_columns(value, key)
+        array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, InvalidArgumentError):
             raise
         raise InvalidArgumentError(f"Could not read {key!r}: {exc}.", field=key) from exc
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise InvalidArgumentError(f"{key!r} holds no rows.", field=key)
+    return array

@@ -1,0 +1,126 @@
+"""Model processes: a served model computing in its own process, beside the event loop.
+
+A Python model's own overhead (scikit-learn's input validation, a loop over trees) holds the
+GIL; in the server's process it competes with the event loop that parses requests, and each
+hand-over between the two threads can wait for the interpreter's switch interval. With
+``processes=True`` each served model computes in a child process instead. The event loop
+itself writes each batch's checked inputs to the child over a socket and awaits the results, so
+no thread of the server's waits for the GIL to hand a batch over. The child receives the model,
+pickled, before its first batch and whenever the served version changes (a hot swap reaches
+the child with the next batch). A child that dies is started again for the next batch; the
+batch it was computing fails with 503.
+
+The child is a fresh interpreter (``python -m loopwise.serving._child``), not a fork of the
+server and not multiprocessing's spawn (which would import the server's ``__main__`` again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from loopwise.errors import UnavailableError, error_from_dict
+from loopwise.registry import LoadedModel
+
+__all__ = ["FRAME", "ModelProcess"]
+
+FRAME = struct.Struct("!Q")
+"""Each message on the socket: its length, then a pickle."""
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread pools of the numeric libraries. A model process computes with ``threads`` threads
+(1 by default): batching already gives each call many rows, and idle OpenMP threads that spin
+between calls would take CPU from the server's event loop."""
+
+
+class ModelProcess:
+    """The child process one served model computes in (see the module docstring)."""
+
+    def __init__(self, name: str, threads: int = 1) -> None:
+        self.name = name
+        self.threads = threads
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._model: LoadedModel | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        for variable in _THREAD_VARIABLES:  # the user's own setting wins
+            env.setdefault(variable, str(self.threads))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "loopwise.serving._child", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        theirs.close()
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=2**31)
+        self._model = None
+        return self._reader, self._writer
+
+    async def _send(self, message: Any) -> None:
+        data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
+        assert self._writer is not None
+        self._writer.write(FRAME.pack(len(data)) + data)
+        await self._writer.drain()
+
+    async def _ready(self, model: LoadedModel) -> asyncio.StreamReader:
+        if self._process is None or self._process.poll() is not None or self._reader is None:
+            self._stop_process()
+            await self._start()
+        if self._model is not model:
+            await self._send(("model", model))
+            self._model = model
+        assert self._reader is not None
+        return self._reader
+
+    async def prepare(self, model: LoadedModel) -> None:
+        """Start the process and hand it the model now, rather than with the first batch."""
+        await self.run(model, [])
+
+    async def run(self, model: LoadedModel, payloads: Sequence[Any]) -> list[Any]:
+        """Compute one batch in the child (see ``app.predict_batch``)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                reader = await self._ready(model)
+                data = pickle.dumps(("batch", list(payloads)), pickle.HIGHEST_PROTOCOL)
+                assert self._writer is not None
+                self._writer.write(FRAME.pack(len(data)) + data)
+                (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
+                results = pickle.loads(await reader.readexactly(size))
+            except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
+                self._stop_process()
+                raise UnavailableError(
+                    f"The process computing model {self.name!r} stopped ({exc!r}); it starts "
+                    "again for the next request.",
+                    retry_after_s=1.0,
+                    model=self.name,
+                ) from exc
+        return [error_from_dict(r) if isinstance(r, dict) and "error" in r else r for r in results]
+
+    def _stop_process(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        process = self._process
+        if process is not None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._process, self._reader, self._writer, self._model = None, None, None, None
+
+    def close(self) -> None:
+        self._stop_process()
