@@ -17,6 +17,7 @@ import loopwise as lw
 from loopwise.registry import models
 from loopwise.serving import create_serving_app
 from loopwise.serving.batching import BatchPolicy
+from loopwise.serving.metrics import ServingMetrics
 
 from ..server.harness import AppTransport, serve_in_thread
 
@@ -284,3 +285,30 @@ def test_model_process_computes_and_comes_back_after_a_kill(loaded: models.Loade
         bad = client.post("/predict", json=[{"age": "old", "hours": 1}])
         assert bad.status_code == 422  # checked in the server, before the model process
     assert worker._process is None  # the server's shutdown stopped the model process
+
+
+def test_the_cache_answers_repeats_and_shares_computations(loaded: models.LoadedModel) -> None:
+    slow = _Slow(loaded.model, 0.05)
+    metrics = ServingMetrics()
+    app = create_serving_app(
+        {"employment": models.LoadedModel(loaded.version, slow)},
+        cache_bytes={"employment": 1 << 20},
+        metrics=metrics,
+    )
+    record = FRAME.head(1).to_dict(orient="records")
+    with serve_in_thread(app) as base:
+        first = _post_all(base, [record] * 8)  # identical, concurrent: one computation
+        assert len(slow.calls) == 1
+        again = _post_all(base, [record])
+        other = _post_all(base, [FRAME.tail(1).to_dict(orient="records")])
+    assert len(slow.calls) == 2  # the repeat came from the cache; the new row did not
+    answers = {r.content for r in first + again}
+    assert len(answers) == 1 and all(r.status_code == 200 for r in first + again + other)
+    text = metrics.render()[0].decode()
+    assert 'loopwise_cache_requests_total{model="employment",result="hit"} 8.0' in text
+    assert 'loopwise_cache_requests_total{model="employment",result="miss"} 2.0' in text
+
+
+def test_cache_for_a_model_not_served_is_refused(loaded: models.LoadedModel) -> None:
+    with pytest.raises(lw.errors.NotFoundError, match="nope"):
+        create_serving_app({"employment": loaded}, cache_bytes={"nope": 1000})

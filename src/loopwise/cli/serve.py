@@ -69,6 +69,24 @@ def serve(
             "used model is evicted beyond it and reloaded on demand.",
         ),
     ] = None,
+    cache: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cache",
+            help="NAME=MB: cache that model's answers (keyed by version and input) in MB of "
+            "memory; identical requests in flight share one computation. Repeat per model. "
+            "Only for deterministic models.",
+        ),
+    ] = None,
+    model_threads: Annotated[
+        int,
+        typer.Option(
+            "--model-threads",
+            min=1,
+            help="Threads each model process computes with (OMP/BLAS); batches already give "
+            "each call many rows.",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve registered models over the Open Inference Protocol (/v2), MLflow's /invocations
@@ -92,6 +110,7 @@ def serve(
         slo_s=slo_ms / 1000,
         max_queue_rows=max_queue_rows,
     )
+    cache_bytes = _cache_sizes(cache or [])
     metrics = ServingMetrics()
 
     def on_event(event: ModelEvent) -> None:
@@ -127,7 +146,30 @@ def serve(
             refs=[s.ref for s in failed],
         )
     app = create_serving_app(
-        served, policies=policy, metrics=metrics, processes=compute == "process"
+        served,
+        policies=policy,
+        metrics=metrics,
+        processes=compute == "process",
+        model_threads=model_threads,
+        cache_bytes=cache_bytes,
     )
     console.print(f"Serving {', '.join(served.names)} on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _cache_sizes(options: list[str]) -> dict[str, int]:
+    sizes = {}
+    for option in options:
+        name, sep, mb = option.partition("=")
+        try:
+            size = float(mb)
+        except ValueError:
+            size = 0.0
+        if not sep or not name or not size > 0:
+            raise InvalidArgumentError(
+                f"--cache {option!r}: expected NAME=MB with a positive size, e.g. "
+                "--cache employment=64.",
+                parameter="cache",
+            )
+        sizes[name] = int(size * 2**20)
+    return sizes

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pickle
 import socket
 import sys
+from typing import Any
 
-from loopwise.errors import LoopwiseError
 from loopwise.registry import LoadedModel
-from loopwise.serving.app import predict_batch
-from loopwise.serving.schema import InputSchema
+from loopwise.serving.compute import compute, model_error
+from loopwise.serving.schema import InputSchema, accepts_arrays, ignore_feature_name_warning
 from loopwise.serving.workers import FRAME
 
 
@@ -31,24 +31,27 @@ def _read(sock: socket.socket, size: int) -> bytes | None:
 
 def serve(sock: socket.socket) -> None:
     model: LoadedModel | None = None
-    schema: InputSchema | None = None
     while True:
         header = _read(sock, FRAME.size)
         body = _read(sock, FRAME.unpack(header)[0]) if header is not None else None
         if body is None:  # the server closed its end
             return
         kind, value = pickle.loads(body)
+        reply: Any
         if kind == "model":
             model = value
             assert model is not None
-            schema = InputSchema(model.signature)
-            continue
-        assert model is not None and schema is not None
-        results = predict_batch(model, schema, value) if value else []
-        data = pickle.dumps(
-            [r.to_dict() if isinstance(r, LoopwiseError) else r for r in results],
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+            reply = accepts_arrays(model.model, InputSchema(model.signature))
+            if reply:
+                ignore_feature_name_warning()
+        else:
+            assert model is not None, "a batch before the model"
+            X, wanted = value
+            try:
+                reply = compute(model, X, wanted)
+            except Exception as exc:
+                reply = model_error(exc).to_dict()
+        data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         sock.sendall(FRAME.pack(len(data)) + data)
 
 

@@ -23,6 +23,7 @@ Protocol's ``{"error": "<message>"}`` carries the same code and details alongsid
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import re
@@ -46,6 +47,8 @@ from loopwise.errors import (
 )
 from loopwise.registry import LoadedModel
 from loopwise.serving.batching import Batcher, BatchPolicy
+from loopwise.serving.cache import ResponseCache, input_digest
+from loopwise.serving.compute import Batch, predict_batch
 from loopwise.serving.models import ServedModels
 from loopwise.serving.protocols import (
     decode_oip_inputs,
@@ -107,12 +110,15 @@ def _error(exc: LoopwiseError, oip: bool) -> _Response:
 class _Model:
     """One served name: its batcher and the input schema of the version last seen."""
 
-    def __init__(self, name: str, app: ServingApp, policy: BatchPolicy) -> None:
+    def __init__(
+        self, name: str, app: ServingApp, policy: BatchPolicy, cache_bytes: int | None
+    ) -> None:
         self.name = name
         self.app = app
+        self.cache = ResponseCache(cache_bytes) if cache_bytes else None
         self.schema: InputSchema | None = None
         self.schema_version: int | None = None
-        self.worker: ModelProcess | None = ModelProcess(name) if app.processes else None
+        self.worker = ModelProcess(name, app.model_threads) if app.processes else None
         metrics = app.metrics
         self.batcher = Batcher(
             name,
@@ -139,81 +145,36 @@ class _Model:
         return predict_batch(model, self.schema_for(model), payloads)
 
     async def run_batch_in_process(self, payloads: Sequence[Any]) -> list[Any]:
-        """On the event loop: the served version computes the batch in the model's process."""
-        assert self.worker is not None
+        """On the event loop: join the batch here, compute it in the model's process."""
+        worker = self.worker
+        assert worker is not None
         model = self.app.models.current(self.name)
         if model is None:
             model = await asyncio.to_thread(self.app.models.get, self.name)
-        return await self.worker.run(model, payloads)
-
-
-def predict_batch(model: LoadedModel, schema: InputSchema, payloads: Sequence[Any]) -> list[Any]:
-    """One model call for a batch of ``(checked_by_version, inputs, wanted)`` payloads, then
-    each request's own rows: ``(version, {output: array})`` or the error for that request."""
-    version = model.version.version
-    inputs: list[Inputs] = []
-    failed: dict[int, BaseException] = {}
-    for i, (checked_by, request_inputs, _) in enumerate(payloads):
-        if checked_by != version:  # checked against another version: check again
-            try:
-                request_inputs = schema.check(request_inputs)
-            except LoopwiseError as exc:
-                failed[i] = exc
-        inputs.append(request_inputs)
-    wanted: set[str] = set()
-    for _, _, outputs in payloads:
-        wanted |= outputs
-    live = [i for i in range(len(payloads)) if i not in failed]
-    out: list[Any] = []
-    try:
-        results = _predict(model, schema.frame([inputs[i] for i in live]), wanted) if live else {}
-    except Exception as exc:
-        if len(live) == 1:
-            return [failed.get(i) or _model_error(exc) for i in range(len(payloads))]
-        # One request's rows broke the batch: answer each request alone.
-        for i, payload in enumerate(payloads):
-            if i in failed:
-                out.append(failed[i])
+        as_array = await worker.load(model)
+        batch = Batch(self.schema_for(model), model.version.version, payloads, as_array)
+        if not batch.live:
+            return batch.split({})
+        try:
+            return batch.split(await worker.compute(batch.joined(), batch.wanted))
+        except UnavailableError:
+            raise  # the process died: the whole batch is told to retry
+        except LoopwiseError as exc:
+            if len(batch.live) == 1:
+                batch.failed[batch.live[0]] = exc
+                return batch.split({})
+        answers: list[Any] = []
+        for i, wanted in enumerate(batch.wants):
+            if i in batch.failed:
+                answers.append(batch.failed[i])
                 continue
             try:
-                single = _predict(model, schema.frame([inputs[i]]), payload[2])
-                out.append((version, single))
-            except Exception as alone:
-                out.append(_model_error(alone))
-        return out
-    start = 0
-    for i, payload in enumerate(payloads):
-        if i in failed:
-            out.append(failed[i])
-            continue
-        rows = rows_of(inputs[i])
-        wanted_here = payload[2]
-        out.append(
-            (version, {k: v[start : start + rows] for k, v in results.items() if k in wanted_here})
-        )
-        start += rows
-    return out
-
-
-def _model_error(exc: Exception) -> LoopwiseError:
-    if isinstance(exc, LoopwiseError):
-        return exc
-    return InvalidArgumentError(
-        f"The model could not predict these rows ({type(exc).__name__}: {exc}). Check the "
-        "values against the model's signature at /v2/models/{name}.",
-        error=type(exc).__name__,
-    )
-
-
-def _predict(model: LoadedModel, X: Any, wanted: set[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """The model's outputs for one batch; ``X`` is already in signature order and dtypes."""
-    raw = model.model
-    results: dict[str, np.ndarray[Any, Any]] = {}
-    if "predict" in wanted:
-        results["predict"] = np.asarray(raw.predict(X))
-    if "predict_proba" in wanted and hasattr(model, "predict_proba"):
-        results["predict_proba"] = np.asarray(raw.predict_proba(X))
-    return results
+                answers.append((batch.version, await worker.compute(batch.alone(i), wanted)))
+            except UnavailableError:
+                raise
+            except LoopwiseError as alone:
+                answers.append(alone)
+        return answers
 
 
 class ServingApp:
@@ -227,15 +188,22 @@ class ServingApp:
         metrics: ServingMetrics | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         processes: bool = False,
+        model_threads: int = 1,
+        cache_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self.processes = processes
+        self.model_threads = model_threads
         self.models = models if isinstance(models, ServedModels) else ServedModels.fixed(models)
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self._served: dict[str, _Model] = {}
         for name in self.models.names:
             policy = policies.get(name) if isinstance(policies, Mapping) else policies
-            self._served[name] = _Model(name, self, policy or BatchPolicy())
+            cache = (cache_bytes or {}).get(name)
+            self._served[name] = _Model(name, self, policy or BatchPolicy(), cache)
+        unknown = set(cache_bytes or {}) - set(self._served)
+        if unknown:
+            raise not_found("served model", sorted(unknown)[0], self._served)
 
     # -- ASGI --------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -266,6 +234,10 @@ class ServingApp:
         for served in self._served.values():
             if served.worker is not None:
                 await served.worker.prepare(self.models.get(served.name))
+        # Everything loaded so far (libraries, models) lives as long as the server: moved out
+        # of the collector's sight, a full collection no longer walks it (no 100 ms pauses).
+        gc.collect()
+        gc.freeze()
 
     def close(self) -> None:
         for served in self._served.values():
@@ -456,6 +428,40 @@ class ServingApp:
             model = await asyncio.to_thread(self.models.get, served.name)
         checked = served.schema_for(model).check(inputs)
         deadline = _deadline(scope)
+        cache = served.cache
+        if cache is None:
+            return await self._submit(served, model, checked, wanted, deadline)
+        key = (model.version.version, wanted, input_digest(checked))
+        answer = cache.get(key)
+        if answer is None:
+            running = cache.inflight(key)
+            if running is not None:  # the same request is computing: share its answer
+                answer = await asyncio.shield(running)
+        if answer is not None:
+            if self.metrics is not None:
+                self.metrics.cache(served.name, True)
+            cached: tuple[int, dict[str, np.ndarray[Any, Any]]] = answer
+            return cached
+        if self.metrics is not None:
+            self.metrics.cache(served.name, False)
+        future = cache.start(key)
+        try:
+            result = await self._submit(served, model, checked, wanted, deadline)
+        except BaseException as exc:
+            cache.finish(key, future, None, exc)
+            raise
+        # Kept under the version that answered (a swap may have happened while it queued).
+        cache.finish(key, future, result, None, store_as=(result[0], wanted, key[2]))
+        return result
+
+    async def _submit(
+        self,
+        served: _Model,
+        model: LoadedModel,
+        checked: Inputs,
+        wanted: frozenset[str],
+        deadline: float | None,
+    ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
         future = served.batcher.submit(
             (model.version.version, checked, wanted), rows_of(checked), deadline
         )
@@ -591,12 +597,21 @@ def create_serving_app(
     metrics: ServingMetrics | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     processes: bool = False,
+    model_threads: int = 1,
+    cache_bytes: Mapping[str, int] | None = None,
 ) -> ServingApp:
-    """An ASGI app that serves ``models`` under their names (see the module docstring)."""
+    """An ASGI app that serves ``models`` under their names (see the module docstring).
+
+    ``policies``: batching and deadlines, one for all models or by name; ``processes``: each
+    model computes in its own process; ``cache_bytes``: a response cache of that many bytes
+    for each model named (off for the others); ``metrics``: served at ``/metrics``.
+    """
     return ServingApp(
         models,
         policies=policies,
         metrics=metrics,
         max_body_bytes=max_body_bytes,
         processes=processes,
+        model_threads=model_threads,
+        cache_bytes=cache_bytes,
     )

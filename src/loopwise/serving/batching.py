@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError, UnavailableError
@@ -79,6 +79,7 @@ class LatencyModel:
         self.decay = decay
         self.w = self.sx = self.sy = self.sxx = self.sxy = 0.0
         self.observations = 0
+        self.a = self.b = 0.0  # refitted on each observation, read on each request
 
     def observe(self, rows: int, seconds: float) -> None:
         d = self.decay
@@ -88,30 +89,35 @@ class LatencyModel:
         self.sxx = d * self.sxx + rows * rows
         self.sxy = d * self.sxy + rows * seconds
         self.observations += 1
-
-    def coefficients(self) -> tuple[float, float]:
-        """``(a, b)``: fixed cost per batch and cost per row, both at least 0."""
-        if self.w == 0:
-            return 0.0, 0.0
         mean_x, mean_y = self.sx / self.w, self.sy / self.w
         var = self.sxx / self.w - mean_x * mean_x
         if var <= 1e-9:  # one batch size seen so far: all of it is fixed cost
-            return mean_y, 0.0
-        b = max(0.0, (self.sxy / self.w - mean_x * mean_y) / var)
-        return max(0.0, mean_y - b * mean_x), b
+            self.a, self.b = mean_y, 0.0
+            return
+        self.b = max(0.0, (self.sxy / self.w - mean_x * mean_y) / var)
+        self.a = max(0.0, mean_y - self.b * mean_x)
+
+    def coefficients(self) -> tuple[float, float]:
+        """``(a, b)``: fixed cost per batch and cost per row, both at least 0."""
+        return self.a, self.b
 
     def predict(self, rows: int) -> float:
-        a, b = self.coefficients()
-        return a + b * rows
+        return self.a + self.b * rows
 
 
-@dataclass(eq=False)
 class _Pending:
-    payload: Any
-    rows: int
-    deadline: float
-    future: asyncio.Future[Any]
-    enqueued: float = field(default_factory=time.monotonic)
+    __slots__ = ("deadline", "enqueued", "future", "payload", "rows")
+
+    def __init__(
+        self,
+        payload: Any,
+        rows: int,
+        deadline: float,
+        future: asyncio.Future[Any],
+        enqueued: float,
+    ) -> None:
+        self.payload, self.rows, self.deadline = payload, rows, deadline
+        self.future, self.enqueued = future, enqueued
 
 
 class Batcher:
@@ -157,14 +163,14 @@ class Batcher:
         budget = self.policy.slo_s if deadline_s is None else deadline_s
         if self._queued_rows + rows > self.policy.max_queue_rows and self._queue:
             self._reject("queue_full", now, rows)
-        backlog = self._backlog_s(now)
+        backlog = self._backlog_s(now) if self._busy_until is not None or self._queue else 0.0
         if backlog > 0:  # an idle model always takes a request: it is how it learns its speed
             wait = backlog + self.latency.predict(min(rows, self.policy.max_batch_rows))
             if wait > budget:
                 self._reject("deadline", now, rows, budget=budget, predicted=wait)
         if self._last_arrival:
             gap = now - self._last_arrival
-            self._gap = gap if math.isinf(self._gap) else 0.5 * (self._gap + gap)
+            self._gap = gap if self._gap == math.inf else 0.5 * (self._gap + gap)
         self._last_arrival = now
         pending = _Pending(payload, rows, now + budget, loop.create_future(), now)
         self._queue.append(pending)
@@ -179,10 +185,10 @@ class Batcher:
         return pending.future
 
     def _hold_target(self) -> float:
-        fixed, _ = self.latency.coefficients()
-        if self._gap <= 0 or math.isinf(self._gap):
+        gap = self._gap
+        if gap <= 0 or gap == math.inf:
             return 0.0
-        return min(self.policy.max_batch_rows, fixed / self._gap)
+        return min(self.policy.max_batch_rows, self.latency.a / gap)
 
     def _backlog_s(self, now: float) -> float:
         """Predicted time until work queued now would be finished."""

@@ -279,7 +279,7 @@ def _records_to_columns(records: Any, where: str) -> Columns:
     if (
         not isinstance(records, list)
         or not records
-        or not all(isinstance(r, Mapping) for r in records)
+        or not all(isinstance(r, dict) for r in records)
     ):
         raise InvalidArgumentError(
             'Expected a non-empty JSON list of records, e.g. [{"AGEP": 35, "SEX": 1}], or '
@@ -296,12 +296,12 @@ def _records_to_columns(records: Any, where: str) -> Columns:
 
 def parse_records(body: Any) -> Columns:
     """``/predict`` input: a list of records (or ``{"records": [...]}``), as columns."""
-    records = body.get("records") if isinstance(body, Mapping) else body
+    records = body.get("records") if isinstance(body, dict) else body
     return _records_to_columns(records, "records")
 
 
 def _split_to_columns(value: Any) -> Columns:
-    if not isinstance(value, Mapping) or "columns" not in value or "data" not in value:
+    if not isinstance(value, dict) or "columns" not in value or "data" not in value:
         raise InvalidArgumentError(
             "dataframe_split needs 'columns' and 'data' (and optionally 'index').",
             field="dataframe_split",
@@ -323,12 +323,16 @@ def _split_to_columns(value: Any) -> Columns:
                 field=f"dataframe_split.data[{i}]",
             )
     if len(data) == 1:
-        return {str(n): [v] for n, v in zip(names, data[0], strict=True)}
-    return {str(n): list(col) for n, col in zip(names, zip(*data, strict=True), strict=True)}
+        return {n if type(n) is str else str(n): [v] for n, v in zip(names, data[0])}
+    names = [str(n) for n in names]
+    return {n: list(col) for n, col in zip(names, zip(*data, strict=True), strict=True)}
 
 
 def parse_invocations(body: bytes, content_type: str) -> Inputs:
-    """MLflow's scoring formats (``/invocations``), by content type and top-level key."""
+    """MLflow's scoring formats (``/invocations``), by content type and top-level key.
+
+    (JSON objects are checked with ``isinstance(…, dict)``: orjson makes dicts, and the check
+    is much cheaper than one against ``Mapping``.)"""
     kind = content_type.split(";")[0].strip().lower()
     if kind == "text/csv":
         try:
@@ -348,11 +352,11 @@ def parse_invocations(body: bytes, content_type: str) -> Inputs:
     except ValueError as exc:
         raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
     formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
-    keys = [k for k in formats if isinstance(payload, Mapping) and k in payload]
+    keys = [k for k in formats if isinstance(payload, dict) and k in payload]
     if len(keys) != 1:
         raise InvalidArgumentError(
             f"Expected a JSON object with exactly one of {list(formats)}; got "
-            f"{sorted(payload) if isinstance(payload, Mapping) else type(payload).__name__}.",
+            f"{sorted(payload) if isinstance(payload, dict) else type(payload).__name__}.",
             expected=list(formats),
         )
     key = keys[0]
@@ -362,11 +366,11 @@ def parse_invocations(body: bytes, content_type: str) -> Inputs:
     if key == "dataframe_records":
         return _records_to_columns(value, key)
     try:
-        if isinstance(value, Mapping):  # named tensors: one column each
+        if isinstance(value, dict):  # named tensors: one column each
             columns = {str(k): np.asarray(v).ravel() for k, v in value.items()}
             _same_lengths(columns, key)
             return columns
-        if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        if isinstance(value, list) and value and isinstance(value[0], dict):
             return _records_to_columns(value, key)
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:

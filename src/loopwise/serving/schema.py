@@ -15,6 +15,7 @@ once per model version from its signature:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -181,6 +182,7 @@ class InputSchema:
         dtypes = {c.dtype for c in self.columns}
         numeric = all(c.kind in (_FLOAT, _INT) for c in self.columns)
         self.uniform = np.dtype(dtypes.pop()) if numeric and len(dtypes) == 1 else None
+        self.all_floats = bool(self.columns) and all(c.kind == _FLOAT for c in self.columns)
 
     def check(self, inputs: Inputs) -> Inputs:
         """The request's input if it fits the signature; else a ``SignatureMismatchError``."""
@@ -193,6 +195,20 @@ class InputSchema:
             table = check_input(self.signature, inputs)
             assert isinstance(table, pd.DataFrame)
             return {name: table[name].to_numpy() for name in self.names}
+        if self.all_floats:  # the common case, checked inline: no call per column
+            for name in self.names:
+                values = inputs.get(name)
+                if type(values) is not list:
+                    break
+                for v in values:
+                    kind = type(v)
+                    if kind is not float and kind is not int and v is not None and kind is not bool:
+                        break
+                else:
+                    continue
+                break
+            else:
+                return inputs
         for column in self.columns:
             values = inputs.get(column.name)
             if values is None or not column.values_ok(values):
@@ -212,8 +228,14 @@ class InputSchema:
         assert isinstance(checked, pd.DataFrame)
         return {name: checked[name].to_numpy() for name in self.names}
 
-    def frame(self, requests: Sequence[Inputs]) -> pd.DataFrame | np.ndarray[Any, Any]:
-        """Checked requests joined into one model input, in signature order and dtypes."""
+    def frame(
+        self, requests: Sequence[Inputs], as_array: bool = False
+    ) -> pd.DataFrame | np.ndarray[Any, Any]:
+        """Checked requests joined into one model input, in signature order and dtypes.
+
+        ``as_array``: a table whose columns share one numeric dtype comes as one C-ordered 2-D
+        array instead of a DataFrame (for models known to take it, see ``accepts_arrays``).
+        """
         if not self.table:
             if all(isinstance(r, np.ndarray) for r in requests):
                 arrays: list[np.ndarray[Any, Any]] = list(requests)  # type: ignore[arg-type]
@@ -223,8 +245,40 @@ class InputSchema:
         if self.uniform is not None:
             # One 2-D block rather than a block per column: pandas and scikit-learn then pass
             # the table on without stitching columns together on every call.
-            block = np.empty((len(built[0]), len(built)), dtype=self.uniform, order="F")
+            block = np.empty((len(built[0]), len(built)), dtype=self.uniform)
             for j, values in enumerate(built):
                 block[:, j] = values
-            return pd.DataFrame(block, columns=self.names, copy=False)
+            return block if as_array else pd.DataFrame(block, columns=self.names, copy=False)
         return pd.DataFrame(dict(zip(self.names, built, strict=True)), copy=False)
+
+
+_NO_NAMES_WARNING = "X does not have valid feature names"
+
+
+def accepts_arrays(model: Any, schema: InputSchema) -> bool:
+    """Whether ``model`` answers a plain 2-D array exactly as it answers the DataFrame.
+
+    True only for a scikit-learn estimator fitted on exactly the signature's columns, in the
+    same order, all of one numeric dtype, and whose answer to a probe row is the same either
+    way (a ColumnTransformer that picks columns by name fails the probe). Skipping pandas
+    halves the fixed cost of a call for such models. scikit-learn warns on each such call that
+    the array has no column names; ``ignore_feature_name_warning`` silences that, process-wide
+    (model processes only).
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if schema.uniform is None or names is None or list(names) != schema.names:
+        return False
+    probe = np.zeros((1, len(schema.names)), dtype=schema.uniform)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_NO_NAMES_WARNING)
+            as_array = np.asarray(model.predict(probe))
+        as_frame = np.asarray(model.predict(pd.DataFrame(probe, columns=schema.names)))
+    except Exception:
+        return False
+    return bool(as_array.shape == as_frame.shape and np.array_equal(as_array, as_frame))
+
+
+def ignore_feature_name_warning() -> None:
+    """Silence scikit-learn's warning about arrays without column names in this process."""
+    warnings.filterwarnings("ignore", message=_NO_NAMES_WARNING)

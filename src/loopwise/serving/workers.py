@@ -23,11 +23,11 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from loopwise.errors import UnavailableError, error_from_dict
 from loopwise.registry import LoadedModel
+from loopwise.serving.compute import Outputs
 
 __all__ = ["FRAME", "ModelProcess"]
 
@@ -50,6 +50,7 @@ class ModelProcess:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._model: LoadedModel | None = None
+        self._as_array = False
         self._lock: asyncio.Lock | None = None
 
     async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -68,47 +69,63 @@ class ModelProcess:
         self._model = None
         return self._reader, self._writer
 
-    async def _send(self, message: Any) -> None:
-        data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
-        assert self._writer is not None
-        self._writer.write(FRAME.pack(len(data)) + data)
-        await self._writer.drain()
+    async def load(self, model: LoadedModel) -> bool:
+        """Make sure the process runs and holds ``model``; whether it takes 2-D arrays.
 
-    async def _ready(self, model: LoadedModel) -> asyncio.StreamReader:
-        if self._process is None or self._process.poll() is not None or self._reader is None:
-            self._stop_process()
-            await self._start()
-        if self._model is not model:
-            await self._send(("model", model))
-            self._model = model
-        assert self._reader is not None
-        return self._reader
-
-    async def prepare(self, model: LoadedModel) -> None:
-        """Start the process and hand it the model now, rather than with the first batch."""
-        await self.run(model, [])
-
-    async def run(self, model: LoadedModel, payloads: Sequence[Any]) -> list[Any]:
-        """Compute one batch in the child (see ``app.predict_batch``)."""
+        The first call starts the process; a new version (a hot swap) is sent once.
+        """
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            try:
-                reader = await self._ready(model)
-                data = pickle.dumps(("batch", list(payloads)), pickle.HIGHEST_PROTOCOL)
-                assert self._writer is not None
-                self._writer.write(FRAME.pack(len(data)) + data)
-                (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
-                results = pickle.loads(await reader.readexactly(size))
-            except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
+            if self._process is None or self._process.poll() is not None:
                 self._stop_process()
-                raise UnavailableError(
-                    f"The process computing model {self.name!r} stopped ({exc!r}); it starts "
-                    "again for the next request.",
-                    retry_after_s=1.0,
-                    model=self.name,
-                ) from exc
-        return [error_from_dict(r) if isinstance(r, dict) and "error" in r else r for r in results]
+                await self._start()
+            if self._model is not model:
+                self._model = None
+                self._as_array = bool(await self._call(("model", model), pickle_in_thread=True))
+                self._model = model
+            return self._as_array
+
+    async def prepare(self, model: LoadedModel) -> None:
+        """Start the process and hand it the model now, rather than with the first batch."""
+        await self.load(model)
+
+    async def compute(self, X: Any, wanted: set[str] | frozenset[str]) -> Outputs:
+        """The outputs for one joined input (see ``compute.compute``), computed in the child.
+
+        Raises the model's complaint as a ``LoopwiseError``, or ``UnavailableError`` when the
+        process died (it starts again on the next ``load``).
+        """
+        assert self._lock is not None, "load() first"
+        async with self._lock:
+            reply = await self._call(("compute", (X, frozenset(wanted))))
+        if isinstance(reply, dict) and "error" in reply:
+            raise error_from_dict(reply, 400)
+        outputs: Outputs = reply
+        return outputs
+
+    async def _call(self, message: Any, pickle_in_thread: bool = False) -> Any:
+        if self._reader is None or self._writer is None:
+            raise self._died(ConnectionResetError("the model process is not running"))
+        try:
+            if pickle_in_thread:  # a model can take a while to pickle: keep the loop free
+                data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
+            else:
+                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+            self._writer.write(FRAME.pack(len(data)) + data)
+            (size,) = FRAME.unpack(await self._reader.readexactly(FRAME.size))
+            return pickle.loads(await self._reader.readexactly(size))
+        except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
+            raise self._died(exc) from exc
+
+    def _died(self, exc: BaseException) -> UnavailableError:
+        self._stop_process()
+        return UnavailableError(
+            f"The process computing model {self.name!r} stopped ({exc!r}); it starts again for "
+            "the next request.",
+            retry_after_s=1.0,
+            model=self.name,
+        )
 
     def _stop_process(self) -> None:
         if self._writer is not None:
