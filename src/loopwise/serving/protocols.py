@@ -323,7 +323,7 @@ def _split_to_columns(value: Any) -> Columns:
                 field=f"dataframe_split.data[{i}]",
             )
     if len(data) == 1:
-        return {n if type(n) is str else str(n): [v] for n, v in zip(names, data[0])}
+        return {n if type(n) is str else str(n): [v] for n, v in zip(names, data[0], strict=True)}
     names = [str(n) for n in names]
     return {n: list(col) for n, col in zip(names, zip(*data, strict=True), strict=True)}
 
