@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
 import loopwise as lw
 
+from ..prometheus_harness import PrometheusServer, values
+from ..services import missing_service
 from ..server.harness import free_port
 
 pytestmark = pytest.mark.slow
@@ -58,6 +64,185 @@ def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
         wrong = httpx.post(url + "/predict", json=[{"y": 1.0}])
         assert wrong.status_code == 422
         assert "'x'" in wrong.json()["error"]["message"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Path) -> None:
+    """An alias move under steady load: no request fails, the new version takes over, and a
+    real Prometheus reads the server's counters back."""
+    from sklearn.linear_model import LogisticRegression
+
+    store = tmp_path / "store"
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    lw.init(project="p", uri=store)
+    with lw.start_run(name="fit", capture_env=False) as run:
+        first = run.log_model(
+            LogisticRegression().fit(frame, [0, 0, 1, 1]), name="toy", input_example=frame
+        )
+        second = run.log_model(
+            LogisticRegression().fit(frame, [1, 1, 0, 0]), name="toy", input_example=frame
+        )
+    lw.models.set_alias("toy", first.version, "production")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "p", "serve",
+             "toy@production", "--port", str(port), "--poll-s", "0.2"],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )  # fmt: skip
+    failures: list[str] = []
+    versions: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while not stop.is_set():
+                response = client.post("/predict", json=[{"x": 0.0}])
+                if response.status_code != 200:
+                    failures.append(response.text)
+                    continue
+                body = response.json()
+                versions.append(body["version"])
+                expected = 0 if body["version"] == first.version else 1
+                if body["predictions"] != [expected]:
+                    failures.append(f"version {body['version']} answered {body}")
+
+    try:
+        _wait_ready(process, url, log)
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        lw.models.set_alias("toy", second.version, "production")
+        deadline = time.monotonic() + 30
+        while not versions or versions[-1] != second.version:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures[:5]
+        switched = [i for i in range(1, len(versions)) if versions[i] != versions[i - 1]]
+        assert versions[0] == first.version and versions[-1] == second.version
+        assert len(versions) > 50 and switched  # steady load, and the swap happened under it
+
+        with PrometheusServer(f"{url}/metrics") as prometheus:
+            answered = len(versions)
+            result = prometheus.query(
+                'sum(loopwise_requests_total{model="toy",status="200"})',
+                until=lambda r: bool(r) and values(r)[0] >= answered,
+            )
+            assert values(result)[0] >= answered
+            loads = prometheus.query('loopwise_model_version{model="toy"}')
+            assert values(loads) == [float(second.version)]
+    finally:
+        stop.set()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    lw.shutdown()
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the model processes), in MiB."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for one in pids:
+        status = Path(f"/proc/{one}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+def test_serve_survives_overload_with_503s_and_bounded_memory(tmp_path: Path) -> None:
+    """wrk with far more connections than the server can answer within a 20 ms deadline: it
+    refuses the excess with 503 + Retry-After, never errs otherwise, stays within memory and
+    answers normally afterwards."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        missing_service("wrk (the load generator)", "apt-get install wrk")
+    store = tmp_path / "store"
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(2000, 8)), columns=[f"f{i}" for i in range(8)])
+    labels = (frame["f0"] + frame["f1"] > 0).astype(int)
+    lw.init(project="p", uri=store)
+    with lw.start_run(name="fit", capture_env=False) as run:
+        model = HistGradientBoostingClassifier(max_iter=100).fit(frame, labels)
+        run.log_model(model, name="hgb", input_example=frame.head(3))
+    lw.shutdown()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "p", "serve", "hgb",
+             "--port", str(port), "--slo-ms", "20", "--max-batch-rows", "16",
+             "--log-level", "warning"],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )  # fmt: skip
+    body = json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": [[0.1] * 8]}})
+    script = tmp_path / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{body}]==]\n"
+    )
+    try:
+        _wait_ready(process, url, log)
+        baseline = _rss_mb(process.pid)
+        load = subprocess.Popen(
+            [wrk, "-t1", "-c256", "-d6s", "-s", str(script), url + "/invocations"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        peak = baseline
+        while load.poll() is None:
+            peak = max(peak, _rss_mb(process.pid))
+            time.sleep(0.2)
+        report = load.communicate()[0]
+        assert process.poll() is None, log.read_text()
+        statuses: dict[str, float] = {}
+        for line in httpx.get(url + "/metrics").text.splitlines():
+            if line.startswith("loopwise_requests_total{"):
+                status = line.split('status="')[1].split('"')[0]
+                statuses[status] = statuses.get(status, 0) + float(line.rsplit(" ", 1)[1])
+        assert set(statuses) <= {"200", "503"}, (statuses, report)
+        assert statuses.get("503", 0) > 0 and statuses.get("200", 0) > 0, (statuses, report)
+        assert peak < baseline + 300, (baseline, peak)
+        refused = httpx.post(
+            url + "/invocations",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Deadline-Ms": "0.001"},
+        )
+        assert refused.status_code in (200, 503)
+        calm = httpx.post(
+            url + "/invocations", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert calm.status_code == 200, calm.text
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
