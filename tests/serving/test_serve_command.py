@@ -20,8 +20,8 @@ import pytest
 import loopwise as lw
 
 from ..prometheus_harness import PrometheusServer, values
-from ..services import missing_service
 from ..server.harness import free_port
+from ..services import missing_service
 
 pytestmark = pytest.mark.slow
 
