@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck docs bench bench-server clean
+.PHONY: demo test lint typecheck docs bench bench-server bench-serving clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: $(VENV)/.installed-dev
 ## bench-server: 16 clients against `loopwise server` and `mlflow server` (SQLite, PostgreSQL)
 bench-server: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/server.py $(BENCH_ARGS)
+
+## bench-serving: wrk against `loopwise serve`, `mlflow models serve` and a raw-ASGI ceiling
+bench-serving: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/serving.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,8 @@ EXPECTED = {
     "loopwise.serving": ["create_serving_app"],
     "loopwise.store": [
         "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification", "DEFAULT_URI",
-        "DatasetVersion", "Metric", "MetricEntry", "ModelVersion", "Project", "RegisteredModel",
+        "DatasetVersion", "Metric", "MetricEntry", "ModelVersion", "PredictionSegment", "Project",
+        "RegisteredModel",
         "RemoteStore", "Role", "Run", "RunStatus", "Store", "Token", "open_store", "resolve_uri",
         "upgrade_store",
     ],

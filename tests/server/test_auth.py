@@ -58,6 +58,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/projects/{project}/models/{name}/aliases/{alias}"): "read",
     ("PUT", "/api/v1/projects/{project}/models/{name}/aliases/{alias}"): "write",
     ("DELETE", "/api/v1/projects/{project}/models/{name}/aliases/{alias}"): "write",
+    ("POST", "/api/v1/prediction-segments"): "write",
+    ("GET", "/api/v1/projects/{project}/prediction-segments"): "read",
     ("PUT", "/api/v1/blobs/{digest}"): "write",
     ("HEAD", "/api/v1/blobs/{digest}"): "read",
     ("GET", "/api/v1/blobs/{digest}"): "read",
@@ -183,6 +185,25 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
         },
         ("PUT", "/api/v1/projects/{project}/models/{name}/aliases/{alias}"): {
             "json": {"version": 1}
+        },
+        ("POST", "/api/v1/prediction-segments"): {
+            "json": {
+                "segments": [
+                    {
+                        "project": target,
+                        "deployment": "d",
+                        "hour_ms": 1_699_999_200_000,
+                        "digest": ids["digest"],
+                        "num_rows": 1,
+                        "min_timestamp_ms": 1_700_000_000_000,
+                        "max_timestamp_ms": 1_700_000_000_000,
+                        "size_bytes": 1,
+                    }
+                ]
+            }
+        },
+        ("GET", "/api/v1/projects/{project}/prediction-segments"): {
+            "params": {"deployment": "d", "start_ms": 0}
         },
         ("PUT", "/api/v1/blobs/{digest}"): {"content": BLOB if target == "A" else B_BLOB},
         ("POST", "/api/v1/tokens"): {"json": {"role": "viewer", "name": "new"}},

@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -312,3 +313,31 @@ def test_the_cache_answers_repeats_and_shares_computations(loaded: models.Loaded
 def test_cache_for_a_model_not_served_is_refused(loaded: models.LoadedModel) -> None:
     with pytest.raises(lw.errors.NotFoundError, match="nope"):
         create_serving_app({"employment": loaded}, cache_bytes={"nope": 1000})
+
+
+def test_every_answered_row_is_in_the_prediction_log(
+    loaded: models.LoadedModel, tmp_path: Path
+) -> None:
+    from loopwise.store import open_store
+    from loopwise.store.predictions import PredictionSpool, read_predictions
+
+    store = open_store(tmp_path / "logstore")
+    store.get_or_create_project("serve")
+    spool = PredictionSpool(store, directory=tmp_path / "spool").open()
+    app = create_serving_app({"employment": loaded}, prediction_log=spool, project="serve")
+    rows = FRAME.to_dict(orient="records")
+    with httpx.Client(transport=AppTransport(app), base_url="http://serve") as client:
+        one = client.post("/predict", json=rows[:1], headers={"X-Request-Id": "req-1"})
+        two = client.post("/invocations", json={"dataframe_records": rows[1:3]})
+        bad = client.post("/predict", json=[{"age": "old", "hours": 1}])
+    assert one.headers["x-request-id"] == "req-1" and bad.status_code == 422
+    generated = two.headers["x-request-id"]
+    app.close()  # drains the spool into the store
+    log = read_predictions(store, "serve", "employment")
+    assert sorted(log["request_id"]) == sorted(["req-1", f"{generated}:0", f"{generated}:1"])
+    first = log.set_index("request_id").loc["req-1"]
+    assert first["input.age"] == rows[0]["age"] and first["input.hours"] == rows[0]["hours"]
+    assert first["output.predict"] == one.json()["predictions"][0]
+    np.testing.assert_allclose(first["output.predict_proba"], one.json()["probabilities"][0])
+    assert first["version"] == 1 and first["model"] == "employment" and first["latency_ms"] > 0
+    store.close()

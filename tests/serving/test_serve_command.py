@@ -248,6 +248,82 @@ def test_serve_survives_overload_with_503s_and_bounded_memory(tmp_path: Path) ->
         process.wait(timeout=30)
 
 
+def test_every_answered_prediction_is_logged_once_across_sigkill(tmp_path: Path) -> None:
+    """Clients hammer the server, which is killed with SIGKILL mid-load and started again:
+    every request a client got a 200 for is in the prediction log exactly once."""
+    from sklearn.linear_model import LogisticRegression
+
+    from loopwise.store import open_store
+    from loopwise.store.predictions import read_predictions
+
+    store = tmp_path / "store"
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    lw.init(project="p", uri=store)
+    with lw.start_run(name="fit", capture_env=False) as run:
+        model = LogisticRegression().fit(frame, [0, 0, 1, 1])
+        run.log_model(model, name="toy", input_example=frame)
+    lw.shutdown()
+    log = tmp_path / "serve.log"
+
+    def start() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        with log.open("a") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "p", "serve",
+                 "toy", "--port", str(port)],
+                stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(process, url, log)
+        return process, url
+
+    process, url = start()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        n = 0
+        with httpx.Client(base_url=url, timeout=5) as http:
+            while not stop.is_set():
+                request_id = f"c{k}-{n}"
+                n += 1
+                try:
+                    response = http.post(
+                        "/predict", json=[{"x": float(n % 4)}], headers={"X-Request-Id": request_id}
+                    )
+                except httpx.TransportError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    acked.append(request_id)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 300:
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+    process, url = start()  # replays the spool the killed server left
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    opened = open_store(store)
+    logged = read_predictions(opened, "p", "toy")["request_id"].tolist()
+    opened.close()
+    counts: dict[str, int] = {}
+    for request_id in logged:
+        counts[request_id] = counts.get(request_id, 0) + 1
+    missing = [r for r in acked if r not in counts]
+    twice = [r for r, n in counts.items() if n > 1]
+    assert not missing and not twice, (len(acked), missing[:5], twice[:5])
+    assert len(acked) >= 300
+
+
 def test_serve_refuses_an_unknown_model(tmp_path: Path) -> None:
     store = tmp_path / "store"
     lw.init(project="p", uri=store)

@@ -18,6 +18,7 @@ from loopwise.store.sql.schema import AUDIT_HEAD, Base
 from ..services import PostgresServer
 from .access_conformance import AccessConformance
 from .conformance import StoreConformance
+from .prediction_conformance import PredictionLogConformance
 
 
 def _open(url: str, artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
@@ -30,7 +31,7 @@ def shared_url(postgres: PostgresServer) -> str:
     return postgres.create_database()
 
 
-class TestPostgresStore(StoreConformance, AccessConformance):
+class TestPostgresStore(StoreConformance, AccessConformance, PredictionLogConformance):
     @pytest.fixture
     def store(
         self, shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -20,6 +20,7 @@ from loopwise.store.remote import RemoteStore
 from ..server.harness import AppTransport, serve_in_thread
 from .access_conformance import AccessConformance
 from .conformance import StoreConformance
+from .prediction_conformance import PredictionLogConformance
 
 
 @pytest.fixture(scope="class")
@@ -40,7 +41,7 @@ def backend(app: FastAPI, tmp_path: Path) -> Iterator[tuple[Store, str]]:
     store.close()
 
 
-class TestRemoteInProcess(StoreConformance):
+class TestRemoteInProcess(StoreConformance, PredictionLogConformance):
     @pytest.fixture
     def store(self, app: FastAPI, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
         transport = AppTransport(app)
@@ -58,7 +59,7 @@ def url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
-class TestRemoteOverLoopback(StoreConformance):
+class TestRemoteOverLoopback(StoreConformance, PredictionLogConformance):
     @pytest.fixture
     def store(self, url: str, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
         remote = RemoteStore(url, backend[1], spool_dir=tmp_path / "spool").open()

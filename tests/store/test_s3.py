@@ -36,6 +36,7 @@ from loopwise.store.sql import SqlStore
 
 from .artifact_conformance import ArtifactStoreConformance, digest_of
 from .conformance import StoreConformance
+from .prediction_conformance import PredictionLogConformance
 
 MIB = 1024 * 1024
 PREFIX = "team/artifacts"
@@ -192,7 +193,7 @@ class TestS3Artifacts(ArtifactStoreConformance):
         return len(_keys(_s3_of(artifacts)))
 
 
-class TestSqliteWithS3Artifacts(StoreConformance):
+class TestSqliteWithS3Artifacts(StoreConformance, PredictionLogConformance):
     """The whole store suite with metadata in SQLite and artifacts in the emulator."""
 
     @pytest.fixture

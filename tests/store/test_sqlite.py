@@ -13,9 +13,10 @@ from loopwise.store import MetricEntry, RunStatus, Store, open_store
 
 from .access_conformance import AccessConformance
 from .conformance import T0_MS, StoreConformance
+from .prediction_conformance import PredictionLogConformance
 
 
-class TestSqliteStore(StoreConformance, AccessConformance):
+class TestSqliteStore(StoreConformance, AccessConformance, PredictionLogConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         store = open_store(tmp_path / "store")

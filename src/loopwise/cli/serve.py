@@ -87,6 +87,32 @@ def serve(
             "each call many rows.",
         ),
     ] = 1,
+    log_predictions: Annotated[
+        bool,
+        typer.Option(
+            "--log-predictions/--no-log-predictions",
+            help="Append every answered row (request id, model, version, inputs, outputs, "
+            "latency, time) to the store's prediction log before responding.",
+        ),
+    ] = True,
+    log_durability: Annotated[
+        str,
+        typer.Option(
+            "--log-durability",
+            help="'fsync': a logged prediction survives power loss (one fdatasync serves all "
+            "requests waiting at that moment); 'write': it survives the server being killed, "
+            "not an OS crash, and costs no fsync.",
+        ),
+    ] = "fsync",
+    log_window_ms: Annotated[
+        float,
+        typer.Option(
+            "--log-window-ms",
+            min=0,
+            help="With fsync: at most one fsync per window, so more requests share each (a "
+            "response then waits up to the window plus one fsync).",
+        ),
+    ] = 0.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve registered models over the Open Inference Protocol (/v2), MLflow's /invocations
@@ -145,6 +171,21 @@ def serve(
             + ". Check the names with `loopwise models list`.",
             refs=[s.ref for s in failed],
         )
+    spool = None
+    if log_predictions:
+        from loopwise.store.predictions import PredictionSpool
+
+        if log_durability not in ("fsync", "write"):
+            served.close()
+            raise InvalidArgumentError(
+                f"--log-durability is {log_durability!r}; expected 'fsync' or 'write'.",
+                parameter="log_durability",
+            )
+        spool = PredictionSpool(
+            ctx.store,
+            durability=log_durability,  # type: ignore[arg-type]
+            fsync_window_ms=log_window_ms,
+        ).open()
     app = create_serving_app(
         served,
         policies=policy,
@@ -152,6 +193,8 @@ def serve(
         processes=compute == "process",
         model_threads=model_threads,
         cache_bytes=cache_bytes,
+        prediction_log=spool,
+        project=ctx.project,
     )
     console.print(f"Serving {', '.join(served.names)} on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -22,6 +22,7 @@ from loopwise.store.validate import check_storable_text
 __all__ = [
     "INT64_MAX",
     "MAX_JSON_DEPTH",
+    "AddPredictionSegments",
     "AliasMove",
     "ArtifactFileOut",
     "BlobOut",
@@ -44,6 +45,8 @@ __all__ = [
     "MetricEntryIn",
     "MetricOut",
     "ModelVersionOut",
+    "PredictionSegmentIn",
+    "PredictionSegmentOut",
     "ProjectOut",
     "RecordArtifacts",
     "RegisteredModelOut",
@@ -206,6 +209,27 @@ class SetAlias(Model):
     version: Id
 
 
+class PredictionSegmentIn(Model):
+    project: Text
+    deployment: Text
+    hour_ms: Count
+    digest: Text
+    num_rows: Id
+    min_timestamp_ms: Count
+    max_timestamp_ms: Count
+    size_bytes: Id
+
+
+class AddPredictionSegments(Model):
+    segments: list[PredictionSegmentIn] = Field(max_length=10_000)
+    spool_id: Text | None = Field(
+        default=None,
+        description="Set by a prediction spool draining into the store: with `upto_seq`, makes "
+        "replays after a crash index each prediction once.",
+    )
+    upto_seq: Count = 0
+
+
 # -- responses -----------------------------------------------------------------------------------
 class ErrorDetail(BaseModel):
     code: str
@@ -306,6 +330,18 @@ class ModelVersionOut(BaseModel):
     datasets: list[str]
     aliases: list[str]
     description: str | None
+
+
+class PredictionSegmentOut(BaseModel):
+    project: str
+    deployment: str
+    hour_ms: int
+    digest: str
+    num_rows: int
+    min_timestamp_ms: int
+    max_timestamp_ms: int
+    size_bytes: int
+    created_ms: int
 
 
 class AliasMove(BaseModel):

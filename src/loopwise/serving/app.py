@@ -28,6 +28,7 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -61,6 +62,7 @@ from loopwise.serving.protocols import (
 )
 from loopwise.serving.schema import Inputs, InputSchema, rows_of
 from loopwise.serving.workers import ModelProcess
+from loopwise.store.predictions import PredictionRecord, PredictionSpool
 
 if TYPE_CHECKING:
     from loopwise.serving.metrics import ServingMetrics
@@ -177,6 +179,42 @@ class _Model:
         return answers
 
 
+class _Exchange:
+    """One request as the server handles it: what metrics and the prediction log record."""
+
+    __slots__ = ("arrived_ms", "model", "protocol", "request_id", "scope", "started", "version")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.started = time.perf_counter()
+        self.arrived_ms = int(time.time() * 1000)
+        self.model: str | None = None
+        self.version: int | None = None
+        self.protocol = ""
+        self.request_id: str | None = _header(scope, b"x-request-id", None)
+
+    def served(self, model: str, protocol: str) -> None:
+        self.model, self.protocol = model, protocol
+
+
+def prediction_rows(
+    inputs: Inputs, outputs: dict[str, np.ndarray[Any, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """A request's rows as plain values: ``(inputs, outputs)`` per row, for the log."""
+    as_lists = {k: v.tolist() for k, v in outputs.items()}
+    if isinstance(inputs, np.ndarray):
+        values = inputs.tolist() if inputs.ndim > 1 else [[v] for v in inputs.tolist()]
+        return [
+            ({"input": row}, {k: v[i] for k, v in as_lists.items()}) for i, row in enumerate(values)
+        ]
+    columns = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+    count = rows_of(inputs)
+    return [
+        ({k: v[i] for k, v in columns.items()}, {k: v[i] for k, v in as_lists.items()})
+        for i in range(count)
+    ]
+
+
 class ServingApp:
     """The ASGI app (see the module docstring)."""
 
@@ -190,7 +228,16 @@ class ServingApp:
         processes: bool = False,
         model_threads: int = 1,
         cache_bytes: Mapping[str, int] | None = None,
+        prediction_log: PredictionSpool | None = None,
+        project: str = "",
     ) -> None:
+        self.prediction_log = prediction_log
+        self.project = project
+        if prediction_log is not None and not project:
+            raise InvalidArgumentError(
+                "A prediction log needs the project its predictions belong to.",
+                parameter="project",
+            )
         self.processes = processes
         self.model_threads = model_threads
         self.models = models if isinstance(models, ServedModels) else ServedModels.fixed(models)
@@ -245,12 +292,13 @@ class ServingApp:
             if served.worker is not None:
                 served.worker.close()
         self.models.close()
+        if self.prediction_log is not None:
+            self.prediction_log.close()  # drains what is spooled into the store
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
         path: str = scope["path"]
         oip = path.startswith("/v2")
-        record: list[Any] = [None, None, ""]  # model, version, protocol: for metrics
+        record = _Exchange(scope)
         try:
             response = await self._route(scope, receive, path, record)
         except _Response as done:
@@ -260,17 +308,18 @@ class ServingApp:
         except Exception:  # a bug: log it, answer 500 in the usual shape
             log.exception("Unhandled error serving %s %s", scope["method"], path)
             response = _error(LoopwiseError("Internal error; see the server log."), oip)
-        await send(
-            {"type": "http.response.start", "status": response.status, "headers": response.headers}
-        )
+        headers = response.headers
+        if record.request_id is not None:
+            headers = [*headers, (b"x-request-id", record.request_id.encode())]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
-        if self.metrics is not None and record[0] is not None:
+        if self.metrics is not None and record.model is not None:
             self.metrics.request(
-                record[0],
-                str(record[1]),
-                record[2],
+                record.model,
+                str(record.version),
+                record.protocol,
                 response.status,
-                time.perf_counter() - started,
+                time.perf_counter() - record.started,
             )
 
     async def _body(self, receive: Receive) -> bytes:
@@ -293,26 +342,26 @@ class ServingApp:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _route(
-        self, scope: Scope, receive: Receive, path: str, record: list[Any]
+        self, scope: Scope, receive: Receive, path: str, record: _Exchange
     ) -> _Response:
         method: str = scope["method"]
         if method == "POST":
             if path == "/invocations":
                 served = self._only(scope)
-                record[0], record[2] = served.name, "invocations"
+                record.served(served.name, "invocations")
                 body = await self._body(receive)
                 inputs = parse_invocations(
                     body, _header(scope, b"content-type", "application/json")
                 )
-                version, results = await self._infer(served, inputs, _PREDICT, scope)
-                record[1] = version
+                version, results = await self._infer(served, inputs, _PREDICT, record)
+                record.version = version
                 return _Response(200, _dumps({"predictions": results["predict"].tolist()}))
             if path == "/predict":
                 served = self._only(scope)
-                record[0], record[2] = served.name, "predict"
+                record.served(served.name, "predict")
                 inputs = parse_records(_loads(await self._body(receive)))
-                version, results = await self._infer(served, inputs, _BOTH, scope)
-                record[1] = version
+                version, results = await self._infer(served, inputs, _BOTH, record)
+                record.version = version
                 answer: dict[str, Any] = {
                     "model": served.name,
                     "version": version,
@@ -324,7 +373,7 @@ class ServingApp:
             if path.startswith("/v2/models/") and path.endswith("/infer"):
                 name, pinned = _model_path(path[len("/v2/models/") : -len("/infer")])
                 served = self._named(name, pinned)
-                record[0], record[2] = served.name, "v2"
+                record.served(served.name, "v2")
                 return await self._oip_infer(served, scope, receive, record)
         elif method == "GET":
             found = self._get(path)
@@ -420,8 +469,48 @@ class ServingApp:
         return next(iter(self._served.values()))
 
     async def _infer(
-        self, served: _Model, inputs: Inputs, wanted: frozenset[str], scope: Scope
+        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: _Exchange
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
+        result = await self._answer(served, inputs, wanted, record)
+        if self.prediction_log is not None:
+            record.request_id = record.request_id or uuid.uuid4().hex
+            await self._log(served, inputs, result, record)
+        return result
+
+    async def _log(
+        self,
+        served: _Model,
+        inputs: Inputs,
+        result: tuple[int, dict[str, np.ndarray[Any, Any]]],
+        record: _Exchange,
+    ) -> None:
+        """Spool one record per row and wait until they are durable (the response waits)."""
+        spool = self.prediction_log
+        assert spool is not None and record.request_id is not None
+        version, outputs = result
+        latency_ms = (time.perf_counter() - record.started) * 1000
+        rows = prediction_rows(inputs, outputs)
+        request_id = record.request_id
+        records = [
+            PredictionRecord(
+                project=self.project,
+                deployment=served.name,
+                request_id=request_id if len(rows) == 1 else f"{request_id}:{i}",
+                model=served.name,
+                version=version,
+                timestamp_ms=record.arrived_ms,
+                latency_ms=latency_ms,
+                inputs=row_inputs,
+                outputs=row_outputs,
+            )
+            for i, (row_inputs, row_outputs) in enumerate(rows)
+        ]
+        await spool.durable(spool.append(records))
+
+    async def _answer(
+        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: _Exchange
+    ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
+        scope = record.scope
         """Check the request against its model's signature, queue it, await its rows."""
         model = self.models.current(served.name)
         if model is None:  # evicted or still loading: load it off the event loop
@@ -474,7 +563,7 @@ class ServingApp:
         return result
 
     async def _oip_infer(
-        self, served: _Model, scope: Scope, receive: Receive, record: list[Any]
+        self, served: _Model, scope: Scope, receive: Receive, record: _Exchange
     ) -> _Response:
         body, binary = split_binary_request(
             await self._body(receive),
@@ -503,8 +592,8 @@ class ServingApp:
                     "for a classifier, predict_proba.",
                     field="outputs",
                 )
-        version, results = await self._infer(served, inputs, wanted, scope)
-        record[1] = version
+        version, results = await self._infer(served, inputs, wanted, record)
+        record.version = version
         outputs, raw_parts = [], []
         for name, values in results.items():
             if all_binary or name in binary_outputs:
@@ -599,12 +688,15 @@ def create_serving_app(
     processes: bool = False,
     model_threads: int = 1,
     cache_bytes: Mapping[str, int] | None = None,
+    prediction_log: PredictionSpool | None = None,
+    project: str = "",
 ) -> ServingApp:
     """An ASGI app that serves ``models`` under their names (see the module docstring).
 
     ``policies``: batching and deadlines, one for all models or by name; ``processes``: each
     model computes in its own process; ``cache_bytes``: a response cache of that many bytes
-    for each model named (off for the others); ``metrics``: served at ``/metrics``.
+    for each model named (off for the others); ``metrics``: served at ``/metrics``;
+    ``prediction_log``: every answered row is spooled there (and durable) before the response.
     """
     return ServingApp(
         models,
@@ -614,4 +706,6 @@ def create_serving_app(
         processes=processes,
         model_threads=model_threads,
         cache_bytes=cache_bytes,
+        prediction_log=prediction_log,
+        project=project,
     )

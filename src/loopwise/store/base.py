@@ -20,6 +20,7 @@ from loopwise.store.entities import (
     DatasetVersion,
     Metric,
     ModelVersion,
+    PredictionSegment,
     Project,
     RegisteredModel,
     Role,
@@ -44,6 +45,9 @@ class Store(ABC):
 
     uri: str
     artifacts: ArtifactStore
+    spool_dir: Path | None
+    """Where this machine's processes spool values in flight (metrics, predictions); None for
+    the default (see ``loopwise.store.remote.default_spool_dir``)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
     @abstractmethod
@@ -268,10 +272,40 @@ class Store(ABC):
     @abstractmethod
     def resolve_alias(self, project: str, name: str, alias: str) -> int: ...
 
+    # -- prediction log ---------------------------------------------------------------------------
+    # Predictions are Parquet blobs in ``artifacts``, indexed by these two methods; a
+    # prediction spool (``store/predictions.py``) writes and reads them.
+    @abstractmethod
+    def add_prediction_segments(
+        self,
+        segments: Sequence[PredictionSegment],
+        spool_id: str | None = None,
+        upto_seq: int = 0,
+    ) -> None:
+        """Index segments whose Parquet bytes are already in ``artifacts``, all or none.
+
+        With ``spool_id``, also record atomically that the spool reached ``upto_seq``; a batch
+        whose ``upto_seq`` that spool has already reached is ignored (a replay), so each
+        spooled prediction is indexed once.
+        """
+
+    @abstractmethod
+    def list_prediction_segments(
+        self,
+        project: str,
+        deployment: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[PredictionSegment]:
+        """Segments that may hold rows with ``start_ms <= timestamp_ms < end_ms``, oldest first.
+
+        ``deployment`` None means every deployment of the project.
+        """
+
     # -- access ---------------------------------------------------------------------------------
     @abstractmethod
     def blob_digests(self, project: str) -> set[str]:
-        """Digests a project's runs, datasets and model versions refer to directly.
+        """Digests a project's runs, datasets, model versions and prediction log refer to directly.
 
         (A model version's digest names its manifest; the files it lists are not included.)
         """

@@ -19,6 +19,7 @@ __all__ = [
     "DatasetVersion",
     "Metric",
     "ModelVersion",
+    "PredictionSegment",
     "Project",
     "RegisteredModel",
     "Role",
@@ -125,6 +126,28 @@ class DatasetVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class PredictionSegment:
+    """One Parquet file of the prediction log: rows of one deployment within one hour (UTC).
+
+    The bytes are a blob in the artifact store; the metadata store indexes them, so a reader
+    finds the files of a time range without opening the others.
+    """
+
+    project: str
+    deployment: str
+    hour_ms: int
+    """Start of the hour its rows fall in (milliseconds since the epoch, a multiple of 3600000)."""
+    digest: str
+    """``sha256:<hex>`` of the Parquet file."""
+    num_rows: int
+    min_timestamp_ms: int
+    max_timestamp_ms: int
+    size_bytes: int
+    created_ms: int = 0
+    """When the store registered it (0 before that)."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from loopwise.store.entities import (
     DatasetVersion,
     Metric,
     ModelVersion,
+    PredictionSegment,
     Project,
     RegisteredModel,
     Role,
@@ -47,7 +48,14 @@ from loopwise.store.entities import (
     Token,
 )
 from loopwise.store.spool import MetricSpool, recover_spools
-from loopwise.store.validate import INVALID_TOKEN, check_alias, check_metric_entry, check_string_map
+from loopwise.store.validate import (
+    INVALID_TOKEN,
+    check_alias,
+    check_metric_entry,
+    check_prediction_segment,
+    check_string_map,
+    check_time_range,
+)
 
 __all__ = ["RemoteArtifactStore", "RemoteStore", "default_spool_dir", "json_float"]
 
@@ -273,7 +281,7 @@ class RemoteStore(Store):
         self._known_lock = threading.Lock()
 
     def open(self) -> RemoteStore:
-        """Connect, check the token, and replay metric spools that crashed processes left."""
+        """Connect, check the token, and replay the spools that crashed processes left."""
         headers = {"User-Agent": "loopwise"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -293,6 +301,10 @@ class RemoteStore(Store):
             recover_spools(
                 spool_dir, self.write_spooled_metrics, self.spool_progress, self.forget_spool
             )
+            if (spool_dir / "predictions").is_dir():  # a prediction spool was used here
+                from loopwise.store.predictions import recover_predictions
+
+                recover_predictions(self)
         except BaseException:
             http.close()
             raise
@@ -523,6 +535,45 @@ class RemoteStore(Store):
 
     def resolve_alias(self, project: str, name: str, alias: str) -> int:
         return int(self._call("GET", self._alias_path(project, name, alias))["version"])
+
+    # -- prediction log ---------------------------------------------------------------------------
+    def add_prediction_segments(
+        self,
+        segments: Sequence[PredictionSegment],
+        spool_id: str | None = None,
+        upto_seq: int = 0,
+    ) -> None:
+        body = {
+            "segments": [
+                {
+                    "project": s.project,
+                    "deployment": s.deployment,
+                    "hour_ms": s.hour_ms,
+                    "digest": s.digest,
+                    "num_rows": s.num_rows,
+                    "min_timestamp_ms": s.min_timestamp_ms,
+                    "max_timestamp_ms": s.max_timestamp_ms,
+                    "size_bytes": s.size_bytes,
+                }
+                for s in (check_prediction_segment(s) for s in segments)
+            ],
+            "spool_id": spool_id,
+            "upto_seq": upto_seq,
+        }
+        self._call("POST", "/prediction-segments", body)
+
+    def list_prediction_segments(
+        self,
+        project: str,
+        deployment: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[PredictionSegment]:
+        start, end = check_time_range(start_ms, end_ms)
+        params = {"deployment": deployment, "start_ms": start, "end_ms": end}
+        path = f"/projects/{_q(project)}/prediction-segments"
+        rows = self._call("GET", path, params={k: v for k, v in params.items() if v is not None})
+        return [PredictionSegment(**r) for r in rows]
 
     # -- access ---------------------------------------------------------------------------------
     def blob_digests(self, project: str) -> set[str]:

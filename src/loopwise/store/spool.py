@@ -16,12 +16,21 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 
 from loopwise.store.base import MetricEntry
 
-__all__ = ["MetricSpool", "WriteBatch", "recover_spools"]
+__all__ = [
+    "MetricSpool",
+    "WriteBatch",
+    "create_spool_file",
+    "dead_spools",
+    "frame",
+    "frames",
+    "recover_spools",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +42,96 @@ _FIXED = struct.Struct("<QqqdH")  # seq, step, timestamp_ms, value, len(run_id)
 SUFFIX = ".spool"
 
 
+def frame(payload: bytes) -> bytes:
+    """One record as it is written to a spool file: a header (length, crc32), then the payload."""
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def frames(data: bytes | memoryview) -> Iterator[tuple[memoryview, int]]:
+    """``(payload, end offset)`` of each whole record in ``data``, in order.
+
+    Stops at a torn or corrupt tail: a write that never returned, or bytes that were damaged.
+    """
+    view = memoryview(data)
+    pos = 0
+    while pos + _HEADER.size <= len(view):
+        length, crc = _HEADER.unpack_from(view, pos)
+        end = pos + _HEADER.size + length
+        payload = view[pos + _HEADER.size : end]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            return
+        yield payload, end
+        pos = end
+
+
 def _encode(seq: int, entry: MetricEntry) -> bytes:
     run_id = entry.run_id.encode()
-    payload = (
+    return frame(
         _FIXED.pack(seq, entry.step, entry.timestamp_ms, entry.value, len(run_id))
         + run_id
         + entry.key.encode()
     )
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode(data: bytes) -> Iterator[tuple[int, MetricEntry]]:
     """Records in order; stops at a torn or corrupt tail (a write that never returned)."""
-    pos = 0
-    while pos + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, pos)
-        payload = data[pos + _HEADER.size : pos + _HEADER.size + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            return
+    for payload, _ in frames(data):
         seq, step, timestamp_ms, value, run_len = _FIXED.unpack_from(payload)
-        rest = payload[_FIXED.size :]
+        rest = bytes(payload[_FIXED.size :])
         yield (
             seq,
             MetricEntry(
                 rest[:run_len].decode(), rest[run_len:].decode(), value, step, timestamp_ms
             ),
         )
-        pos += _HEADER.size + length
+
+
+def create_spool_file(directory: Path, prefix: str = "") -> tuple[str, int]:
+    """A new spool file in ``directory``, locked by this process: ``(spool_id, fd)``.
+
+    The fd is open for appending. The lock says "my owner is alive": recovery skips spools
+    whose lock is held. The file takes its spool name only once locked, or another process's
+    recovery could find it unlocked in between, take it for a dead process's spool and
+    delete it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    spool_id = f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    incoming = directory / f"{spool_id}.incoming"
+    fd = os.open(incoming, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(incoming, directory / f"{spool_id}{SUFFIX}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return spool_id, fd
+
+
+def dead_spools(directory: Path) -> Generator[tuple[str, Path, bytes], None, None]:
+    """``(spool_id, path, contents)`` of each spool in ``directory`` whose owner has died.
+
+    Each is locked while the caller handles it, so no other process recovers it at the same
+    time; the caller removes the file once its records are safely elsewhere.
+    """
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # another process recovered it first
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its owner is alive and will drain it
+            if os.fstat(fd).st_nlink == 0:
+                continue  # recovered and removed by another process while we waited
+            with os.fdopen(os.dup(fd), "rb") as f:
+                data = f.read()
+            yield path.name.removesuffix(SUFFIX), path, data
+        finally:
+            os.close(fd)
 
 
 class MetricSpool:
@@ -92,16 +164,7 @@ class MetricSpool:
 
     # -- writer side ---------------------------------------------------------------------------
     def _open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.spool_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        path = self.directory / f"{self.spool_id}{SUFFIX}"
-        incoming = self.directory / f"{self.spool_id}.incoming"
-        self._fd = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        # The lock says "my owner is alive": recovery skips spools whose lock is held. The file
-        # takes its spool name only once locked, or another process's recovery could find it
-        # unlocked in between, take it for a dead process's spool and delete it.
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.replace(incoming, path)
+        self.spool_id, self._fd = create_spool_file(self.directory)
         self._pid = os.getpid()
         self._seq = 0
         self._pending = []
@@ -187,24 +250,9 @@ def recover_spools(
     forget: Callable[[str], None] | None = None,
 ) -> int:
     """Replay the spools of processes that died before draining them; returns values replayed."""
-    if not directory.is_dir():
-        return 0
     replayed = 0
-    for path in directory.glob(f"*{SUFFIX}"):
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            continue  # another process recovered it first
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its owner is alive and will drain it
-            if os.fstat(fd).st_nlink == 0:
-                continue  # recovered and removed by another process while we waited
-            spool_id = path.name.removesuffix(SUFFIX)
-            with os.fdopen(os.dup(fd), "rb") as f:
-                data = f.read()
+    with closing(dead_spools(directory)) as spools:  # unlocks at once, even on an error
+        for spool_id, path, data in spools:
             done = committed_seq(spool_id)
             records = [(seq, entry) for seq, entry in _decode(data) if seq > done]
             if records:
@@ -213,6 +261,4 @@ def recover_spools(
             path.unlink(missing_ok=True)
             if forget is not None:
                 forget(spool_id)
-        finally:
-            os.close(fd)
     return replayed

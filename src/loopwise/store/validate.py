@@ -11,8 +11,10 @@ from loopwise.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from loopwise.store.base import MetricEntry
+    from loopwise.store.entities import PredictionSegment
 
 __all__ = [
+    "HOUR_MS",
     "INVALID_TOKEN",
     "check_alias",
     "check_key",
@@ -20,11 +22,14 @@ __all__ = [
     "check_metric_value",
     "check_name",
     "check_optional_name",
+    "check_prediction_segment",
     "check_spool_id",
     "check_step",
     "check_storable_text",
     "check_string_map",
     "check_text",
+    "check_time_range",
+    "check_upto_seq",
 ]
 
 INVALID_TOKEN = (
@@ -184,3 +189,92 @@ def check_alias(alias: object) -> str:
             parameter="alias",
         )
     return name
+
+
+HOUR_MS = 3_600_000
+_INT64_MAX = 2**63 - 1
+
+
+def _check_int(value: object, parameter: str, low: int = 0, unit: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidArgumentError(
+            f"Expected {parameter} as an integer{unit}, got {type(value).__name__} {value!r}.",
+            parameter=parameter,
+            received=repr(value)[:200],
+        )
+    if not low <= int(value) <= _INT64_MAX:
+        raise InvalidArgumentError(
+            f"Expected {parameter} between {low} and {_INT64_MAX}, got {value!r}.",
+            parameter=parameter,
+            received=repr(value)[:200],
+        )
+    return int(value)
+
+
+def _check_ms(value: object, parameter: str) -> int:
+    return _check_int(value, parameter, unit=" (milliseconds since the epoch)")
+
+
+def check_upto_seq(upto_seq: object) -> int:
+    """How far a spool has reached: an integer >= 0."""
+    return _check_int(upto_seq, "upto_seq")
+
+
+def check_time_range(start_ms: object, end_ms: object) -> tuple[int | None, int | None]:
+    """``[start_ms, end_ms)`` with either end open (None); start must not be after end."""
+    start = None if start_ms is None else _check_ms(start_ms, "start_ms")
+    end = None if end_ms is None else _check_ms(end_ms, "end_ms")
+    if start is not None and end is not None and start > end:
+        raise InvalidArgumentError(
+            f"Expected start_ms <= end_ms, got start_ms={start} after end_ms={end}. The range is "
+            "[start_ms, end_ms): swap them.",
+            parameter="end_ms",
+        )
+    return start, end
+
+
+def check_prediction_segment(segment: PredictionSegment) -> PredictionSegment:
+    """A prediction-log segment as a writer describes it: names, digest, hour and row counts."""
+    from loopwise.store.artifacts import check_digest
+    from loopwise.store.entities import PredictionSegment
+
+    if not isinstance(segment, PredictionSegment):
+        raise InvalidArgumentError(
+            f"Expected a PredictionSegment, got {type(segment).__name__}.", parameter="segments"
+        )
+    check_name(segment.project, "project")
+    check_name(segment.deployment, "deployment")
+    if not isinstance(segment.digest, str):
+        raise InvalidArgumentError(
+            f"Expected a digest of the form 'sha256:<64 hex digits>', got {segment.digest!r}.",
+            parameter="digest",
+        )
+    check_digest(segment.digest)
+    hour = _check_ms(segment.hour_ms, "hour_ms")
+    if hour % HOUR_MS:
+        raise InvalidArgumentError(
+            f"Expected hour_ms at the start of an hour (a multiple of {HOUR_MS}), got {hour}; "
+            f"that hour starts at {hour - hour % HOUR_MS}.",
+            parameter="hour_ms",
+        )
+    low = _check_ms(segment.min_timestamp_ms, "min_timestamp_ms")
+    high = _check_ms(segment.max_timestamp_ms, "max_timestamp_ms")
+    if not hour <= low <= high < hour + HOUR_MS:
+        raise InvalidArgumentError(
+            f"Expected hour_ms <= min_timestamp_ms <= max_timestamp_ms < hour_ms + {HOUR_MS} "
+            f"(one hour), got {hour}, {low}, {high}. Split the rows by hour.",
+            parameter="min_timestamp_ms",
+        )
+    num_rows = _check_int(segment.num_rows, "num_rows", low=1)
+    size_bytes = _check_int(segment.size_bytes, "size_bytes", low=1)
+    return PredictionSegment(
+        segment.project,
+        segment.deployment,
+        hour,
+        segment.digest,
+        num_rows,
+        low,
+        high,
+        size_bytes,
+        segment.created_ms,
+    )

@@ -11,12 +11,15 @@ from loopwise.store.spool import MetricSpool, recover_spools
 from loopwise.store.sql.access import SqlAccess
 from loopwise.store.sql.catalog import SqlCatalog
 from loopwise.store.sql.core import make_engines
+from loopwise.store.sql.predictions import SqlPredictions
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlCatalog, SqlAccess, Store):
+class SqlStore(SqlCatalog, SqlAccess, SqlPredictions, Store):
     """Metadata in SQL, artifacts in an ArtifactStore, metrics spooled under ``spool_dir``."""
+
+    spool_dir: Path
 
     def __init__(
         self, db_url: str, artifacts: ArtifactStore, spool_dir: Path, uri: str = ""
@@ -28,7 +31,7 @@ class SqlStore(SqlCatalog, SqlAccess, Store):
         self.uri = uri or db_url
 
     def open(self, create: bool = True) -> SqlStore:
-        """Connect, check the schema, and replay metric spools that crashed processes left.
+        """Connect, check the schema, and replay the spools that crashed processes left.
 
         An empty database gets its tables when ``create`` is true; an older or newer schema is
         refused with the command that fixes it.
@@ -42,6 +45,10 @@ class SqlStore(SqlCatalog, SqlAccess, Store):
             recover_spools(
                 self.spool_dir, self._write_metric_batch, self._committed_seq, self._forget_spool
             )
+            if (self.spool_dir / "predictions").is_dir():  # a prediction spool was used here
+                from loopwise.store.predictions import recover_predictions
+
+                recover_predictions(self)
         except BaseException:
             # A refused store must not keep its database files open.
             self.write_engine.dispose()

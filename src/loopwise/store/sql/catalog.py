@@ -16,6 +16,7 @@ from loopwise.store.sql.runs import SqlRuns, upsert
 from loopwise.store.sql.schema import (
     DATASETS,
     MODELS,
+    PREDICTION_SEGMENTS,
     RUN_ARTIFACTS,
     RUN_DATASETS,
     RUNS,
@@ -473,6 +474,8 @@ class SqlCatalog(SqlRuns):
                 .join(MODELS, MODELS.c.id == VERSIONS.c.model_id)
                 .where(MODELS.c.project_id == project_id)
             )
-            return {
-                row[0] for query in (run_files, datasets, models) for row in conn.execute(query)
-            }
+            predictions = select(PREDICTION_SEGMENTS.c.digest).where(
+                PREDICTION_SEGMENTS.c.project_id == project_id
+            )
+            queries = (run_files, datasets, models, predictions)
+            return {row[0] for query in queries for row in conn.execute(query)}

@@ -201,6 +201,27 @@ class TokenRow(Base):
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class PredictionSegmentRow(Base):
+    """One Parquet file of the prediction log (its bytes are a blob): a deployment's hour."""
+
+    __tablename__ = "prediction_segments"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    deployment: Mapped[str] = mapped_column(String(200))
+    hour_ms: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(71))
+    num_rows: Mapped[int] = mapped_column(BigInteger)
+    min_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    max_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        Index("ix_prediction_segments_deployment_hour", "project_id", "deployment", "hour_ms"),
+    )
+
+
 class AuditRow(Base):
     """One record of the hash-chained audit log; names, not foreign keys, so it outlives them."""
 
@@ -247,5 +268,6 @@ MODEL_VERSIONS = _table(ModelVersionRow)
 MODEL_ALIASES = _table(ModelAliasRow)
 PROJECTS = _table(ProjectRow)
 TOKENS = _table(TokenRow)
+PREDICTION_SEGMENTS = _table(PredictionSegmentRow)
 AUDIT_LOG = _table(AuditRow)
 AUDIT_HEAD = _table(AuditHeadRow)

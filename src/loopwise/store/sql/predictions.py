@@ -1,0 +1,154 @@
+"""The prediction log's segment index in the SQL store (the Parquet bytes are blobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from loopwise.store.entities import PredictionSegment
+from loopwise.store.sql.core import SqlCore, now_ms
+from loopwise.store.sql.runs import upsert
+from loopwise.store.sql.schema import METRIC_SPOOLS as SPOOLS
+from loopwise.store.sql.schema import PREDICTION_SEGMENTS as SEGMENTS
+from loopwise.store.sql.schema import PROJECTS
+from loopwise.store.validate import (
+    HOUR_MS,
+    check_name,
+    check_prediction_segment,
+    check_spool_id,
+    check_time_range,
+    check_upto_seq,
+)
+
+__all__ = ["SqlPredictions"]
+
+_COLUMNS = (
+    PROJECTS.c.name.label("project"),
+    SEGMENTS.c.deployment,
+    SEGMENTS.c.hour_ms,
+    SEGMENTS.c.digest,
+    SEGMENTS.c.num_rows,
+    SEGMENTS.c.min_timestamp_ms,
+    SEGMENTS.c.max_timestamp_ms,
+    SEGMENTS.c.size_bytes,
+    SEGMENTS.c.created_ms,
+)
+
+
+def _segment(row: Any) -> PredictionSegment:
+    return PredictionSegment(
+        project=row.project,
+        deployment=row.deployment,
+        hour_ms=row.hour_ms,
+        digest=row.digest,
+        num_rows=row.num_rows,
+        min_timestamp_ms=row.min_timestamp_ms,
+        max_timestamp_ms=row.max_timestamp_ms,
+        size_bytes=row.size_bytes,
+        created_ms=row.created_ms,
+    )
+
+
+class SqlPredictions(SqlCore):
+    # Spool progress shares the metric spools' table: spool ids are unique per file
+    # (``<pid>-<random>``), whichever kind of spool made them.
+    def add_prediction_segments(
+        self,
+        segments: Sequence[PredictionSegment],
+        spool_id: str | None = None,
+        upto_seq: int = 0,
+    ) -> None:
+        checked = [check_prediction_segment(s) for s in segments]
+        spool = None if spool_id is None else check_spool_id(spool_id)
+        upto = check_upto_seq(upto_seq)
+        if not checked and spool is None:
+            return
+        created = now_ms()
+
+        def write(conn: Connection) -> None:
+            if spool is not None:
+                done = conn.execute(
+                    select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool)
+                ).scalar()
+                if done is not None and done >= upto:
+                    return  # committed before: a replay racing a drain, or a retried request
+            rows = [
+                {
+                    "project_id": self._project_id(conn, s.project),
+                    "deployment": s.deployment,
+                    "hour_ms": s.hour_ms,
+                    "digest": s.digest,
+                    "num_rows": s.num_rows,
+                    "min_timestamp_ms": s.min_timestamp_ms,
+                    "max_timestamp_ms": s.max_timestamp_ms,
+                    "size_bytes": s.size_bytes,
+                    "created_ms": created,
+                }
+                for s in checked
+            ]
+            if rows:
+                conn.execute(SEGMENTS.insert(), rows)
+            if spool is not None:
+                upsert(
+                    conn,
+                    SPOOLS,
+                    [{"spool_id": spool, "committed_seq": upto}],
+                    ["spool_id"],
+                    ["committed_seq"],
+                )
+            if checked:
+                self._audit_segments(conn, checked)
+
+        self._write(write)
+
+    def _audit_segments(self, conn: Connection, segments: Sequence[PredictionSegment]) -> None:
+        """One record per batch (the log grows by thousands of rows a second), per project."""
+        projects = sorted({s.project for s in segments})
+        deployments = sorted({f"{s.project}/{s.deployment}" for s in segments})
+        self._audit(
+            conn,
+            "predictions.log",
+            projects[0] if len(projects) == 1 else None,
+            f"deployment:{deployments[0]}" if len(deployments) == 1 else "deployments",
+            None,
+            {
+                "deployments": deployments[:50],
+                "segments": len(segments),
+                "rows": sum(s.num_rows for s in segments),
+                "digests": [s.digest for s in segments[:50]],
+            },
+        )
+
+    def list_prediction_segments(
+        self,
+        project: str,
+        deployment: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[PredictionSegment]:
+        check_name(project, "project")
+        if deployment is not None:
+            check_name(deployment, "deployment")
+        start, end = check_time_range(start_ms, end_ms)
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            query = (
+                select(*_COLUMNS)
+                .join(PROJECTS, PROJECTS.c.id == SEGMENTS.c.project_id)
+                .where(SEGMENTS.c.project_id == project_id)
+            )
+            if deployment is not None:
+                query = query.where(SEGMENTS.c.deployment == deployment)
+            # hour_ms bounds use the index; the timestamps then drop segments outside the range.
+            if start is not None:
+                query = query.where(
+                    SEGMENTS.c.hour_ms > start - HOUR_MS, SEGMENTS.c.max_timestamp_ms >= start
+                )
+            if end is not None:
+                query = query.where(SEGMENTS.c.hour_ms < end, SEGMENTS.c.min_timestamp_ms < end)
+            rows = conn.execute(
+                query.order_by(SEGMENTS.c.hour_ms, SEGMENTS.c.deployment, SEGMENTS.c.id)
+            ).all()
+        return [_segment(row) for row in rows]
