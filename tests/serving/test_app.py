@@ -341,3 +341,10 @@ def test_every_answered_row_is_in_the_prediction_log(
     np.testing.assert_allclose(first["output.predict_proba"], one.json()["probabilities"][0])
     assert first["version"] == 1 and first["model"] == "employment" and first["latency_ms"] > 0
     store.close()
+
+
+def test_a_request_id_too_long_to_log_is_refused(client: httpx.Client) -> None:
+    response = client.post(
+        "/predict", json=[{"age": 1.0, "hours": 2}], headers={"X-Request-Id": "x" * 300}
+    )
+    assert response.status_code == 400 and "X-Request-Id" in response.json()["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -113,6 +114,14 @@ def serve(
             "response then waits up to the window plus one fsync).",
         ),
     ] = 0.0,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-headers/--no-proxy-headers",
+            help="Trust X-Forwarded-For/-Proto from a proxy on 127.0.0.1 (off: a small saving "
+            "per request when clients connect directly).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve registered models over the Open Inference Protocol (/v2), MLflow's /invocations
@@ -196,8 +205,19 @@ def serve(
         prediction_log=spool,
         project=ctx.project,
     )
+    # The prediction log's fsync thread and the alias poller hand the GIL back and forth with
+    # the event loop; the default 5 ms switch interval would add up to 5 ms to every hand-over.
+    sys.setswitchinterval(0.0005)
     console.print(f"Serving {', '.join(served.names)} on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=proxy_headers,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _cache_sizes(options: list[str]) -> dict[str, int]:

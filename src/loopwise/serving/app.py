@@ -30,6 +30,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -193,6 +194,15 @@ class _Exchange:
         self.protocol = ""
         self.request_id: str | None = _header(scope, b"x-request-id", None)
 
+    def check(self) -> None:
+        if self.request_id is not None and not 0 < len(self.request_id) <= 256:
+            self.request_id = None
+            raise InvalidArgumentError(
+                "X-Request-Id must be 1 to 256 characters; send a shorter id or none (the "
+                "server then makes one).",
+                field="X-Request-Id",
+            )
+
     def served(self, model: str, protocol: str) -> None:
         self.model, self.protocol = model, protocol
 
@@ -215,6 +225,81 @@ def prediction_rows(
     ]
 
 
+_Logged = tuple[str, str, tuple[int, dict[str, np.ndarray[Any, Any]]], Inputs, int, float]
+"""What a request hands the log writer: model, request id, (version, outputs), inputs,
+arrival (ms since the epoch) and latency (ms)."""
+
+
+class _LogBatch:
+    """The prediction log's writer: requests of one event-loop turn, spooled together.
+
+    The event loop only collects what each request hands over; a single writer thread turns it
+    into records, spools them with one write and waits until they are durable. The requests of
+    a model batch finish in the same turn, so a turn's records share one write, one fsync and
+    one wake-up of the loop — and the loop never blocks on the disk.
+    """
+
+    def __init__(self, spool: PredictionSpool, project: str) -> None:
+        self.spool = spool
+        self.project = project
+        self.items: list[_Logged] = []
+        self.done: asyncio.Future[None] | None = None
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="prediction-log")
+        self.pending: set[asyncio.Future[None]] = set()
+
+    def add(self, item: _Logged) -> asyncio.Future[None]:
+        if self.done is None:
+            loop = asyncio.get_running_loop()
+            self.done = loop.create_future()
+            loop.call_soon(self._flush, loop)
+        self.items.append(item)
+        return self.done
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        items, done = self.items, self.done
+        self.items, self.done = [], None
+        assert done is not None
+        task = asyncio.ensure_future(self._spool(items, done))
+        self.pending.add(task)  # keep a reference until it is done
+        task.add_done_callback(self.pending.discard)
+
+    async def _spool(self, items: list[_Logged], done: asyncio.Future[None]) -> None:
+        try:
+            seq = await asyncio.get_running_loop().run_in_executor(self.writer, self._append, items)
+            await self.spool.durable(seq)  # the spool's fsync thread; appends go on meanwhile
+        except Exception as exc:  # every waiting request hears it
+            if not done.done():
+                done.set_exception(exc)
+                done.exception()  # retrieved here too, in case every waiter left
+            return
+        if not done.done():
+            done.set_result(None)
+
+    def _append(self, items: list[_Logged]) -> int:
+        records: list[PredictionRecord] = []
+        for model, request_id, (version, outputs), inputs, arrived_ms, latency_ms in items:
+            rows = prediction_rows(inputs, outputs)
+            many = len(rows) > 1
+            records.extend(
+                PredictionRecord(
+                    project=self.project,
+                    deployment=model,
+                    request_id=f"{request_id}:{i}" if many else request_id,
+                    model=model,
+                    version=version,
+                    timestamp_ms=arrived_ms,
+                    latency_ms=latency_ms,
+                    inputs=row_inputs,
+                    outputs=row_outputs,
+                )
+                for i, (row_inputs, row_outputs) in enumerate(rows)
+            )
+        return self.spool.append(records)
+
+    def close(self) -> None:
+        self.writer.shutdown(wait=True)
+
+
 class ServingApp:
     """The ASGI app (see the module docstring)."""
 
@@ -232,6 +317,7 @@ class ServingApp:
         project: str = "",
     ) -> None:
         self.prediction_log = prediction_log
+        self._log_batch = _LogBatch(prediction_log, project) if prediction_log is not None else None
         self.project = project
         if prediction_log is not None and not project:
             raise InvalidArgumentError(
@@ -292,6 +378,8 @@ class ServingApp:
             if served.worker is not None:
                 served.worker.close()
         self.models.close()
+        if self._log_batch is not None:
+            self._log_batch.close()
         if self.prediction_log is not None:
             self.prediction_log.close()  # drains what is spooled into the store
 
@@ -300,6 +388,7 @@ class ServingApp:
         oip = path.startswith("/v2")
         record = _Exchange(scope)
         try:
+            record.check()
             response = await self._route(scope, receive, path, record)
         except _Response as done:
             response = done
@@ -484,28 +573,13 @@ class ServingApp:
         result: tuple[int, dict[str, np.ndarray[Any, Any]]],
         record: _Exchange,
     ) -> None:
-        """Spool one record per row and wait until they are durable (the response waits)."""
-        spool = self.prediction_log
-        assert spool is not None and record.request_id is not None
-        version, outputs = result
+        """Hand the request's rows to the log writer; return once they are durable (the
+        response waits). Turning them into records happens in the writer's thread."""
+        assert self._log_batch is not None and record.request_id is not None
         latency_ms = (time.perf_counter() - record.started) * 1000
-        rows = prediction_rows(inputs, outputs)
-        request_id = record.request_id
-        records = [
-            PredictionRecord(
-                project=self.project,
-                deployment=served.name,
-                request_id=request_id if len(rows) == 1 else f"{request_id}:{i}",
-                model=served.name,
-                version=version,
-                timestamp_ms=record.arrived_ms,
-                latency_ms=latency_ms,
-                inputs=row_inputs,
-                outputs=row_outputs,
-            )
-            for i, (row_inputs, row_outputs) in enumerate(rows)
-        ]
-        await spool.durable(spool.append(records))
+        await self._log_batch.add(
+            (served.name, record.request_id, result, inputs, record.arrived_ms, latency_ms)
+        )
 
     async def _answer(
         self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: _Exchange

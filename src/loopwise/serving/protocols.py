@@ -215,12 +215,20 @@ def decode_oip_inputs(body: Any, binary: BinaryData | None = None) -> Inputs:
             "Expected an inference request {'inputs': [{name, shape, datatype, data}, …]}.",
             field="inputs",
         )
-    tensors = [_tensor(spec, f"inputs[{i}]", binary) for i, spec in enumerate(body["inputs"])]
-    if not tensors:
+    specs = body["inputs"]
+    if not specs:
         raise InvalidArgumentError("Expected at least one input tensor.", field="inputs")
+    columns: dict[str, Any] = {}
+    if len(specs) > 1 or (type(specs[0]) is dict and specs[0].get("name") != "input"):
+        plain = [_plain_column(spec) for spec in specs]
+        if all(p is not None for p in plain):  # the common case: JSON columns, kept as lists
+            for name, values in plain:  # type: ignore[misc]
+                columns[name] = values
+            _same_lengths(columns, "inputs")
+            return columns
+    tensors = [_tensor(spec, f"inputs[{i}]", binary) for i, spec in enumerate(specs)]
     if len(tensors) == 1 and tensors[0][0] == "input":
         return tensors[0][1]
-    columns: dict[str, Any] = {}
     for name, array in tensors:
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
@@ -233,6 +241,35 @@ def decode_oip_inputs(body: Any, binary: BinaryData | None = None) -> Inputs:
         columns[name] = array
     _same_lengths(columns, "inputs")
     return columns
+
+
+_NUMBER_TYPES = (float, int, bool)
+_PLAIN_KINDS: dict[str, tuple[type, ...]] = {
+    **{t: _NUMBER_TYPES for t in ("FP16", "FP32", "FP64")},
+    **{
+        t: (int, bool)
+        for t in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+    },
+    "BOOL": (bool,),
+    "BYTES": (str,),
+}
+
+
+def _plain_column(spec: Any) -> tuple[str, list[Any]] | None:
+    """A JSON tensor of shape ``[n]`` or ``[n, 1]`` whose values already are what its datatype
+    says, as ``(name, values)``; None sends it through the full decoding (``_tensor``)."""
+    if type(spec) is not dict or "parameters" in spec:
+        return None
+    name, shape, data = spec.get("name"), spec.get("shape"), spec.get("data")
+    kinds = _PLAIN_KINDS.get(spec.get("datatype"))  # type: ignore[arg-type]
+    if type(name) is not str or type(data) is not list or type(shape) is not list or not kinds:
+        return None
+    if not (shape == [len(data)] or shape == [len(data), 1]):
+        return None
+    for value in data:
+        if type(value) not in kinds:
+            return None
+    return name, data
 
 
 def _same_lengths(columns: Mapping[str, Any], where: str) -> None:
