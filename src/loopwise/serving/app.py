@@ -62,7 +62,7 @@ from loopwise.serving.protocols import (
     split_binary_request,
 )
 from loopwise.serving.schema import Inputs, InputSchema, rows_of
-from loopwise.serving.workers import ModelProcess
+from loopwise.serving.workers import LogTarget, ModelProcess
 from loopwise.store.predictions import PredictionRecord, PredictionSpool
 
 if TYPE_CHECKING:
@@ -121,7 +121,9 @@ class _Model:
         self.cache = ResponseCache(cache_bytes) if cache_bytes else None
         self.schema: InputSchema | None = None
         self.schema_version: int | None = None
-        self.worker = ModelProcess(name, app.model_threads) if app.processes else None
+        self.worker = (
+            ModelProcess(name, app.model_threads, app.log_target(name)) if app.processes else None
+        )
         metrics = app.metrics
         self.batcher = Batcher(
             name,
@@ -159,7 +161,8 @@ class _Model:
         if not batch.live:
             return batch.split({})
         try:
-            return batch.split(await worker.compute(batch.joined(), batch.wanted))
+            outputs = await worker.compute(batch.joined(), batch.wanted, batch.log_rows(batch.live))
+            return batch.split(outputs)
         except UnavailableError:
             raise  # the process died: the whole batch is told to retry
         except LoopwiseError as exc:
@@ -172,7 +175,8 @@ class _Model:
                 answers.append(batch.failed[i])
                 continue
             try:
-                answers.append((batch.version, await worker.compute(batch.alone(i), wanted)))
+                alone = await worker.compute(batch.alone(i), wanted, batch.log_rows([i]))
+                answers.append((batch.version, alone))
             except UnavailableError:
                 raise
             except LoopwiseError as alone:
@@ -183,7 +187,16 @@ class _Model:
 class _Exchange:
     """One request as the server handles it: what metrics and the prediction log record."""
 
-    __slots__ = ("arrived_ms", "model", "protocol", "request_id", "scope", "started", "version")
+    __slots__ = (
+        "arrived_ms",
+        "logged",
+        "model",
+        "protocol",
+        "request_id",
+        "scope",
+        "started",
+        "version",
+    )
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
@@ -192,6 +205,7 @@ class _Exchange:
         self.model: str | None = None
         self.version: int | None = None
         self.protocol = ""
+        self.logged = False  # its rows are in the prediction log already (by the model process)
         self.request_id: str | None = _header(scope, b"x-request-id", None)
 
     def check(self) -> None:
@@ -360,6 +374,21 @@ class ServingApp:
                 self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def log_target(self, name: str) -> LogTarget | None:
+        """Where model ``name``'s process logs its rows (None without a prediction log)."""
+        spool = self.prediction_log
+        if spool is None:
+            return None
+        return LogTarget(
+            uri=spool.store.uri,
+            token=getattr(spool.store, "token", None),
+            project=self.project,
+            deployment=name,
+            spool_dir=str(spool.directory),
+            durability=spool.durability,
+            fsync_window_ms=spool.fsync_window_ms,
+        )
 
     async def start(self) -> None:
         """Load and warm every model (and start its process, with ``processes=True``)."""
@@ -560,9 +589,10 @@ class ServingApp:
     async def _infer(
         self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: _Exchange
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
-        result = await self._answer(served, inputs, wanted, record)
         if self.prediction_log is not None:
             record.request_id = record.request_id or uuid.uuid4().hex
+        result = await self._answer(served, inputs, wanted, record)
+        if self.prediction_log is not None and not record.logged:
             await self._log(served, inputs, result, record)
         return result
 
@@ -593,7 +623,7 @@ class ServingApp:
         deadline = _deadline(scope)
         cache = served.cache
         if cache is None:
-            return await self._submit(served, model, checked, wanted, deadline)
+            return await self._submit(served, model, checked, wanted, deadline, record)
         key = (model.version.version, wanted, input_digest(checked))
         answer = cache.get(key)
         if answer is None:
@@ -609,7 +639,7 @@ class ServingApp:
             self.metrics.cache(served.name, False)
         future = cache.start(key)
         try:
-            result = await self._submit(served, model, checked, wanted, deadline)
+            result = await self._submit(served, model, checked, wanted, deadline, record)
         except BaseException as exc:
             cache.finish(key, future, None, exc)
             raise
@@ -624,16 +654,21 @@ class ServingApp:
         checked: Inputs,
         wanted: frozenset[str],
         deadline: float | None,
+        record: _Exchange,
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
-        future = served.batcher.submit(
-            (model.version.version, checked, wanted), rows_of(checked), deadline
-        )
+        worker = served.worker
+        logs = worker is not None and worker.log is not None
+        payload: tuple[Any, ...] = (model.version.version, checked, wanted)
+        if logs:  # the model process logs these rows before it answers
+            payload = (*payload, (record.request_id, record.arrived_ms, record.started))
+        future = served.batcher.submit(payload, rows_of(checked), deadline)
         try:
             result: tuple[int, dict[str, np.ndarray[Any, Any]]] = await future
         except UnavailableError as exc:
             if self.metrics is not None:
                 self.metrics.rejected(served.name, str(exc.details.get("reason", "")))
             raise
+        record.logged = logs
         return result
 
     async def _oip_infer(

@@ -60,7 +60,9 @@ class Batch:
         self.inputs: list[Inputs] = []
         self.failed: dict[int, BaseException] = {}
         self.wants: list[frozenset[str]] = []
-        for i, (checked_by, request_inputs, wanted) in enumerate(payloads):
+        self.meta: list[Any] = []
+        for i, (checked_by, request_inputs, wanted, *meta) in enumerate(payloads):
+            self.meta.append(meta[0] if meta else None)
             if checked_by != version:  # checked against another version: check again
                 try:
                     request_inputs = schema.check(request_inputs)
@@ -78,6 +80,13 @@ class Batch:
     def alone(self, i: int) -> Any:
         """The model input for request ``i`` by itself."""
         return self.schema.frame([self.inputs[i]], self.as_array)
+
+    def log_rows(self, indices: Sequence[int]) -> list[tuple[Any, int]] | None:
+        """``(meta, rows)`` of requests ``indices`` in joined order, for a model process that
+        logs them; None when the requests carry no log metadata."""
+        if any(self.meta[i] is None for i in indices):
+            return None
+        return [(self.meta[i], rows_of(self.inputs[i])) for i in indices]
 
     def split(self, outputs: Outputs) -> list[Any]:
         """Each request's ``(version, outputs)``, or its error."""

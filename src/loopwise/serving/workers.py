@@ -23,13 +23,14 @@ import socket
 import struct
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from loopwise.errors import UnavailableError, error_from_dict
 from loopwise.registry import LoadedModel
 from loopwise.serving.compute import Outputs
 
-__all__ = ["FRAME", "ModelProcess"]
+__all__ = ["FRAME", "LogTarget", "ModelProcess"]
 
 FRAME = struct.Struct("!Q")
 """Each message on the socket: its length, then a pickle."""
@@ -40,12 +41,27 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 between calls would take CPU from the server's event loop."""
 
 
+@dataclass(frozen=True)
+class LogTarget:
+    """Where a model process logs the rows it computes: the store (by URI and token), the
+    project and deployment, and the spool's folder and durability."""
+
+    uri: str
+    token: str | None
+    project: str
+    deployment: str
+    spool_dir: str
+    durability: str
+    fsync_window_ms: float
+
+
 class ModelProcess:
     """The child process one served model computes in (see the module docstring)."""
 
-    def __init__(self, name: str, threads: int = 1) -> None:
+    def __init__(self, name: str, threads: int = 1, log: LogTarget | None = None) -> None:
         self.name = name
         self.threads = threads
+        self.log = log
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -80,6 +96,8 @@ class ModelProcess:
             if self._process is None or self._process.poll() is not None:
                 self._stop_process()
                 await self._start()
+                if self.log is not None:  # the process opens the store and its own spool
+                    await self._call(("log", self.log), pickle_in_thread=True)
             if self._model is not model:
                 self._model = None
                 self._as_array = bool(await self._call(("model", model), pickle_in_thread=True))
@@ -90,15 +108,22 @@ class ModelProcess:
         """Start the process and hand it the model now, rather than with the first batch."""
         await self.load(model)
 
-    async def compute(self, X: Any, wanted: set[str] | frozenset[str]) -> Outputs:
+    async def compute(
+        self,
+        X: Any,
+        wanted: set[str] | frozenset[str],
+        log_rows: list[tuple[Any, int]] | None = None,
+    ) -> Outputs:
         """The outputs for one joined input (see ``compute.compute``), computed in the child.
 
-        Raises the model's complaint as a ``LoopwiseError``, or ``UnavailableError`` when the
-        process died (it starts again on the next ``load``).
+        With ``log_rows`` (``((request_id, arrived_ms, started), rows)`` per request, in the
+        joined order) the child also spools those rows to the prediction log and answers only
+        once they are durable. Raises the model's complaint as a ``LoopwiseError``, or
+        ``UnavailableError`` when the process died (it starts again on the next ``load``).
         """
         assert self._lock is not None, "load() first"
         async with self._lock:
-            reply = await self._call(("compute", (X, frozenset(wanted))))
+            reply = await self._call(("compute", (X, frozenset(wanted), log_rows)))
         if isinstance(reply, dict) and "error" in reply:
             raise error_from_dict(reply, 400)
         outputs: Outputs = reply
