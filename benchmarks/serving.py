@@ -8,7 +8,8 @@ runs ``--repeats`` times for ``--duration-s`` seconds; the table quotes the medi
 * Loopwise ``/invocations`` (MLflow's ``dataframe_split``) and V2 infer (one tensor per
   column, the ``predict`` output), at 64 connections and at 1, as ``loopwise serve`` runs by
   default: every answered row in the durable prediction log (fsync) before the response;
-* the same without the prediction log (``--no-log-predictions``), as MLflow serves;
+* the same with ``--log-durability write`` (logged rows survive a killed server, not power
+  loss), and without the prediction log (``--no-log-predictions``), as MLflow serves;
 * MLflow ``/invocations`` with the same body, at 64 connections and at 1;
 * the ceiling: a raw ASGI callable that reads the body and returns a constant, on the same
   uvicorn (uvloop + httptools), at 64 connections.
@@ -279,6 +280,16 @@ def main() -> None:
                     ("Loopwise V2 infer", v2_script, args.connections),
                     ("Loopwise /invocations", inv_script, 1),
                 ],
+            )
+        )
+        written = Server(
+            "loopwise-write", [*loopwise.command, "--log-durability", "write"], env, work
+        )
+        targets.append(
+            (
+                written,
+                "/invocations",
+                [("Loopwise, log durability write, /invocations", inv_script, args.connections)],
             )
         )
         unlogged = Server(
