@@ -26,6 +26,19 @@ from ..services import missing_service
 pytestmark = pytest.mark.slow
 
 
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
 def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
@@ -48,16 +61,7 @@ def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        _wait_ready(process, url, log)
         answer = httpx.post(url + "/predict", json=[{"x": 0.0}, {"x": 3.0}]).json()
         assert answer["predictions"] == [0, 1]
         assert answer["version"] == version.version
@@ -67,19 +71,6 @@ def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
 
 
 def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ class _Log:
     def rows(
         self, X: Any, outputs: Outputs, version: int, model: str, log_rows: list[tuple[Any, int]]
     ) -> None:
-        from loopwise.serving.app import prediction_rows
+        from loopwise.serving.predictions import prediction_rows
         from loopwise.store.predictions import PredictionRecord
 
         columns: Any = X

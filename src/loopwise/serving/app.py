@@ -25,21 +25,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
-import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import numpy as np
-import orjson
 
 from loopwise import __version__
 from loopwise.errors import (
-    HTTP_STATUS,
     InvalidArgumentError,
     LoopwiseError,
     NotFoundError,
@@ -51,11 +46,27 @@ from loopwise.registry import LoadedModel
 from loopwise.serving.batching import Batcher, BatchPolicy
 from loopwise.serving.cache import ResponseCache, input_digest
 from loopwise.serving.compute import Batch, predict_batch
+from loopwise.serving.http import (
+    JSON_HEADERS,
+    Exchange,
+    Receive,
+    Response,
+    Scope,
+    Send,
+    allowed_methods,
+    dumps,
+    error_response,
+    header,
+    model_path,
+    request_deadline,
+)
 from loopwise.serving.models import ServedModels
+from loopwise.serving.predictions import PredictionWriter
 from loopwise.serving.protocols import (
     decode_oip_inputs,
     encode_binary_tensor,
     encode_tensor,
+    load_json,
     oip_tensor_specs,
     parse_invocations,
     parse_records,
@@ -63,7 +74,7 @@ from loopwise.serving.protocols import (
 )
 from loopwise.serving.schema import Inputs, InputSchema, rows_of
 from loopwise.serving.workers import LogTarget, ModelProcess
-from loopwise.store.predictions import PredictionRecord, PredictionSpool
+from loopwise.store.predictions import PredictionSpool
 
 if TYPE_CHECKING:
     from loopwise.serving.metrics import ServingMetrics
@@ -72,42 +83,9 @@ __all__ = ["ServingApp", "create_serving_app"]
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-_JSON = [(b"content-type", b"application/json")]
 _PREDICT = frozenset({"predict"})
 _BOTH = frozenset({"predict", "predict_proba"})
-
-
-class _Response(Exception):
-    """A finished response raised out of a handler (errors and plain JSON alike)."""
-
-    def __init__(
-        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers or _JSON
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def _error(exc: LoopwiseError, oip: bool) -> _Response:
-    status = HTTP_STATUS.get(exc.code, 500)
-    # The Open Inference Protocol's error is {"error": "<message>"} (clients such as
-    # tritonclient read it as a string); our code and details ride alongside.
-    body = (
-        {"error": exc.message, "code": exc.code, "details": exc.details} if oip else exc.to_dict()
-    )
-    headers = list(_JSON)
-    if isinstance(exc, UnavailableError):
-        headers.append((b"retry-after", str(max(1, math.ceil(exc.retry_after_s))).encode()))
-    return _Response(status, _dumps(body), headers)
 
 
 class _Model:
@@ -184,138 +162,14 @@ class _Model:
         return answers
 
 
-class _Exchange:
-    """One request as the server handles it: what metrics and the prediction log record."""
-
-    __slots__ = (
-        "arrived_ms",
-        "logged",
-        "model",
-        "protocol",
-        "request_id",
-        "scope",
-        "started",
-        "version",
-    )
-
-    def __init__(self, scope: Scope) -> None:
-        self.scope = scope
-        self.started = time.perf_counter()
-        self.arrived_ms = int(time.time() * 1000)
-        self.model: str | None = None
-        self.version: int | None = None
-        self.protocol = ""
-        self.logged = False  # its rows are in the prediction log already (by the model process)
-        self.request_id: str | None = _header(scope, b"x-request-id", None)
-
-    def check(self) -> None:
-        if self.request_id is not None and not 0 < len(self.request_id) <= 256:
-            self.request_id = None
-            raise InvalidArgumentError(
-                "X-Request-Id must be 1 to 256 characters; send a shorter id or none (the "
-                "server then makes one).",
-                field="X-Request-Id",
-            )
-
-    def served(self, model: str, protocol: str) -> None:
-        self.model, self.protocol = model, protocol
-
-
-def prediction_rows(
-    inputs: Inputs, outputs: dict[str, np.ndarray[Any, Any]]
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """A request's rows as plain values: ``(inputs, outputs)`` per row, for the log."""
-    as_lists = {k: v.tolist() for k, v in outputs.items()}
-    if isinstance(inputs, np.ndarray):
-        values = inputs.tolist() if inputs.ndim > 1 else [[v] for v in inputs.tolist()]
-        return [
-            ({"input": row}, {k: v[i] for k, v in as_lists.items()}) for i, row in enumerate(values)
-        ]
-    columns = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
-    count = rows_of(inputs)
-    return [
-        ({k: v[i] for k, v in columns.items()}, {k: v[i] for k, v in as_lists.items()})
-        for i in range(count)
-    ]
-
-
-_Logged = tuple[str, str, tuple[int, dict[str, np.ndarray[Any, Any]]], Inputs, int, float]
-"""What a request hands the log writer: model, request id, (version, outputs), inputs,
-arrival (ms since the epoch) and latency (ms)."""
-
-
-class _LogBatch:
-    """The prediction log's writer: requests of one event-loop turn, spooled together.
-
-    The event loop only collects what each request hands over; a single writer thread turns it
-    into records, spools them with one write and waits until they are durable. The requests of
-    a model batch finish in the same turn, so a turn's records share one write, one fsync and
-    one wake-up of the loop — and the loop never blocks on the disk.
-    """
-
-    def __init__(self, spool: PredictionSpool, project: str) -> None:
-        self.spool = spool
-        self.project = project
-        self.items: list[_Logged] = []
-        self.done: asyncio.Future[None] | None = None
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="prediction-log")
-        self.pending: set[asyncio.Future[None]] = set()
-
-    def add(self, item: _Logged) -> asyncio.Future[None]:
-        if self.done is None:
-            loop = asyncio.get_running_loop()
-            self.done = loop.create_future()
-            loop.call_soon(self._flush, loop)
-        self.items.append(item)
-        return self.done
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        items, done = self.items, self.done
-        self.items, self.done = [], None
-        assert done is not None
-        task = asyncio.ensure_future(self._spool(items, done))
-        self.pending.add(task)  # keep a reference until it is done
-        task.add_done_callback(self.pending.discard)
-
-    async def _spool(self, items: list[_Logged], done: asyncio.Future[None]) -> None:
-        try:
-            seq = await asyncio.get_running_loop().run_in_executor(self.writer, self._append, items)
-            await self.spool.durable(seq)  # the spool's fsync thread; appends go on meanwhile
-        except Exception as exc:  # every waiting request hears it
-            if not done.done():
-                done.set_exception(exc)
-                done.exception()  # retrieved here too, in case every waiter left
-            return
-        if not done.done():
-            done.set_result(None)
-
-    def _append(self, items: list[_Logged]) -> int:
-        records: list[PredictionRecord] = []
-        for model, request_id, (version, outputs), inputs, arrived_ms, latency_ms in items:
-            rows = prediction_rows(inputs, outputs)
-            many = len(rows) > 1
-            records.extend(
-                PredictionRecord(
-                    project=self.project,
-                    deployment=model,
-                    request_id=f"{request_id}:{i}" if many else request_id,
-                    model=model,
-                    version=version,
-                    timestamp_ms=arrived_ms,
-                    latency_ms=latency_ms,
-                    inputs=row_inputs,
-                    outputs=row_outputs,
-                )
-                for i, (row_inputs, row_outputs) in enumerate(rows)
-            )
-        return self.spool.append(records)
-
-    def close(self) -> None:
-        self.writer.shutdown(wait=True)
-
-
 class ServingApp:
-    """The ASGI app (see the module docstring)."""
+    """The ASGI app (see the module docstring).
+
+    ``policies``: batching and deadlines, one for all models or by name; ``processes``: each
+    model computes in its own process; ``cache_bytes``: a response cache of that many bytes
+    for each model named (off for the others); ``metrics``: served at ``/metrics``;
+    ``prediction_log``: every answered row is spooled there (and durable) before the response.
+    """
 
     def __init__(
         self,
@@ -331,7 +185,9 @@ class ServingApp:
         project: str = "",
     ) -> None:
         self.prediction_log = prediction_log
-        self._log_batch = _LogBatch(prediction_log, project) if prediction_log is not None else None
+        self._log_batch = (
+            PredictionWriter(prediction_log, project) if prediction_log is not None else None
+        )
         self.project = project
         if prediction_log is not None and not project:
             raise InvalidArgumentError(
@@ -415,17 +271,17 @@ class ServingApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         oip = path.startswith("/v2")
-        record = _Exchange(scope)
+        record = Exchange(scope)
         try:
             record.check()
             response = await self._route(scope, receive, path, record)
-        except _Response as done:
+        except Response as done:
             response = done
         except LoopwiseError as exc:
-            response = _error(exc, oip)
+            response = error_response(exc, oip)
         except Exception:  # a bug: log it, answer 500 in the usual shape
             log.exception("Unhandled error serving %s %s", scope["method"], path)
-            response = _error(LoopwiseError("Internal error; see the server log."), oip)
+            response = error_response(LoopwiseError("Internal error; see the server log."), oip)
         headers = response.headers
         if record.request_id is not None:
             headers = [*headers, (b"x-request-id", record.request_id.encode())]
@@ -459,25 +315,21 @@ class ServingApp:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _route(
-        self, scope: Scope, receive: Receive, path: str, record: _Exchange
-    ) -> _Response:
+    async def _route(self, scope: Scope, receive: Receive, path: str, record: Exchange) -> Response:
         method: str = scope["method"]
         if method == "POST":
             if path == "/invocations":
                 served = self._only(scope)
                 record.served(served.name, "invocations")
                 body = await self._body(receive)
-                inputs = parse_invocations(
-                    body, _header(scope, b"content-type", "application/json")
-                )
+                inputs = parse_invocations(body, header(scope, b"content-type", "application/json"))
                 version, results = await self._infer(served, inputs, _PREDICT, record)
                 record.version = version
-                return _Response(200, _dumps({"predictions": results["predict"].tolist()}))
+                return Response(200, dumps({"predictions": results["predict"].tolist()}))
             if path == "/predict":
                 served = self._only(scope)
                 record.served(served.name, "predict")
-                inputs = parse_records(_loads(await self._body(receive)))
+                inputs = parse_records(load_json(await self._body(receive)))
                 version, results = await self._infer(served, inputs, _BOTH, record)
                 record.version = version
                 answer: dict[str, Any] = {
@@ -487,9 +339,9 @@ class ServingApp:
                 }
                 if "predict_proba" in results:
                     answer["probabilities"] = results["predict_proba"].tolist()
-                return _Response(200, _dumps(answer))
+                return Response(200, dumps(answer))
             if path.startswith("/v2/models/") and path.endswith("/infer"):
-                name, pinned = _model_path(path[len("/v2/models/") : -len("/infer")])
+                name, pinned = model_path(path[len("/v2/models/") : -len("/infer")])
                 served = self._named(name, pinned)
                 record.served(served.name, "v2")
                 return await self._oip_infer(served, scope, receive, record)
@@ -497,14 +349,14 @@ class ServingApp:
             found = self._get(path)
             if found is not None:
                 return found
-        allowed = _allowed_methods(path)
+        allowed = allowed_methods(path)
         if allowed and method not in allowed:
             message = f"{method} is not allowed on {path}; use {' or '.join(sorted(allowed))}."
             error = {"code": "method_not_allowed", "message": message, "details": {}}
-            raise _Response(
+            raise Response(
                 405,
-                _dumps({**error, "error": message} if path.startswith("/v2") else {"error": error}),
-                [*_JSON, (b"allow", ", ".join(sorted(allowed)).encode())],
+                dumps({**error, "error": message} if path.startswith("/v2") else {"error": error}),
+                [*JSON_HEADERS, (b"allow", ", ".join(sorted(allowed)).encode())],
             )
         raise NotFoundError(
             f"No route {path!r}. The server answers /v2 (Open Inference Protocol), "
@@ -513,17 +365,17 @@ class ServingApp:
         )
 
     # -- routes ------------------------------------------------------------------------------
-    def _get(self, path: str) -> _Response | None:
+    def _get(self, path: str) -> Response | None:
         if path in ("/v2/health/live", "/health"):
-            return _Response(200, b'{"live":true}')
+            return Response(200, b'{"live":true}')
         if path == "/ping":
-            return _Response(200, b"{}")
+            return Response(200, b"{}")
         if path == "/v2/health/ready":
-            return _Response(200, _dumps({"ready": self.models.ready()}))
+            return Response(200, dumps({"ready": self.models.ready()}))
         if path == "/v2":
-            return _Response(
+            return Response(
                 200,
-                _dumps(
+                dumps(
                     {
                         "name": "loopwise",
                         "version": __version__,
@@ -533,17 +385,17 @@ class ServingApp:
             )
         if path == "/metrics" and self.metrics is not None:
             payload, content_type = self.metrics.render()
-            return _Response(200, payload, [(b"content-type", content_type.encode())])
+            return Response(200, payload, [(b"content-type", content_type.encode())])
         if path.startswith("/v2/models/"):
             rest = path[len("/v2/models/") :]
             if rest.endswith("/ready"):
-                name, version = _model_path(rest[: -len("/ready")])
+                name, version = model_path(rest[: -len("/ready")])
                 self._named(name, version)
                 state = self.models.state(name)
-                return _Response(200, _dumps({"name": name, "ready": state.ready}))
-            name, version = _model_path(rest)
+                return Response(200, dumps({"name": name, "ready": state.ready}))
+            name, version = model_path(rest)
             served = self._named(name, version)
-            return _Response(200, _dumps(self._metadata(served)))
+            return Response(200, dumps(self._metadata(served)))
         return None
 
     def _metadata(self, served: _Model) -> dict[str, Any]:
@@ -587,7 +439,7 @@ class ServingApp:
         return next(iter(self._served.values()))
 
     async def _infer(
-        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: _Exchange
+        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: Exchange
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
         if self.prediction_log is not None:
             record.request_id = record.request_id or uuid.uuid4().hex
@@ -601,7 +453,7 @@ class ServingApp:
         served: _Model,
         inputs: Inputs,
         result: tuple[int, dict[str, np.ndarray[Any, Any]]],
-        record: _Exchange,
+        record: Exchange,
     ) -> None:
         """Hand the request's rows to the log writer; return once they are durable (the
         response waits). Turning them into records happens in the writer's thread."""
@@ -612,7 +464,7 @@ class ServingApp:
         )
 
     async def _answer(
-        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: _Exchange
+        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: Exchange
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
         scope = record.scope
         """Check the request against its model's signature, queue it, await its rows."""
@@ -620,7 +472,7 @@ class ServingApp:
         if model is None:  # evicted or still loading: load it off the event loop
             model = await asyncio.to_thread(self.models.get, served.name)
         checked = served.schema_for(model).check(inputs)
-        deadline = _deadline(scope)
+        deadline = request_deadline(scope)
         cache = served.cache
         if cache is None:
             return await self._submit(served, model, checked, wanted, deadline, record)
@@ -654,7 +506,7 @@ class ServingApp:
         checked: Inputs,
         wanted: frozenset[str],
         deadline: float | None,
-        record: _Exchange,
+        record: Exchange,
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
         worker = served.worker
         logs = worker is not None and worker.log is not None
@@ -672,11 +524,11 @@ class ServingApp:
         return result
 
     async def _oip_infer(
-        self, served: _Model, scope: Scope, receive: Receive, record: _Exchange
-    ) -> _Response:
+        self, served: _Model, scope: Scope, receive: Receive, record: Exchange
+    ) -> Response:
         body, binary = split_binary_request(
             await self._body(receive),
-            _header(scope, b"inference-header-content-length", None),
+            header(scope, b"inference-header-content-length", None),
         )
         if not isinstance(body, Mapping):
             raise InvalidArgumentError("Expected the inference request to be a JSON object.")
@@ -719,102 +571,17 @@ class ServingApp:
         if "id" in body:
             response["id"] = body["id"]
         if not raw_parts:
-            return _Response(200, _dumps(response))
-        header = _dumps(response)
-        return _Response(
+            return Response(200, dumps(response))
+        json_part = dumps(response)
+        return Response(
             200,
-            header + b"".join(raw_parts),
+            json_part + b"".join(raw_parts),
             [
                 (b"content-type", b"application/octet-stream"),
-                (b"inference-header-content-length", str(len(header)).encode()),
+                (b"inference-header-content-length", str(len(json_part)).encode()),
             ],
         )
 
 
-_ROUTES = [
-    (re.compile(r"/(invocations|predict)"), {"POST"}),
-    (re.compile(r"/(ping|health|metrics|v2|v2/health/(live|ready))"), {"GET"}),
-    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"), {"GET"}),
-    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?/infer"), {"POST"}),
-]
-
-
-def _allowed_methods(path: str) -> set[str]:
-    """The methods a known route answers (empty for an unknown path)."""
-    for pattern, methods in _ROUTES:
-        if pattern.fullmatch(path):
-            return methods
-    return set()
-
-
-def _header(scope: Scope, name: bytes, default: str | None) -> Any:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return default
-
-
-def _deadline(scope: Scope) -> float | None:
-    raw = _header(scope, b"x-deadline-ms", None)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (0 < value <= 3_600_000):
-        raise InvalidArgumentError(
-            f"X-Deadline-Ms is {raw!r}; expected a number of milliseconds between 0 and 3600000.",
-            field="X-Deadline-Ms",
-        )
-    return value / 1000
-
-
-def _model_path(rest: str) -> tuple[str, str | None]:
-    """``name`` or ``name/versions/v`` from a /v2/models/… path."""
-    name, sep, version = rest.partition("/versions/")
-    if not name or "/" in name or (sep and (not version or "/" in version)):
-        raise NotFoundError(
-            f"No route /v2/models/{rest}. Use /v2/models/NAME[/versions/V][/ready|/infer].",
-            path=f"/v2/models/{rest}",
-        )
-    return name, (version if sep else None)
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
-
-
-def create_serving_app(
-    models: ServedModels | Mapping[str, LoadedModel],
-    *,
-    policies: Mapping[str, BatchPolicy] | BatchPolicy | None = None,
-    metrics: ServingMetrics | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    processes: bool = False,
-    model_threads: int = 1,
-    cache_bytes: Mapping[str, int] | None = None,
-    prediction_log: PredictionSpool | None = None,
-    project: str = "",
-) -> ServingApp:
-    """An ASGI app that serves ``models`` under their names (see the module docstring).
-
-    ``policies``: batching and deadlines, one for all models or by name; ``processes``: each
-    model computes in its own process; ``cache_bytes``: a response cache of that many bytes
-    for each model named (off for the others); ``metrics``: served at ``/metrics``;
-    ``prediction_log``: every answered row is spooled there (and durable) before the response.
-    """
-    return ServingApp(
-        models,
-        policies=policies,
-        metrics=metrics,
-        max_body_bytes=max_body_bytes,
-        processes=processes,
-        model_threads=model_threads,
-        cache_bytes=cache_bytes,
-        prediction_log=prediction_log,
-        project=project,
-    )
+create_serving_app = ServingApp
+"""``create_serving_app(models, **options)``: the app factory (``ServingApp`` itself)."""

@@ -29,6 +29,7 @@ __all__ = [
     "decode_oip_inputs",
     "encode_binary_tensor",
     "encode_tensor",
+    "load_json",
     "oip_tensor_specs",
     "parse_invocations",
     "parse_records",
@@ -365,6 +366,17 @@ def _split_to_columns(value: Any) -> Columns:
     return {n: list(col) for n, col in zip(names, zip(*data, strict=True), strict=True)}
 
 
+def load_json(body: bytes) -> Any:
+    """A request body's JSON, or an error that says where it stopped parsing."""
+    try:
+        return orjson.loads(body)
+    except ValueError as exc:
+        raise InvalidArgumentError(
+            f"The body is not valid JSON: {exc}. Send a JSON document with "
+            "Content-Type: application/json."
+        ) from exc
+
+
 def parse_invocations(body: bytes, content_type: str) -> Inputs:
     """MLflow's scoring formats (``/invocations``), by content type and top-level key.
 
@@ -384,10 +396,7 @@ def parse_invocations(body: bytes, content_type: str) -> Inputs:
             f"Expected Content-Type application/json or text/csv, got {content_type!r}.",
             content_type=content_type,
         )
-    try:
-        payload = orjson.loads(body)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"The body is not valid JSON: {exc}.") from exc
+    payload = load_json(body)
     formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
     keys = [k for k in formats if isinstance(payload, dict) and k in payload]
     if len(keys) != 1:

@@ -1,0 +1,161 @@
+"""The inference server's HTTP plumbing, with no web framework: responses, errors, headers.
+
+``Exchange`` is one request as the server handles it (what metrics and the prediction log
+record); ``Response`` is a finished answer, raised or returned; ``allowed_methods`` knows the
+routes, so that a wrong method is a 405 and an unknown path a 404.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from loopwise.errors import (
+    HTTP_STATUS,
+    InvalidArgumentError,
+    LoopwiseError,
+    NotFoundError,
+    UnavailableError,
+)
+
+__all__ = [
+    "JSON_HEADERS",
+    "Exchange",
+    "Receive",
+    "Response",
+    "Scope",
+    "Send",
+    "allowed_methods",
+    "dumps",
+    "error_response",
+    "header",
+    "model_path",
+    "request_deadline",
+]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+MAX_REQUEST_ID_CHARS = 256
+
+
+class Response(Exception):
+    """A finished response raised out of a handler (errors and plain JSON alike)."""
+
+    def __init__(
+        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or JSON_HEADERS
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def error_response(exc: LoopwiseError, oip: bool) -> Response:
+    status = HTTP_STATUS.get(exc.code, 500)
+    # The Open Inference Protocol's error is {"error": "<message>"} (clients such as
+    # tritonclient read it as a string); our code and details ride alongside.
+    body = (
+        {"error": exc.message, "code": exc.code, "details": exc.details} if oip else exc.to_dict()
+    )
+    headers = list(JSON_HEADERS)
+    if isinstance(exc, UnavailableError):
+        headers.append((b"retry-after", str(max(1, math.ceil(exc.retry_after_s))).encode()))
+    return Response(status, dumps(body), headers)
+
+
+class Exchange:
+    """One request as the server handles it: what metrics and the prediction log record."""
+
+    __slots__ = (
+        "arrived_ms",
+        "logged",
+        "model",
+        "protocol",
+        "request_id",
+        "scope",
+        "started",
+        "version",
+    )
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.started = time.perf_counter()
+        self.arrived_ms = int(time.time() * 1000)
+        self.model: str | None = None
+        self.version: int | None = None
+        self.protocol = ""
+        self.logged = False  # its rows are in the prediction log already (by the model process)
+        self.request_id: str | None = header(scope, b"x-request-id", None)
+
+    def check(self) -> None:
+        if self.request_id is not None and not 0 < len(self.request_id) <= MAX_REQUEST_ID_CHARS:
+            self.request_id = None
+            raise InvalidArgumentError(
+                f"X-Request-Id has {len(self.request_id or '')} characters; expected 1 to "
+                f"{MAX_REQUEST_ID_CHARS}. Send a shorter id, or none (the server then makes one).",
+                field="X-Request-Id",
+            )
+
+    def served(self, model: str, protocol: str) -> None:
+        self.model, self.protocol = model, protocol
+
+
+_ROUTES = [
+    (re.compile(r"/(invocations|predict)"), {"POST"}),
+    (re.compile(r"/(ping|health|metrics|v2|v2/health/(live|ready))"), {"GET"}),
+    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"), {"GET"}),
+    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?/infer"), {"POST"}),
+]
+
+
+def allowed_methods(path: str) -> set[str]:
+    """The methods a known route answers (empty for an unknown path)."""
+    for pattern, methods in _ROUTES:
+        if pattern.fullmatch(path):
+            return methods
+    return set()
+
+
+def header(scope: Scope, name: bytes, default: str | None) -> Any:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return default
+
+
+def request_deadline(scope: Scope) -> float | None:
+    raw = header(scope, b"x-deadline-ms", None)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (0 < value <= 3_600_000):
+        raise InvalidArgumentError(
+            f"X-Deadline-Ms is {raw!r}; expected a number of milliseconds between 0 and 3600000.",
+            field="X-Deadline-Ms",
+        )
+    return value / 1000
+
+
+def model_path(rest: str) -> tuple[str, str | None]:
+    """``name`` or ``name/versions/v`` from a /v2/models/… path."""
+    name, sep, version = rest.partition("/versions/")
+    if not name or "/" in name or (sep and (not version or "/" in version)):
+        raise NotFoundError(
+            f"No route /v2/models/{rest}. Use /v2/models/NAME[/versions/V][/ready|/infer].",
+            path=f"/v2/models/{rest}",
+        )
+    return name, (version if sep else None)
