@@ -2,6 +2,11 @@
 
 Run as ``python -m loopwise.serving._child FD``, FD being its end of a socket pair. Messages
 both ways are a length (``workers.FRAME``) and a pickle, from the server that started it.
+
+Each request gets one reply, ``("reply", value, seq, durable_seq)``: the value, the spool
+sequence number of the rows it logged (0 if none) and how far the spool is durable now. When
+the rows are not durable yet, a notifier thread sends ``("durable", durable_seq)`` once the
+spool's group commit covers them, so that the next batch computes while this one's fsync runs.
 """
 
 from __future__ import annotations
@@ -9,12 +14,14 @@ from __future__ import annotations
 import pickle
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from loopwise.errors import LoopwiseError, StoreError
 from loopwise.registry import LoadedModel
 from loopwise.serving.compute import Outputs, compute, model_error
 from loopwise.serving.schema import InputSchema, accepts_arrays, ignore_feature_name_warning
@@ -52,10 +59,14 @@ class _Log:
             durability=target.durability,  # type: ignore[arg-type]
             fsync_window_ms=target.fsync_window_ms,
         ).open()
+        self._wanted = threading.Condition()  # the highest seq the server waits for
+        self._wanted_seq = 0
+        self._closing = False
 
     def rows(
         self, X: Any, outputs: Outputs, version: int, model: str, log_rows: list[tuple[Any, int]]
-    ) -> None:
+    ) -> int:
+        """Spool the rows of one batch; their sequence number (durable later, see ``notify``)."""
         from loopwise.serving.predictions import prediction_rows
         from loopwise.store.predictions import PredictionRecord
 
@@ -85,16 +96,61 @@ class _Log:
                     )
                 )
             start += count
-        self.spool.wait_durable(self.spool.append(records))
+        return self.spool.append(records)
+
+    def notify(self, seq: int) -> None:
+        """Have the notifier tell the server once ``seq`` is durable."""
+        with self._wanted:
+            self._wanted_seq = max(self._wanted_seq, seq)
+            self._wanted.notify()
+
+    def start_notifier(self, send: Any) -> None:
+        self._notifier = threading.Thread(
+            target=self._notify_loop, args=(send,), name="loopwise-log-notifier", daemon=True
+        )
+        self._notifier.start()
+
+    def _notify_loop(self, send: Any) -> None:
+        told = 0
+        while True:
+            with self._wanted:
+                while self._wanted_seq <= told and not self._closing:
+                    self._wanted.wait()
+                if self._closing:
+                    return
+                seq = self._wanted_seq
+            try:
+                self.spool.wait_durable(seq)
+            except Exception as exc:  # the disk failed: the server fails the waiting requests
+                send(("durable_error", _log_error(exc).to_dict()))
+                return
+            told = self.spool.durable_seq
+            send(("durable", told))
 
     def close(self) -> None:
+        with self._wanted:
+            self._closing = True
+            self._wanted.notify()
         self.spool.close()
         self.store.close()
+
+
+def _log_error(exc: Exception) -> LoopwiseError:
+    if isinstance(exc, LoopwiseError):
+        return exc
+    return StoreError(f"The prediction log could not take these rows ({exc!r}).")
 
 
 def serve(sock: socket.socket) -> None:
     model: LoadedModel | None = None
     log: _Log | None = None
+    sending = threading.Lock()  # the notifier thread sends too
+
+    def send(message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with sending:
+            sock.sendall(FRAME.pack(len(data)) + data)
+
     try:
         while True:
             header = _read(sock, FRAME.size)
@@ -103,8 +159,10 @@ def serve(sock: socket.socket) -> None:
                 return
             kind, value = pickle.loads(body)
             reply: Any = None
+            seq = 0
             if kind == "log":
                 log = _Log(value)
+                log.start_notifier(send)
             elif kind == "model":
                 model = value
                 assert model is not None
@@ -119,12 +177,21 @@ def serve(sock: socket.socket) -> None:
                 X, wanted, log_rows = value
                 try:
                     reply = compute(model, X, wanted)
-                    if log is not None and log_rows:
-                        log.rows(X, reply, model.version.version, model.version.name, log_rows)
                 except Exception as exc:
                     reply = model_error(exc).to_dict()
-            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-            sock.sendall(FRAME.pack(len(data)) + data)
+                else:
+                    if log is not None and log_rows:
+                        try:
+                            seq = log.rows(
+                                X, reply, model.version.version, model.version.name, log_rows
+                            )
+                        except Exception as exc:
+                            reply = _log_error(exc).to_dict()
+            durable = log.spool.durable_seq if log is not None else 0
+            send(("reply", reply, seq, durable))
+            if seq > durable:
+                assert log is not None
+                log.notify(seq)
     finally:
         if log is not None:
             log.close()

@@ -139,8 +139,10 @@ class _Model:
         if not batch.live:
             return batch.split({})
         try:
-            outputs = await worker.compute(batch.joined(), batch.wanted, batch.log_rows(batch.live))
-            return batch.split(outputs)
+            outputs, receipt = await worker.compute(
+                batch.joined(), batch.wanted, batch.log_rows(batch.live)
+            )
+            return batch.split(outputs, receipt)
         except UnavailableError:
             raise  # the process died: the whole batch is told to retry
         except LoopwiseError as exc:
@@ -153,8 +155,8 @@ class _Model:
                 answers.append(batch.failed[i])
                 continue
             try:
-                alone = await worker.compute(batch.alone(i), wanted, batch.log_rows([i]))
-                answers.append((batch.version, alone))
+                alone, receipt = await worker.compute(batch.alone(i), wanted, batch.log_rows([i]))
+                answers.append((batch.version, alone, receipt))
             except UnavailableError:
                 raise
             except LoopwiseError as alone:
@@ -515,13 +517,15 @@ class ServingApp:
             payload = (*payload, (record.request_id, record.arrived_ms, record.started))
         future = served.batcher.submit(payload, rows_of(checked), deadline)
         try:
-            result: tuple[int, dict[str, np.ndarray[Any, Any]]] = await future
+            answer = await future
         except UnavailableError as exc:
             if self.metrics is not None:
                 self.metrics.rejected(served.name, str(exc.details.get("reason", "")))
             raise
-        record.logged = logs
-        return result
+        if len(answer) == 3:  # the model process logged the rows: answer once they are durable
+            await answer[2].durable()
+            record.logged = True
+        return answer[0], answer[1]
 
     async def _oip_infer(
         self, served: _Model, scope: Scope, receive: Receive, record: Exchange

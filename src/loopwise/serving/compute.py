@@ -88,8 +88,9 @@ class Batch:
             return None
         return [(self.meta[i], rows_of(self.inputs[i])) for i in indices]
 
-    def split(self, outputs: Outputs) -> list[Any]:
-        """Each request's ``(version, outputs)``, or its error."""
+    def split(self, outputs: Outputs, *receipt: Any) -> list[Any]:
+        """Each request's ``(version, outputs)``, or its error; ``(version, outputs, receipt)``
+        when the rows went to a model process's prediction log (``workers.Receipt``)."""
         answers: list[Any] = []
         start = 0
         for i, wanted in enumerate(self.wants):
@@ -97,9 +98,8 @@ class Batch:
                 answers.append(self.failed[i])
                 continue
             end = start + rows_of(self.inputs[i])
-            answers.append(
-                (self.version, {k: v[start:end] for k, v in outputs.items() if k in wanted})
-            )
+            rows = {k: v[start:end] for k, v in outputs.items() if k in wanted}
+            answers.append((self.version, rows, *receipt))
             start = end
         return answers
 

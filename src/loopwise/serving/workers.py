@@ -10,6 +10,11 @@ pickled, before its first batch and whenever the served version changes (a hot s
 the child with the next batch). A child that dies is started again for the next batch; the
 batch it was computing fails with 503.
 
+With a prediction log, the child spools each batch's rows and replies at once with the outputs
+and the rows' sequence number; it tells the server separately when the spool's group commit
+has made them durable (``_Channel``). The response waits for that, but the model process does
+not: it computes the next batch while the last one's fsync runs.
+
 The child is a fresh interpreter (``python -m loopwise.serving._child``), not a fork of the
 server and not multiprocessing's spawn (which would import the server's ``__main__`` again).
 """
@@ -17,20 +22,25 @@ server and not multiprocessing's spawn (which would import the server's ``__main
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import os
 import pickle
 import socket
 import struct
 import subprocess
 import sys
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loopwise.errors import UnavailableError, error_from_dict
+from loopwise.errors import LoopwiseError, UnavailableError, error_from_dict
 from loopwise.registry import LoadedModel
 from loopwise.serving.compute import Outputs
 
-__all__ = ["FRAME", "LogTarget", "ModelProcess"]
+__all__ = ["FRAME", "LogTarget", "ModelProcess", "Receipt"]
 
 FRAME = struct.Struct("!Q")
 """Each message on the socket: its length, then a pickle."""
@@ -55,6 +65,111 @@ class LogTarget:
     fsync_window_ms: float
 
 
+class _Channel:
+    """The socket to one model process: requests go out in order, a reader task routes the
+    replies back to them and tracks how far the process's prediction spool is durable."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        control: socket.socket,
+        on_lost: Callable[[_Channel, BaseException], LoopwiseError],
+    ) -> None:
+        self.writer = writer
+        self.control = control  # a duplicate of the transport's socket, to shut it down at once
+        self.replies: deque[asyncio.Future[Any]] = deque()
+        self.waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap by seq
+        self.tiebreak = itertools.count()
+        self.durable_seq = 0
+        self.error: LoopwiseError | None = None  # no more replies: every request fails with it
+        self.log_error: LoopwiseError | None = None  # the spool failed: durability waits fail
+        self.on_lost = on_lost
+        self.task = asyncio.ensure_future(self._read(reader))
+
+    def request(self, data: bytes) -> asyncio.Future[Any]:
+        if self.error is not None:
+            raise self.error
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.replies.append(future)
+        self.writer.write(FRAME.pack(len(data)) + data)
+        return future
+
+    async def durable(self, seq: int) -> None:
+        if seq <= self.durable_seq:
+            return
+        error = self.log_error or self.error
+        if error is not None:
+            raise error
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiters, (seq, next(self.tiebreak), future))
+        await future
+
+    def _advance(self, seq: int) -> None:
+        self.durable_seq = max(self.durable_seq, seq)
+        waiters = self.waiters
+        while waiters and waiters[0][0] <= self.durable_seq:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(None)
+
+    def _fail_waiters(self, error: LoopwiseError) -> None:
+        for _, _, future in self.waiters:
+            if not future.done():
+                future.set_exception(error)
+        self.waiters.clear()
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
+                message = pickle.loads(await reader.readexactly(size))
+                kind = message[0]
+                if kind == "reply":
+                    _, value, seq, durable = message
+                    self._advance(durable)
+                    future = self.replies.popleft()
+                    if not future.done():
+                        future.set_result((value, seq))
+                elif kind == "durable":
+                    self._advance(message[1])
+                else:  # "durable_error": the spool cannot make rows durable any more
+                    self.log_error = error_from_dict(message[1], 500)
+                    self._fail_waiters(self.log_error)
+        except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
+            self.error = self.on_lost(self, exc)
+        except asyncio.CancelledError:
+            self.error = UnavailableError("The model process was stopped.", retry_after_s=1.0)
+        except BaseException as exc:  # a reply that does not unpickle: treat as a lost process
+            self.error = self.on_lost(self, exc)
+        for future in self.replies:
+            if not future.done():
+                future.set_exception(self.error)
+        self.replies.clear()
+        self._fail_waiters(self.error)
+
+    def close(self) -> None:
+        # The transport closes its socket only on a later loop turn: shut it down now, so that
+        # a process the caller then waits for sees the end of its input and exits by itself.
+        with contextlib.suppress(OSError):  # already gone
+            self.control.shutdown(socket.SHUT_RDWR)
+        self.control.close()
+        self.writer.close()
+        self.task.cancel()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where a batch's logged rows stand: durable once its channel's spool passed ``seq``."""
+
+    channel: _Channel
+    seq: int
+
+    async def durable(self) -> None:
+        """Wait until the rows are durable; raises if the process or its disk failed first."""
+        await self.channel.durable(self.seq)
+
+
 class ModelProcess:
     """The child process one served model computes in (see the module docstring)."""
 
@@ -63,13 +178,12 @@ class ModelProcess:
         self.threads = threads
         self.log = log
         self._process: subprocess.Popen[bytes] | None = None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._channel: _Channel | None = None
         self._model: LoadedModel | None = None
         self._as_array = False
         self._lock: asyncio.Lock | None = None
 
-    async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _start(self) -> None:
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         for variable in _THREAD_VARIABLES:  # the user's own setting wins
@@ -81,9 +195,10 @@ class ModelProcess:
             env=env,
         )
         theirs.close()
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=2**31)
+        control = ours.dup()
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=2**31)
+        self._channel = _Channel(reader, writer, control, self._lost)
         self._model = None
-        return self._reader, self._writer
 
     async def load(self, model: LoadedModel) -> bool:
         """Make sure the process runs and holds ``model``; whether it takes 2-D arrays.
@@ -100,7 +215,8 @@ class ModelProcess:
                     await self._call(("log", self.log), pickle_in_thread=True)
             if self._model is not model:
                 self._model = None
-                self._as_array = bool(await self._call(("model", model), pickle_in_thread=True))
+                answer, _ = await self._call(("model", model), pickle_in_thread=True)
+                self._as_array = bool(answer)
                 self._model = model
             return self._as_array
 
@@ -113,35 +229,46 @@ class ModelProcess:
         X: Any,
         wanted: set[str] | frozenset[str],
         log_rows: list[tuple[Any, int]] | None = None,
-    ) -> Outputs:
+    ) -> tuple[Outputs, Receipt]:
         """The outputs for one joined input (see ``compute.compute``), computed in the child.
 
         With ``log_rows`` (``((request_id, arrived_ms, started), rows)`` per request, in the
-        joined order) the child also spools those rows to the prediction log and answers only
-        once they are durable. Raises the model's complaint as a ``LoopwiseError``, or
-        ``UnavailableError`` when the process died (it starts again on the next ``load``).
+        joined order) the child also spools those rows to the prediction log; acknowledge them
+        only after ``await receipt.durable()``. Raises the model's complaint as a
+        ``LoopwiseError``, or ``UnavailableError`` when the process died (it starts again on
+        the next ``load``).
         """
         assert self._lock is not None, "load() first"
         async with self._lock:
-            reply = await self._call(("compute", (X, frozenset(wanted), log_rows)))
+            channel = self._channel
+            reply, seq = await self._call(("compute", (X, frozenset(wanted), log_rows)))
         if isinstance(reply, dict) and "error" in reply:
             raise error_from_dict(reply, 400)
+        assert channel is not None
         outputs: Outputs = reply
-        return outputs
+        return outputs, Receipt(channel, seq)
 
     async def _call(self, message: Any, pickle_in_thread: bool = False) -> Any:
-        if self._reader is None or self._writer is None:
+        """Send one request; its ``(value, seq)`` reply."""
+        channel = self._channel
+        if channel is None:
             raise self._died(ConnectionResetError("the model process is not running"))
+        if pickle_in_thread:  # a model can take a while to pickle: keep the loop free
+            data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
+        else:
+            data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         try:
-            if pickle_in_thread:  # a model can take a while to pickle: keep the loop free
-                data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
-            else:
-                data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-            self._writer.write(FRAME.pack(len(data)) + data)
-            (size,) = FRAME.unpack(await self._reader.readexactly(FRAME.size))
-            return pickle.loads(await self._reader.readexactly(size))
-        except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
+            return await channel.request(data)
+        except OSError as exc:
             raise self._died(exc) from exc
+
+    def _lost(self, channel: _Channel, exc: BaseException) -> UnavailableError:
+        """``channel`` broke: the error its waiting requests get (and stop its process)."""
+        if channel is self._channel:
+            return self._died(exc)
+        return UnavailableError(
+            f"The process computing model {self.name!r} stopped ({exc!r}).", retry_after_s=1.0
+        )
 
     def _died(self, exc: BaseException) -> UnavailableError:
         self._stop_process()
@@ -153,8 +280,8 @@ class ModelProcess:
         )
 
     def _stop_process(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        if self._channel is not None:
+            self._channel.close()
         process = self._process
         if process is not None:
             try:
@@ -162,7 +289,7 @@ class ModelProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._process, self._reader, self._writer, self._model = None, None, None, None
+        self._process, self._channel, self._model = None, None, None
 
     def close(self) -> None:
         self._stop_process()
