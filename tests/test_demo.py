@@ -26,10 +26,22 @@ def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     assert summary["accuracy_2018"] > 0.75
     production = lw.models.get("employment@production")
     assert production.version == summary["version"]
-    assert production.datasets == ["acs-ma-2015/1"]
+    assert production.datasets == ["acs-ma-2015/1", "acs-ma-2015-valid/1"]
     assert production.metrics["valid_auc"] == candidates[best]["valid_auc"]
     loaded = lw.models.load("employment@production")
     assert loaded.predict_proba(load_acs([2017])[ACS_FEATURES].head(10)).shape == (10, 2)
+    # The second act: the years pass quietly, the broken batch is caught.
+    periods = summary["monitoring"]["periods"]
+    assert list(periods) == ["2016", "2017", "2018", "2018, AGEP in months"]
+    for year in ("2016", "2017", "2018"):
+        assert periods[year]["skewed"] == periods[year]["invalid"] == []
+        assert 0.75 < periods[year]["accuracy"] < 0.9
+        assert abs(periods[year]["estimated_accuracy"] - periods[year]["accuracy"]) < 0.05
+    broken = periods["2018, AGEP in months"]
+    assert broken["skewed"] == broken["invalid"] == ["AGEP"] and "AGEP" in broken["drifted"]
+    rules = {rule for rule, _ in summary["monitoring"]["alerts"]}
+    assert {"skew", "validation"} <= rules and "performance" not in rules
+    assert Path(summary["monitoring"]["report"]).stat().st_size > 100_000
 
 
 @pytest.mark.slow

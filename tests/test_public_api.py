@@ -10,19 +10,35 @@ EXPECTED = {
     "loopwise": [
         "ActiveRun", "DatasetVersion", "LoopwiseError", "ModelVersion", "PythonModel", "Run",
         "RunStatus", "__version__", "active_run", "compare_runs", "get_run", "init",
-        "list_datasets", "load_dataset", "log_dataset", "metric_history", "models", "runs_frame",
+        "list_datasets", "load_dataset", "log_dataset", "log_outcomes", "metric_history", "models",
+        "runs_frame",
         "search_runs", "shutdown", "start_run",
     ],
     "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],
     "loopwise.data": [
         "DatasetVersion", "content_hash", "list_datasets", "load_dataset", "log_dataset",
         "parse_dataset_ref",
+        # validation suites
+        "AllowedCategories", "ColumnPresent", "ColumnType", "Custom", "Finding", "Finite",
+        "MeanBetween", "NotNull", "Range", "RowCount", "Suite", "Unique", "ValidationReport",
+        "attach_suite", "attached_suite", "detach_suite", "infer_suite", "validate",
+        # profiles
+        "ColumnProfile", "Profile", "dataset_profile", "profile",
+    ],
+    "loopwise.monitoring": [
+        "AlertRules", "ColumnDistribution", "EstimatedPerformance", "MetricEstimate",
+        "MonitorReport", "OutcomeCoverage", "PerformanceEstimator", "PerformanceReport",
+        "SkewReport", "WebhookDelivery", "compare_estimated_realised", "join_outcomes",
+        "list_alerts", "log_outcomes", "monitor", "monitoring_frame", "outcome_coverage",
+        "performance", "raise_alert", "render_report", "resolve_alert", "send_webhook", "skew",
+        "slice_minimums", "webhook_body", "write_report",
     ],
     "loopwise.server": ["API_PREFIX", "create_app"],
     "loopwise.serving": ["create_serving_app"],
     "loopwise.store": [
         "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification", "DEFAULT_URI",
-        "DatasetVersion", "Metric", "MetricEntry", "ModelVersion", "PredictionSegment", "Project",
+        "Alert", "DatasetSuite", "DatasetVersion", "Metric", "MetricEntry", "ModelVersion",
+        "Outcome", "OutcomeReceipt", "PredictionSegment", "Project",
         "RegisteredModel",
         "RemoteStore", "Role", "Run", "RunStatus", "Store", "Token", "open_store", "resolve_uri",
         "upgrade_store",

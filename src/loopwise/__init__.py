@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from loopwise.context import init, shutdown
     from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
     from loopwise.errors import LoopwiseError
+    from loopwise.monitoring import log_outcomes
     from loopwise.registry import ModelVersion, models
     from loopwise.registry.flavours.python import PythonModel
     from loopwise.store import Run, RunStatus
@@ -52,6 +53,7 @@ _LAZY = {
     "load_dataset": "loopwise.data",
     "log_dataset": "loopwise.data",
     "LoopwiseError": "loopwise.errors",
+    "log_outcomes": "loopwise.monitoring",
     "ModelVersion": "loopwise.registry",
     "models": "loopwise.registry",
     "PythonModel": "loopwise.registry.flavours.python",
@@ -97,6 +99,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "log_dataset",
+    "log_outcomes",
     "metric_history",
     "models",
     "runs_frame",

@@ -6,6 +6,7 @@ Each class carries a stable ``code`` (used in the JSON error envelope of the API
     LoopwiseError                          (code: error, 500)
     ├── InvalidArgumentError               (invalid_argument, 400)
     │   ├── SignatureMismatchError         (signature_mismatch, 422)
+    │   ├── ValidationFailedError          (validation_failed, 422)
     │   └── PayloadTooLargeError           (payload_too_large, 413)
     ├── NotFoundError                      (not_found, 404)
     ├── ConflictError                      (conflict, 409)
@@ -18,6 +19,11 @@ Each class carries a stable ``code`` (used in the JSON error envelope of the API
     │   └── ArtifactCorruptedError         (artifact_corrupted, 500)
     ├── UnsafeModelError                   (unsafe_model, 400)
     └── MissingDependencyError             (missing_dependency, 501)
+
+Warnings (not errors: the call goes on)::
+
+    UserWarning
+    └── ValidationWarning                  data broke a suite attached with on_failure="warn"
 
 Messages follow one rule: say what was expected, what was received, and how to fix it.
 """
@@ -45,6 +51,8 @@ __all__ = [
     "StoreError",
     "UnavailableError",
     "UnsafeModelError",
+    "ValidationFailedError",
+    "ValidationWarning",
     "error_from_dict",
 ]
 
@@ -77,6 +85,18 @@ class SignatureMismatchError(InvalidArgumentError):
 
     code = "signature_mismatch"
     http_status = 422
+
+
+class ValidationFailedError(InvalidArgumentError):
+    """Data broke the validation suite attached to its dataset with ``on_failure="fail"``;
+    ``details["findings"]`` lists the violations."""
+
+    code = "validation_failed"
+    http_status = 422
+
+
+class ValidationWarning(UserWarning):
+    """Data broke the validation suite attached to its dataset with ``on_failure="warn"``."""
 
 
 class PayloadTooLargeError(InvalidArgumentError):
@@ -181,6 +201,7 @@ HTTP_STATUS: dict[str, int] = {
         LoopwiseError,
         InvalidArgumentError,
         SignatureMismatchError,
+        ValidationFailedError,
         PayloadTooLargeError,
         NotFoundError,
         ConflictError,

@@ -48,6 +48,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/projects/{project}/datasets"): "read",
     ("GET", "/api/v1/projects/{project}/datasets/{name}/latest"): "read",
     ("GET", "/api/v1/projects/{project}/datasets/{name}/versions/{version}"): "read",
+    ("PUT", "/api/v1/projects/{project}/datasets/{name}/versions/{version}/profile"): "write",
+    ("GET", "/api/v1/projects/{project}/datasets/{name}/suite"): "read",
+    ("PUT", "/api/v1/projects/{project}/datasets/{name}/suite"): "write",
+    ("DELETE", "/api/v1/projects/{project}/datasets/{name}/suite"): "write",
     ("POST", "/api/v1/runs/{run_id}/datasets"): "write",
     ("GET", "/api/v1/runs/{run_id}/datasets"): "read",
     ("GET", "/api/v1/dataset-versions/{dataset_version_id}/runs"): "read",
@@ -60,6 +64,12 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/projects/{project}/models/{name}/aliases/{alias}"): "write",
     ("POST", "/api/v1/prediction-segments"): "write",
     ("GET", "/api/v1/projects/{project}/prediction-segments"): "read",
+    ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes"): "write",
+    ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes/query"): "read",
+    ("POST", "/api/v1/projects/{project}/alerts"): "write",
+    ("GET", "/api/v1/projects/{project}/alerts"): "read",
+    ("GET", "/api/v1/projects/{project}/alerts/{alert_id}"): "read",
+    ("POST", "/api/v1/projects/{project}/alerts/{alert_id}/resolve"): "write",
     ("PUT", "/api/v1/blobs/{digest}"): "write",
     ("HEAD", "/api/v1/blobs/{digest}"): "read",
     ("GET", "/api/v1/blobs/{digest}"): "read",
@@ -115,8 +125,12 @@ def _populate(store: Store, project: str, blob: bytes) -> dict[str, Any]:
     store.link_dataset(run.id, dataset.id)
     store.create_model_version(project, "model", flavour="python", artifact_digest=digest)
     store.set_alias(project, "model", "prod", 1)
+    alert, _ = store.raise_alert(
+        project, deployment="d", rule="drift", severity="info", fingerprint="f", message="m"
+    )
     return {
         "project": project,
+        "alert_id": alert.id,
         "run_id": run.id,
         "dataset_version_id": dataset.id,
         "digest": digest,
@@ -151,6 +165,8 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
         "spool_id": "spool-1",
         "token_id": victim,
         "dataset_version_id": str(ids["dataset_version_id"]),
+        "deployment": "d",
+        "alert_id": str(ids["alert_id"]),
     }
     url = re.sub(r"\{(\w+)\}", lambda m: str(values[m[1]]), path)
     body: dict[str, Any] = {}
@@ -180,6 +196,12 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
         ("POST", "/api/v1/runs/{run_id}/datasets"): {
             "json": {"dataset_version_id": ids["dataset_version_id"]}
         },
+        ("PUT", "/api/v1/projects/{project}/datasets/{name}/versions/{version}/profile"): {
+            "json": {"profile_digest": ids["digest"]}
+        },
+        ("PUT", "/api/v1/projects/{project}/datasets/{name}/suite"): {
+            "json": {"suite": "expectations: []\n", "on_failure": "warn"}
+        },
         ("POST", "/api/v1/projects/{project}/models/{name}/versions"): {
             "json": {"flavour": "python", "artifact_digest": ids["digest"]}
         },
@@ -204,6 +226,15 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
         },
         ("GET", "/api/v1/projects/{project}/prediction-segments"): {
             "params": {"deployment": "d", "start_ms": 0}
+        },
+        ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes"): {
+            "json": {"outcomes": [{"request_id": "r:0", "value": 1}]}
+        },
+        ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes/query"): {
+            "json": {"request_ids": ["r:0"]}
+        },
+        ("POST", "/api/v1/projects/{project}/alerts"): {
+            "json": {"rule": "drift", "severity": "info", "fingerprint": "f", "message": "m"}
         },
         ("PUT", "/api/v1/blobs/{digest}"): {"content": BLOB if target == "A" else B_BLOB},
         ("POST", "/api/v1/tokens"): {"json": {"role": "viewer", "name": "new"}},

@@ -80,6 +80,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     store.create_model_version("demo", "model", flavour="python", artifact_digest=digest)
     store.create_model_version("demo", "model", flavour="python", artifact_digest=digest)
     store.set_alias("demo", "model", "prod", 1)
+    store.record_outcomes("demo", "churn", [("r1:0", 1), ("r2:0", "no")])
+    alert, _ = store.raise_alert(
+        "demo", deployment="churn", rule="drift", severity="warning", fingerprint="f", message="m"
+    )
     secrets = {
         role: store.create_token(role, name=f"schemathesis-{role}")[1]
         for role in ("admin", "viewer")
@@ -93,6 +97,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "digest": [digest],
         "dataset_version_id": [dataset.id],
         "key": ["auc", "loss"],
+        "deployment": ["churn"],
+        "alert_id": [alert.id],
         "range": ["bytes=0-", "bytes=3-", "bytes=2-5", f"bytes={len(BLOB)}-"],
     }
     with serve_in_thread(create_app(store)) as url:

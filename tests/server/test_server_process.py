@@ -164,4 +164,4 @@ def test_the_server_refuses_a_stale_schema(tmp_path: Path) -> None:
         conn.execute("UPDATE alembic_version SET version_num = '0001'")
     result = loopwise("--uri", str(store), "server", "--port", str(free_port()))
     assert result.returncode == 1
-    assert "loopwise db upgrade" in result.stderr
+    assert "upgrade it with: loopwise --uri" in result.stderr and "db upgrade" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,9 +127,17 @@ def test_store_of_an_older_loopwise_is_refused(
     with pytest.raises(SchemaTooOldError) as info:
         open_store(folder)
     message = str(info.value)
-    assert "loopwise db upgrade" in message
     assert str(folder) in message
     assert newer in message
+    # The command the message suggests is one the CLI accepts.
+    from typer.testing import CliRunner
+
+    from loopwise.cli import app
+
+    command = message.split("upgrade it with: ")[1]
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, shlex.split(command)[1:])
+    assert command.startswith("loopwise ") and result.exit_code == 0, result.output
 
 
 def _open_files(path: Path) -> list[str]:
@@ -178,7 +187,7 @@ def test_empty_database_opened_without_create_is_not_a_store(tmp_path: Path) -> 
     store = SqlStore(
         f"sqlite:///{tmp_path / 'empty.db'}", LocalArtifactStore(tmp_path / "a"), tmp_path / "s"
     )
-    with pytest.raises(NotAStoreError, match="loopwise db upgrade"):
+    with pytest.raises(NotAStoreError, match=r"loopwise --uri .* db upgrade"):
         store.open(create=False)
 
 

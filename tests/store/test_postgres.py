@@ -18,6 +18,8 @@ from loopwise.store.sql.schema import AUDIT_HEAD, Base
 from ..services import PostgresServer
 from .access_conformance import AccessConformance
 from .conformance import StoreConformance
+from .dataset_quality_conformance import DatasetBlobConformance
+from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
 
@@ -31,7 +33,13 @@ def shared_url(postgres: PostgresServer) -> str:
     return postgres.create_database()
 
 
-class TestPostgresStore(StoreConformance, AccessConformance, PredictionLogConformance):
+class TestPostgresStore(
+    StoreConformance,
+    AccessConformance,
+    PredictionLogConformance,
+    DatasetBlobConformance,
+    MonitoringConformance,
+):
     @pytest.fixture
     def store(
         self, shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -66,7 +74,7 @@ def test_stale_schema_is_refused_with_the_upgrade_command(
     newer = f"{int(HEAD) + 1:04d}"
     monkeypatch.setattr("loopwise.store.migrate.KNOWN_REVISIONS", [*KNOWN_REVISIONS, newer])
     monkeypatch.setattr("loopwise.store.migrate.HEAD", newer)
-    with pytest.raises(SchemaTooOldError, match="loopwise db upgrade"):
+    with pytest.raises(SchemaTooOldError, match=r"loopwise --uri .* db upgrade"):
         _open(url, tmp_path / "artifacts", monkeypatch)
     write, read = make_engines(url)
     assert current_revision(read) == HEAD  # refused, not half-upgraded

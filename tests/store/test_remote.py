@@ -20,6 +20,8 @@ from loopwise.store.remote import RemoteStore
 from ..server.harness import AppTransport, serve_in_thread
 from .access_conformance import AccessConformance
 from .conformance import StoreConformance
+from .dataset_quality_conformance import DatasetQualityConformance
+from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
 
@@ -41,7 +43,9 @@ def backend(app: FastAPI, tmp_path: Path) -> Iterator[tuple[Store, str]]:
     store.close()
 
 
-class TestRemoteInProcess(StoreConformance, PredictionLogConformance):
+class TestRemoteInProcess(
+    StoreConformance, PredictionLogConformance, DatasetQualityConformance, MonitoringConformance
+):
     @pytest.fixture
     def store(self, app: FastAPI, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
         transport = AppTransport(app)
@@ -59,7 +63,9 @@ def url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
-class TestRemoteOverLoopback(StoreConformance, PredictionLogConformance):
+class TestRemoteOverLoopback(
+    StoreConformance, PredictionLogConformance, DatasetQualityConformance, MonitoringConformance
+):
     @pytest.fixture
     def store(self, url: str, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
         remote = RemoteStore(url, backend[1], spool_dir=tmp_path / "spool").open()

@@ -13,10 +13,18 @@ from loopwise.store import MetricEntry, RunStatus, Store, open_store
 
 from .access_conformance import AccessConformance
 from .conformance import T0_MS, StoreConformance
+from .dataset_quality_conformance import DatasetBlobConformance
+from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
 
-class TestSqliteStore(StoreConformance, AccessConformance, PredictionLogConformance):
+class TestSqliteStore(
+    StoreConformance,
+    AccessConformance,
+    PredictionLogConformance,
+    DatasetBlobConformance,
+    MonitoringConformance,
+):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         store = open_store(tmp_path / "store")

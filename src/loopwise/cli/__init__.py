@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from loopwise.cli import access, data, db, models, runs
+from loopwise.cli import access, data, db, models, monitor, runs
 from loopwise.cli.common import State
 from loopwise.cli.output import console, err_console
 from loopwise.cli.serve import serve
@@ -27,6 +27,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(monitor.app, name="monitor")
 app.add_typer(access.token_app, name="token")
 app.add_typer(access.audit_app, name="audit")
 app.command("server")(server)

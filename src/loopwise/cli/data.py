@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 import loopwise as lw
+from loopwise.cli import drift as drift_cli
+from loopwise.cli import validation
 from loopwise.cli.common import JsonOption, open_context
 from loopwise.cli.output import console, fmt_ms, print_json, table
 
@@ -55,5 +57,55 @@ def show(
         f"[bold]{version.ref}[/] {version.num_rows:,} rows, split {version.split or '-'}, "
         f"created {fmt_ms(version.created_ms)}\ncontent {version.content_hash}\nfile    {version.artifact_digest}"
     )
+    console.print(
+        f"profile {version.profile_digest}"
+        if version.profile_digest
+        else f"profile none yet: `loopwise data profile {version.ref}` computes and keeps it"
+    )
     table("schema", ["column", "type"], list(version.schema.items()))
     table("used by runs", ["run id"], [[r] for r in runs])
+
+
+@app.command("profile")
+def profile(
+    ref: Annotated[str, typer.Argument(help="NAME (latest version) or NAME/VERSION.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a dataset version's profile: per column its nulls, range, distinct and top values."""
+    ctx = open_context()
+    from loopwise.data import dataset_profile, parse_dataset_ref
+
+    name, number = parse_dataset_ref(ref)
+    version = ctx.store.get_dataset_version(ctx.project, name, number)
+    summary = dataset_profile(version)
+    if as_json:
+        print_json({"dataset": version.ref, **summary.to_dict()})
+        return
+    rows = [
+        [
+            column,
+            c.kind,
+            c.count,
+            f"{100 * c.nulls / c.count:.1f}%" if c.count else "-",
+            c.min,
+            c.quantile(0.5),
+            c.max,
+            c.mean,
+            round(c.distinct()),
+            ", ".join(f"{value} ({n:,})" for value, n in c.top(3)),
+        ]
+        for column, c in summary.columns.items()
+    ]
+    table(
+        f"{version.ref}: {summary.num_rows:,} rows",
+        ["column", "kind", "count", "nulls", "min", "p50", "max", "mean", "distinct", "top"],
+        rows,
+    )
+    if summary.skipped:
+        console.print(f"not profiled (unsupported types): {summary.skipped}")
+
+
+# Validation suites live in their own module; registered last so `--help` lists them last.
+app.command("validate")(validation.validate)
+app.add_typer(validation.suite_app, name="suite")
+app.command("drift")(drift_cli.drift)

@@ -14,11 +14,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopwise.context import current
+from loopwise.data.attached_suites import check_attached_suite
+from loopwise.data.chunks import check_column_names
+from loopwise.data.profiles import save_profile, table_profile
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import DatasetVersion
 from loopwise.store.validate import check_name, check_optional_name, check_text
 
-__all__ = ["content_hash", "list_datasets", "load_dataset", "log_dataset", "parse_dataset_ref"]
+__all__ = [
+    "content_hash",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+    "log_dataset",
+    "parse_dataset_ref",
+]
 
 READERS = {
     ".parquet": "Parquet",
@@ -33,13 +43,7 @@ def _to_table(data: Any) -> pa.Table:
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pd.DataFrame):
-        bad = [c for c in data.columns if not isinstance(c, str)]
-        if bad:
-            raise InvalidArgumentError(
-                f"Expected string column names, got {bad[:5]!r}. Rename them, e.g. "
-                "df.columns = df.columns.astype(str).",
-                parameter="data",
-            )
+        check_column_names(data)
         return pa.Table.from_pandas(data)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -115,7 +119,11 @@ def log_dataset(
 ) -> DatasetVersion:
     """Version ``data`` (DataFrame, Arrow table or file) under ``name`` in the current project.
 
-    Logging identical data again returns the existing version and stores nothing new.
+    Logging identical data again returns the existing version and stores nothing new. Each
+    new version keeps a profile of its columns (see ``loopwise.data.profiles``). When a
+    validation suite is attached to ``name`` (``attach_suite``), new data is checked first: a
+    violation warns, or with ``on_failure="fail"`` raises ``ValidationFailedError`` and
+    nothing is stored.
     """
     check_name(name, "dataset")
     check_optional_name(split, "split")
@@ -126,10 +134,13 @@ def log_dataset(
     for existing in ctx.store.list_dataset_versions(ctx.project, name):
         if existing.content_hash == digest:
             return existing
+    check_attached_suite(name, table)
     with tempfile.TemporaryDirectory(prefix="loopwise-") as tmp:
         path = Path(tmp) / "data.parquet"
         pq.write_table(table, path, compression="zstd")
         artifact_digest, _ = ctx.store.artifacts.put_file(path)
+    summary = table_profile(table)
+    profile_digest = None if summary is None else save_profile(ctx.store, summary)
     version, _ = ctx.store.create_dataset_version(
         ctx.project,
         name,
@@ -139,6 +150,7 @@ def log_dataset(
         schema={field.name: str(field.type) for field in table.schema},
         split=split,
         description=description,
+        profile_digest=profile_digest,
     )
     return version
 
@@ -159,6 +171,16 @@ def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version) if version else None
 
 
+def get_dataset(ref: str | DatasetVersion) -> DatasetVersion:
+    """The version ``ref`` names (``"acs-ma"``: the latest, ``"acs-ma/3"``) in the current
+    project; a ``DatasetVersion`` as it is."""
+    if isinstance(ref, DatasetVersion):
+        return ref
+    ctx = current()
+    name, number = parse_dataset_ref(ref)
+    return ctx.store.get_dataset_version(ctx.project, name, number)
+
+
 @overload
 def load_dataset(
     ref: str | DatasetVersion, *, format: Literal["pandas"] = "pandas"
@@ -172,11 +194,7 @@ def load_dataset(ref: str | DatasetVersion, *, format: str = "pandas") -> pd.Dat
             f"Expected format 'pandas' or 'arrow', got {format!r}.", parameter="format"
         )
     ctx = current()
-    if isinstance(ref, DatasetVersion):
-        version = ref
-    else:
-        name, number = parse_dataset_ref(ref)
-        version = ctx.store.get_dataset_version(ctx.project, name, number)
+    version = get_dataset(ref)
     with ctx.store.artifacts.open_verified(
         version.artifact_digest, name=f"dataset {version.ref}"
     ) as f:

@@ -1,4 +1,5 @@
-"""The main demo: version the 2015 ACS data, train candidates with tracking, promote the best.
+"""The main demo: version the 2015 ACS data, train candidates with tracking, promote the best,
+then serve 2016-2018 (and a broken batch) and monitor what happens (``demo_monitoring.py``).
 
 Run it with ``loopwise demo`` (or ``make demo``). It needs the ``sklearn`` extra.
 """
@@ -17,6 +18,7 @@ from rich.table import Table
 import loopwise as lw
 from loopwise.errors import require_extra
 from loopwise.examples import ACS_FEATURES, ACS_LABEL, load_acs
+from loopwise.examples.demo_monitoring import run_monitoring
 
 __all__ = ["Candidate", "run_demo"]
 
@@ -126,6 +128,12 @@ def run_demo(
     X_train, y_train = train_all.loc[~is_valid, ACS_FEATURES], train_all.loc[~is_valid, ACS_LABEL]
     X_valid, y_valid = train_all.loc[is_valid, ACS_FEATURES], train_all.loc[is_valid, ACS_LABEL]
     X_later, y_later = later[ACS_FEATURES], later[ACS_LABEL]
+    valid_version = lw.log_dataset(
+        train_all[is_valid].reset_index(drop=True),
+        name="acs-ma-2015-valid",
+        split="validation",
+        description="ACS MA 2015, the rows held out of training",
+    )
 
     candidates: list[Candidate] = []
     for name, (model, params) in _candidates(quick).items():
@@ -151,6 +159,7 @@ def run_demo(
     best = max(candidates, key=lambda c: c.metrics["valid_auc"])
     with lw.start_run(name=f"register-{best.name}", tags={"demo": "employment"}) as register_run:
         register_run.use(train_version, role="train")
+        register_run.use(valid_version, role="validation")
         register_run.log_metrics({k: v for k, v in best.metrics.items()})
         register_run.set_tags({"candidate_run": best.run_id})
         version = register_run.log_model(
@@ -190,10 +199,15 @@ def run_demo(
     )
     console.print(
         f"Loaded {MODEL_NAME}@production back from the registry: accuracy on 2018 = {accuracy_2018:.4f} "
-        f"({len(check):,} people). Done in {time.perf_counter() - started:.1f} s."
+        f"({len(check):,} people)."
     )
+    full_2015 = train_all if not quick else load_acs([2015])
+    monitoring = run_monitoring(data, full_2015, quick, console, project)
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     console.print(
-        f"Next: [cyan]loopwise -p {project} runs list[/], [cyan]loopwise -p {project} models show {MODEL_NAME}[/]"
+        f"Next: [cyan]loopwise -p {project} runs list[/], [cyan]loopwise -p {project} models show "
+        f"{MODEL_NAME}[/], [cyan]loopwise -p {project} monitor status {MODEL_NAME} --label "
+        f"{ACS_LABEL}[/], [cyan]loopwise -p {project} monitor alerts[/]"
     )
     return {
         "best": best.name,
@@ -201,4 +215,5 @@ def run_demo(
         "candidates": {c.name: c.metrics for c in candidates},
         "accuracy_2018": accuracy_2018,
         "dataset": train_version.ref,
+        "monitoring": monitoring,
     }

@@ -31,6 +31,7 @@ __all__ = [
     "CreateModelVersion",
     "CreateProject",
     "CreateRun",
+    "DatasetSuiteOut",
     "DatasetVersionCreated",
     "DatasetVersionOut",
     "EndRun",
@@ -53,6 +54,8 @@ __all__ = [
     "RunOut",
     "SearchRuns",
     "SetAlias",
+    "SetDatasetProfile",
+    "SetDatasetSuite",
     "SetTags",
     "SpoolProgress",
     "StringMap",
@@ -189,6 +192,19 @@ class CreateDatasetVersion(Model):
     schema_: StringMap = Field(alias="schema")
     split: Text | None = None
     description: Text | None = None
+    profile_digest: Text | None = None
+
+
+class SetDatasetProfile(Model):
+    profile_digest: Text
+
+
+class SetDatasetSuite(Model):
+    suite: Text = Field(description="The validation suite as YAML text.")
+    on_failure: Text = Field(
+        default="warn",
+        description="`warn` (log a failing version and report) or `fail` (refuse it).",
+    )
 
 
 class LinkDataset(Model):
@@ -297,8 +313,17 @@ class DatasetVersionOut(BaseModel):
     created_ms: int
     split: str | None
     description: str | None
+    profile_digest: str | None = None
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+class DatasetSuiteOut(BaseModel):
+    project: str
+    name: str
+    suite: str
+    on_failure: str
+    updated_ms: int
 
 
 class DatasetVersionCreated(BaseModel):

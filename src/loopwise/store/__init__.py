@@ -15,12 +15,16 @@ from loopwise.errors import InvalidArgumentError, NotAStoreError
 from loopwise.store.artifacts import ArtifactStore, LocalArtifactStore
 from loopwise.store.base import MetricEntry, Store
 from loopwise.store.entities import (
+    Alert,
     ArtifactFile,
     AuditRecord,
     AuditVerification,
+    DatasetSuite,
     DatasetVersion,
     Metric,
     ModelVersion,
+    Outcome,
+    OutcomeReceipt,
     PredictionSegment,
     Project,
     RegisteredModel,
@@ -37,14 +41,18 @@ from loopwise.store.sql.core import make_engines
 
 __all__ = [
     "DEFAULT_URI",
+    "Alert",
     "ArtifactFile",
     "ArtifactStore",
     "AuditRecord",
     "AuditVerification",
+    "DatasetSuite",
     "DatasetVersion",
     "Metric",
     "MetricEntry",
     "ModelVersion",
+    "Outcome",
+    "OutcomeReceipt",
     "PredictionSegment",
     "Project",
     "RegisteredModel",
@@ -151,7 +159,7 @@ def upgrade_store(uri: str | os.PathLike[str] | None = None) -> tuple[str | None
     if resolved.startswith(("http://", "https://")):
         raise InvalidArgumentError(
             f"{resolved} is a Loopwise server: upgrade its database where it runs, with "
-            "`loopwise db upgrade --uri <its database URL or folder>`.",
+            "`loopwise --uri <its database URL or folder> db upgrade`.",
             parameter="uri",
         )
     store = _make_store(resolved)

@@ -14,12 +14,16 @@ from typing import Any, NamedTuple
 from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
 from loopwise.store.entities import (
+    Alert,
     ArtifactFile,
     AuditRecord,
     AuditVerification,
+    DatasetSuite,
     DatasetVersion,
     Metric,
     ModelVersion,
+    Outcome,
+    OutcomeReceipt,
     PredictionSegment,
     Project,
     RegisteredModel,
@@ -213,8 +217,12 @@ class Store(ABC):
         schema: Mapping[str, str],
         split: str | None = None,
         description: str | None = None,
+        profile_digest: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
-        """Register a version; returns ``(version, created)``. Same content gives the same version."""
+        """Register a version; returns ``(version, created)``. Same content gives the same version.
+
+        ``profile_digest`` names the blob of the version's profile, where it has one.
+        """
 
     @abstractmethod
     def get_dataset_version(
@@ -226,6 +234,33 @@ class Store(ABC):
     def list_dataset_versions(
         self, project: str, name: str | None = None
     ) -> list[DatasetVersion]: ...
+
+    @abstractmethod
+    def set_dataset_profile(
+        self, project: str, name: str, version: int, profile_digest: str
+    ) -> DatasetVersion:
+        """Give a version logged before profiles existed its profile's digest.
+
+        Versions are immutable: setting the digest it already has is a no-op, and a different
+        one is a ConflictError.
+        """
+
+    @abstractmethod
+    def set_dataset_suite(
+        self, project: str, name: str, suite: str, on_failure: str
+    ) -> DatasetSuite:
+        """Attach a validation suite (YAML text) to a dataset name, replacing any before.
+
+        The name need not have versions yet: a suite may be attached before the first one.
+        """
+
+    @abstractmethod
+    def get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
+        """The suite attached to a dataset name, or None."""
+
+    @abstractmethod
+    def delete_dataset_suite(self, project: str, name: str) -> None:
+        """Detach a dataset's suite; NotFoundError if it has none."""
 
     @abstractmethod
     def link_dataset(self, run_id: str, dataset_version_id: int, role: str = "input") -> None: ...
@@ -302,10 +337,75 @@ class Store(ABC):
         ``deployment`` None means every deployment of the project.
         """
 
+    # -- outcomes: ground truth that arrives after the prediction -------------------------------
+    @abstractmethod
+    def record_outcomes(
+        self,
+        project: str,
+        deployment: str,
+        outcomes: Sequence[Outcome | tuple[Any, ...]],
+        overwrite: bool = False,
+    ) -> OutcomeReceipt:
+        """Record each prediction row's outcome once, all or none; safe to send again.
+
+        ``outcomes``: ``Outcome`` or ``(request_id, value[, timestamp_ms])``. An id recorded
+        before with the same value is a duplicate (nothing changes); with a different value a
+        conflict, left as it was unless ``overwrite``. Ids need no logged prediction (yet).
+        """
+
+    @abstractmethod
+    def get_outcomes(
+        self, project: str, deployment: str, request_ids: Sequence[str]
+    ) -> dict[str, Outcome]:
+        """The recorded outcomes of these prediction rows, by request id (absent: none yet)."""
+
+    # -- alerts ---------------------------------------------------------------------------------
+    @abstractmethod
+    def raise_alert(
+        self,
+        project: str,
+        *,
+        deployment: str | None,
+        rule: str,
+        severity: str,
+        fingerprint: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        window_start_ms: int | None = None,
+        window_end_ms: int | None = None,
+    ) -> tuple[Alert, bool]:
+        """Open an alert, or, while one with the same fingerprint is open, update that one.
+
+        Returns ``(alert, created)``. A repeat adds one to ``occurrences`` and takes the new
+        severity, message, details, window and ``last_seen_ms``. Concurrent raises of one
+        fingerprint make one alert.
+        """
+
+    @abstractmethod
+    def list_alerts(
+        self,
+        project: str,
+        *,
+        deployment: str | None = None,
+        status: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Alerts, most recently seen first; ``status`` None means open and resolved."""
+
+    @abstractmethod
+    def get_alert(self, project: str, alert_id: int) -> Alert: ...
+
+    @abstractmethod
+    def resolve_alert(self, project: str, alert_id: int) -> Alert:
+        """Close an alert (resolving a resolved one changes nothing); the next raise of its
+        fingerprint opens a new one."""
+
     # -- access ---------------------------------------------------------------------------------
     @abstractmethod
     def blob_digests(self, project: str) -> set[str]:
-        """Digests a project's runs, datasets, model versions and prediction log refer to directly.
+        """Digests a project's runs, datasets (their data and profiles), model versions and
+        prediction log refer to directly.
 
         (A model version's digest names its manifest; the files it lists are not included.)
         """

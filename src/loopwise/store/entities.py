@@ -10,15 +10,19 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
+    "Alert",
     "ArtifactFile",
     "AuditRecord",
     "AuditVerification",
+    "DatasetSuite",
     "DatasetVersion",
     "Metric",
     "ModelVersion",
+    "Outcome",
+    "OutcomeReceipt",
     "PredictionSegment",
     "Project",
     "RegisteredModel",
@@ -122,10 +126,25 @@ class DatasetVersion:
     created_ms: int
     split: str | None = None
     description: str | None = None
+    profile_digest: str | None = None
+    """Digest of the version's profile (``loopwise.data.profiles``); None before it has one."""
 
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class DatasetSuite:
+    """The validation suite attached to a dataset name: every new version is checked with it."""
+
+    project: str
+    name: str
+    suite: str
+    """The suite as YAML text (``loopwise.data.validation.Suite.to_yaml``)."""
+    on_failure: Literal["warn", "fail"]
+    """``"warn"`` (log the version and report) or ``"fail"`` (refuse the version)."""
+    updated_ms: int
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,72 @@ class PredictionSegment:
     size_bytes: int
     created_ms: int = 0
     """When the store registered it (0 before that)."""
+
+
+OutcomeValue = bool | int | float | str
+"""A label or target: a JSON scalar (integral floats are kept as ints, so 1.0 and 1 are one value)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The ground truth of one logged prediction row, which may arrive long after it."""
+
+    request_id: str
+    """The prediction row's id in the prediction log (``<request id>:<row>`` for a request of
+    several rows)."""
+    value: OutcomeValue
+    timestamp_ms: int | None = None
+    """When the outcome happened (ms since the epoch); None when recording means "now"."""
+    received_ms: int = 0
+    """When the store recorded (or last overwrote) it; 0 before that."""
+
+
+@dataclass(frozen=True)
+class OutcomeReceipt:
+    """What recording a batch of outcomes did: it is safe to send a batch again."""
+
+    new: int
+    """Outcomes recorded for the first time."""
+    duplicates: int
+    """Outcomes already recorded with the same value: nothing changed (a retry, or a repeat)."""
+    updated: int = 0
+    """Outcomes that replaced a different value (only with ``overwrite=True``)."""
+    conflicts: list[str] = field(default_factory=list)
+    """Request ids recorded before with a different value, left unchanged (without
+    ``overwrite``): pass ``overwrite=True`` to replace them."""
+
+    def __add__(self, other: OutcomeReceipt) -> OutcomeReceipt:
+        return OutcomeReceipt(
+            self.new + other.new,
+            self.duplicates + other.duplicates,
+            self.updated + other.updated,
+            [*self.conflicts, *other.conflicts],
+        )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A condition a monitor found, kept until resolved; repeats update it, not add to it."""
+
+    id: int
+    project: str
+    deployment: str | None
+    rule: str
+    """The rule that fired, e.g. ``drift`` or ``accuracy_drop``."""
+    severity: Literal["info", "warning", "critical"]
+    fingerprint: str
+    """The dedup key (e.g. rule, deployment and column): one open alert per fingerprint."""
+    status: Literal["open", "resolved"]
+    message: str
+    details: dict[str, Any]
+    window_start_ms: int | None
+    window_end_ms: int | None
+    """The latest window the rule fired in (``[start, end)``, ms since the epoch)."""
+    first_seen_ms: int
+    last_seen_ms: int
+    occurrences: int
+    """How many times it was raised while open (1 when new)."""
+    resolved_ms: int | None = None
 
 
 @dataclass(frozen=True)

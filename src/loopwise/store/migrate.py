@@ -53,13 +53,13 @@ def check_schema(engine: Engine, uri: str) -> None:
     if revision is None:
         raise NotAStoreError(
             f"The database at {uri} has no Loopwise tables. Create them with: "
-            f"loopwise db upgrade --uri {uri}",
+            f"loopwise --uri {uri} db upgrade",
             uri=uri,
         )
     if revision in KNOWN_REVISIONS:
         raise SchemaTooOldError(
             f"The store at {uri} has schema {revision}; this Loopwise needs {HEAD}. "
-            f"Back it up, then upgrade it with: loopwise db upgrade --uri {uri}",
+            f"Back it up, then upgrade it with: loopwise --uri {uri} db upgrade",
             revision=revision,
             head=HEAD,
         )

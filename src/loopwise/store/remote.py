@@ -36,6 +36,7 @@ from loopwise.store.entities import (
     ArtifactFile,
     AuditRecord,
     AuditVerification,
+    DatasetSuite,
     DatasetVersion,
     Metric,
     ModelVersion,
@@ -47,11 +48,16 @@ from loopwise.store.entities import (
     RunStatus,
     Token,
 )
+from loopwise.store.remote_monitoring import RemoteMonitoring
 from loopwise.store.spool import MetricSpool, recover_spools
 from loopwise.store.validate import (
     INVALID_TOKEN,
     check_alias,
+    check_dataset_suite,
+    check_digest_argument,
     check_metric_entry,
+    check_name,
+    check_optional_digest,
     check_prediction_segment,
     check_string_map,
     check_time_range,
@@ -260,7 +266,7 @@ def default_spool_dir(uri: str) -> Path:
     return cache / "loopwise" / "spool" / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
-class RemoteStore(Store):
+class RemoteStore(RemoteMonitoring, Store):
     """A ``Store`` whose every call goes to a Loopwise server over HTTP."""
 
     def __init__(
@@ -450,6 +456,7 @@ class RemoteStore(Store):
         schema: Mapping[str, str],
         split: str | None = None,
         description: str | None = None,
+        profile_digest: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
         body = {
             "content_hash": content_hash,
@@ -458,6 +465,7 @@ class RemoteStore(Store):
             "schema": dict(schema),
             "split": split,
             "description": description,
+            "profile_digest": check_optional_digest(profile_digest, "profile_digest"),
         }
         path = f"/projects/{_q(project)}/datasets/{_q(name)}/versions"
         result = self._call("POST", path, body)
@@ -473,6 +481,31 @@ class RemoteStore(Store):
         params = {"name": name} if name is not None else None
         rows = self._call("GET", f"/projects/{_q(project)}/datasets", params=params)
         return [_dataset(r) for r in rows]
+
+    def set_dataset_profile(
+        self, project: str, name: str, version: int, profile_digest: str
+    ) -> DatasetVersion:
+        body = {"profile_digest": check_digest_argument(profile_digest, "profile_digest")}
+        path = f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(version)}/profile"
+        return _dataset(self._call("PUT", path, body))
+
+    def _suite_path(self, project: str, name: str) -> str:
+        check_name(name, "dataset")
+        return f"/projects/{_q(project)}/datasets/{_q(name)}/suite"
+
+    def set_dataset_suite(
+        self, project: str, name: str, suite: str, on_failure: str
+    ) -> DatasetSuite:
+        text, policy = check_dataset_suite(suite, on_failure)  # before sending a megabyte
+        body = {"suite": text, "on_failure": policy}
+        return DatasetSuite(**self._call("PUT", self._suite_path(project, name), body))
+
+    def get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
+        found = self._call("GET", self._suite_path(project, name))
+        return None if found is None else DatasetSuite(**found)
+
+    def delete_dataset_suite(self, project: str, name: str) -> None:
+        self._call("DELETE", self._suite_path(project, name))
 
     def link_dataset(self, run_id: str, dataset_version_id: int, role: str = "input") -> None:
         body = {"dataset_version_id": dataset_version_id, "role": role}

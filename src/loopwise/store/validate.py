@@ -16,11 +16,15 @@ if TYPE_CHECKING:
 __all__ = [
     "HOUR_MS",
     "INVALID_TOKEN",
+    "MAX_SUITE_CHARS",
     "check_alias",
+    "check_dataset_suite",
+    "check_digest_argument",
     "check_key",
     "check_metric_entry",
     "check_metric_value",
     "check_name",
+    "check_optional_digest",
     "check_optional_name",
     "check_prediction_segment",
     "check_spool_id",
@@ -278,3 +282,53 @@ def check_prediction_segment(segment: PredictionSegment) -> PredictionSegment:
         size_bytes,
         segment.created_ms,
     )
+
+
+MAX_SUITE_CHARS = 1_000_000
+"""The longest validation suite (YAML text) a dataset may keep: far beyond any real one."""
+
+
+def check_digest_argument(digest: object, what: str) -> str:
+    """An artifact digest ``sha256:<64 hex digits>`` passed as parameter ``what``."""
+    from loopwise.store.artifacts import check_digest
+
+    if not isinstance(digest, str):
+        raise InvalidArgumentError(
+            f"Expected {what} as a digest 'sha256:<64 hex digits>', got {digest!r}.",
+            parameter=what,
+        )
+    try:
+        check_digest(digest)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(exc.message, parameter=what) from None
+    return digest
+
+
+def check_optional_digest(digest: object, what: str) -> str | None:
+    """None, or an artifact digest."""
+    return None if digest is None else check_digest_argument(digest, what)
+
+
+def check_dataset_suite(suite: object, on_failure: object) -> tuple[str, str]:
+    """A suite to attach to a dataset: non-empty YAML text of bounded size, and what a
+    failing version does (``warn`` or ``fail``)."""
+    if on_failure not in ("warn", "fail"):
+        raise InvalidArgumentError(
+            f"Expected on_failure 'warn' (log the version, report the findings) or 'fail' "
+            f"(refuse the version), got {on_failure!r}.",
+            parameter="on_failure",
+        )
+    if not isinstance(suite, str) or not suite.strip():
+        got = "blank text" if isinstance(suite, str) else type(suite).__name__
+        raise InvalidArgumentError(
+            f"Expected the suite as non-empty YAML text, got {got}. Build one with "
+            "loopwise.data.validation.infer_suite(df).to_yaml().",
+            parameter="suite",
+        )
+    if len(suite) > MAX_SUITE_CHARS:
+        raise InvalidArgumentError(
+            f"Expected a suite of at most {MAX_SUITE_CHARS} characters, got {len(suite)}. "
+            "Split it, or check fewer columns.",
+            parameter="suite",
+        )
+    return check_storable_text(suite, "the suite"), str(on_failure)

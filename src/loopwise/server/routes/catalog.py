@@ -12,6 +12,7 @@ from loopwise.server.schemas import (
     AliasMove,
     CreateDatasetVersion,
     CreateModelVersion,
+    DatasetSuiteOut,
     DatasetVersionCreated,
     DatasetVersionOut,
     Id,
@@ -19,9 +20,11 @@ from loopwise.server.schemas import (
     ModelVersionOut,
     RegisteredModelOut,
     SetAlias,
+    SetDatasetProfile,
+    SetDatasetSuite,
     Text,
 )
-from loopwise.store import DatasetVersion, ModelVersion, RegisteredModel
+from loopwise.store import DatasetSuite, DatasetVersion, ModelVersion, RegisteredModel
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -46,7 +49,10 @@ def create_dataset_version(
 ) -> DatasetVersionCreated:
     """Register a version whose Parquet blob was uploaded; the same content gives the same one."""
     who.check(Permission.WRITE, project)
-    access.check_reference(store, who, [body.artifact_digest])
+    referenced = [body.artifact_digest]
+    if body.profile_digest is not None:
+        referenced.append(body.profile_digest)
+    access.check_reference(store, who, referenced)
     version, created = store.create_dataset_version(
         project,
         name,
@@ -56,6 +62,7 @@ def create_dataset_version(
         schema=body.schema_,
         split=body.split,
         description=body.description,
+        profile_digest=body.profile_digest,
     )
     return DatasetVersionCreated(
         version=DatasetVersionOut.model_validate(version, from_attributes=True), created=created
@@ -99,6 +106,67 @@ def get_dataset_version(
 ) -> DatasetVersion:
     who.check(Permission.READ, project)
     return store.get_dataset_version(project, name, version)
+
+
+@router.put(
+    "/projects/{project}/datasets/{name}/versions/{version}/profile",
+    response_model=DatasetVersionOut,
+    tags=["datasets"],
+    openapi_extra=WRITE,
+)
+def set_dataset_profile(
+    project: Text,
+    name: Text,
+    version: Id,
+    body: SetDatasetProfile,
+    store: StoreDep,
+    who: CallerDep,
+    access: BlobAccessDep,
+) -> DatasetVersion:
+    """Give a version logged before profiles existed its profile (whose blob was uploaded)."""
+    who.check(Permission.WRITE, project)
+    access.check_reference(store, who, [body.profile_digest])
+    return store.set_dataset_profile(project, name, version, body.profile_digest)
+
+
+@router.get(
+    "/projects/{project}/datasets/{name}/suite",
+    response_model=DatasetSuiteOut | None,
+    tags=["datasets"],
+    openapi_extra=READ,
+)
+def get_dataset_suite(
+    project: Text, name: Text, store: StoreDep, who: CallerDep
+) -> DatasetSuite | None:
+    """The validation suite attached to a dataset name, or null."""
+    who.check(Permission.READ, project)
+    return store.get_dataset_suite(project, name)
+
+
+@router.put(
+    "/projects/{project}/datasets/{name}/suite",
+    response_model=DatasetSuiteOut,
+    tags=["datasets"],
+    openapi_extra=WRITE,
+)
+def set_dataset_suite(
+    project: Text, name: Text, body: SetDatasetSuite, store: StoreDep, who: CallerDep
+) -> DatasetSuite:
+    """Attach a validation suite to a dataset name, replacing the one before."""
+    who.check(Permission.WRITE, project)
+    return store.set_dataset_suite(project, name, body.suite, body.on_failure)
+
+
+@router.delete(
+    "/projects/{project}/datasets/{name}/suite",
+    status_code=204,
+    tags=["datasets"],
+    openapi_extra=WRITE,
+)
+def delete_dataset_suite(project: Text, name: Text, store: StoreDep, who: CallerDep) -> Response:
+    who.check(Permission.WRITE, project)
+    store.delete_dataset_suite(project, name)
+    return Response(status_code=204)
 
 
 @router.post("/runs/{run_id}/datasets", status_code=204, tags=["datasets"], openapi_extra=WRITE)

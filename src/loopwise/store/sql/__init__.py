@@ -9,14 +9,16 @@ from loopwise.store.base import Store
 from loopwise.store.migrate import check_schema, current_revision, upgrade
 from loopwise.store.spool import MetricSpool, recover_spools
 from loopwise.store.sql.access import SqlAccess
-from loopwise.store.sql.catalog import SqlCatalog
+from loopwise.store.sql.alerts import SqlAlerts
 from loopwise.store.sql.core import make_engines
+from loopwise.store.sql.dataset_quality import SqlDatasetQuality
+from loopwise.store.sql.outcomes import SqlOutcomes
 from loopwise.store.sql.predictions import SqlPredictions
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlCatalog, SqlAccess, SqlPredictions, Store):
+class SqlStore(SqlDatasetQuality, SqlAccess, SqlPredictions, SqlOutcomes, SqlAlerts, Store):
     """Metadata in SQL, artifacts in an ArtifactStore, metrics spooled under ``spool_dir``."""
 
     spool_dir: Path

@@ -24,7 +24,13 @@ from loopwise.store.sql.schema import (
 )
 from loopwise.store.sql.schema import MODEL_ALIASES as ALIASES
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
-from loopwise.store.validate import check_alias, check_name, check_optional_name, check_text
+from loopwise.store.validate import (
+    check_alias,
+    check_name,
+    check_optional_digest,
+    check_optional_name,
+    check_text,
+)
 
 __all__ = ["SqlCatalog"]
 
@@ -42,6 +48,7 @@ def _dataset(row: Any, project: str) -> DatasetVersion:
         created_ms=row.created_ms,
         split=row.split,
         description=row.description,
+        profile_digest=row.profile_digest,
     )
 
 
@@ -63,10 +70,12 @@ class SqlCatalog(SqlRuns):
         schema: Mapping[str, str],
         split: str | None = None,
         description: str | None = None,
+        profile_digest: str | None = None,
     ) -> tuple[DatasetVersion, bool]:
         check_name(name, "dataset")
         split = check_optional_name(split, "split")
         description = check_text(description, "description")
+        profile_digest = check_optional_digest(profile_digest, "profile_digest")
 
         def existing(conn: Connection, project_id: int) -> Any:
             return conn.execute(
@@ -99,6 +108,7 @@ class SqlCatalog(SqlRuns):
                     split=split,
                     description=description,
                     created_ms=now_ms(),
+                    profile_digest=profile_digest,
                 )
             )
             self._audit(
@@ -469,6 +479,9 @@ class SqlCatalog(SqlRuns):
                 .where(RUNS.c.project_id == project_id)
             )
             datasets = select(DATASETS.c.artifact_digest).where(DATASETS.c.project_id == project_id)
+            profiles = select(DATASETS.c.profile_digest).where(
+                DATASETS.c.project_id == project_id, DATASETS.c.profile_digest.is_not(None)
+            )
             models = (
                 select(VERSIONS.c.artifact_digest)
                 .join(MODELS, MODELS.c.id == VERSIONS.c.model_id)
@@ -477,5 +490,5 @@ class SqlCatalog(SqlRuns):
             predictions = select(PREDICTION_SEGMENTS.c.digest).where(
                 PREDICTION_SEGMENTS.c.project_id == project_id
             )
-            queries = (run_files, datasets, models, predictions)
+            queries = (run_files, datasets, profiles, models, predictions)
             return {row[0] for query in queries for row in conn.execute(query)}

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,10 +137,22 @@ class DatasetVersionRow(Base):
     split: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(Text)
     created_ms: Mapped[int] = mapped_column(BigInteger)
+    profile_digest: Mapped[str | None] = mapped_column(String(71))
     __table_args__ = (
         UniqueConstraint("project_id", "name", "version", name="uq_dataset_versions_version"),
         UniqueConstraint("project_id", "name", "content_hash", name="uq_dataset_versions_content"),
     )
+
+
+class DatasetSuiteRow(Base):
+    """The validation suite attached to a dataset name (one per project and name)."""
+
+    __tablename__ = "dataset_suites"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    suite: Mapped[str] = mapped_column(Text)
+    on_failure: Mapped[str] = mapped_column(String(8))
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class RunDatasetRow(Base):
@@ -222,6 +235,54 @@ class PredictionSegmentRow(Base):
     )
 
 
+class OutcomeRow(Base):
+    """The ground truth of one prediction row (its request id), recorded when it arrives."""
+
+    __tablename__ = "outcomes"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    """Canonical JSON of a number, string or bool."""
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    received_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertRow(Base):
+    """An alert a monitor raised; at most one open alert per (project, fingerprint)."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    deployment: Mapped[str | None] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(16))
+    fingerprint: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    window_start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    window_end_ms: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen_ms: Mapped[int] = mapped_column(BigInteger)
+    last_seen_ms: Mapped[int] = mapped_column(BigInteger)
+    occurrences: Mapped[int] = mapped_column(BigInteger)
+    resolved_ms: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        # Dedup: raising an alert whose fingerprint is open updates it (ON CONFLICT on this).
+        Index(
+            "uq_alerts_open_fingerprint",
+            "project_id",
+            "fingerprint",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_alerts_project_last_seen", "project_id", "last_seen_ms"),
+    )
+
+
 class AuditRow(Base):
     """One record of the hash-chained audit log; names, not foreign keys, so it outlives them."""
 
@@ -262,6 +323,7 @@ LATEST_METRICS = _table(LatestMetricRow)
 METRIC_SPOOLS = _table(MetricSpoolRow)
 RUN_ARTIFACTS = _table(RunArtifactRow)
 DATASETS = _table(DatasetVersionRow)
+DATASET_SUITES = _table(DatasetSuiteRow)
 RUN_DATASETS = _table(RunDatasetRow)
 MODELS = _table(RegisteredModelRow)
 MODEL_VERSIONS = _table(ModelVersionRow)
@@ -269,5 +331,7 @@ MODEL_ALIASES = _table(ModelAliasRow)
 PROJECTS = _table(ProjectRow)
 TOKENS = _table(TokenRow)
 PREDICTION_SEGMENTS = _table(PredictionSegmentRow)
+OUTCOMES = _table(OutcomeRow)
+ALERTS = _table(AlertRow)
 AUDIT_LOG = _table(AuditRow)
 AUDIT_HEAD = _table(AuditHeadRow)

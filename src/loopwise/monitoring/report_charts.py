@@ -1,0 +1,280 @@
+"""Chart specs for the monitoring report, as plain Plotly JSON (``data`` + ``layout``).
+
+Specs are built as dicts rather than ``plotly.graph_objects`` so that the report needs the
+``plotly`` package only for its JavaScript bundle, and so that each chart is easy to read here.
+Every user-provided string goes through ``chart_text``: Plotly renders labels as pseudo-HTML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopwise.data.stattests import STAT_TESTS
+from loopwise.monitoring.report_html import DASH, chart_text, fmt
+
+__all__ = [
+    "BLUE",
+    "ORANGE",
+    "Spec",
+    "WindowAxis",
+    "base_layout",
+    "exceedance",
+    "flags",
+    "performance_chart",
+    "stamp",
+    "traffic_chart",
+]
+
+Spec = dict[str, Any]
+BLUE, BLUE_BAND = "#1f5fa8", "rgba(31, 95, 168, 0.18)"
+ORANGE, ORANGE_BAND = "#d9730d", "rgba(217, 115, 13, 0.16)"
+GREEN, GREY = "#2e7d32", "#9aa3b2"
+MAX_TICKS = 14  # beyond this many windows, label every k-th one so that labels never overlap
+
+
+def stamp(value: Any) -> pd.Timestamp | None:
+    """A window bound as a naive UTC Timestamp, or None when it has no time."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if pd.isna(ts):
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+@dataclass(frozen=True)
+class WindowAxis:
+    """The report's windows in time order, shared by every chart so that they line up.
+
+    A window is known by its start; windows without a time (a single window over a frame with
+    no time column) share one slot, ``"all rows"``.
+    """
+
+    keys: list[pd.Timestamp | None]
+    labels: list[str]
+
+    @classmethod
+    def of(cls, frames: Iterable[pd.DataFrame]) -> WindowAxis:
+        found: set[pd.Timestamp | None] = set()
+        for frame in frames:
+            if "window_start" in frame.columns:
+                found.update(stamp(v) for v in frame["window_start"])
+        times = sorted(k for k in found if k is not None)
+        daily = all(t == t.normalize() for t in times)
+        labels = [t.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M") for t in times]
+        keys: list[pd.Timestamp | None] = list(times)
+        if None in found:
+            keys.append(None)
+            labels.append("all rows")
+        return cls(keys, labels)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def positions(self, starts: pd.Series) -> np.ndarray:
+        """Each row's window index (its x position in time charts)."""
+        index = {k: i for i, k in enumerate(self.keys)}
+        return np.array([index[stamp(v)] for v in starts], dtype=np.int64)
+
+    def label(self, start: Any) -> str:
+        return self.labels[self.keys.index(stamp(start))]
+
+    def xaxis(self) -> dict[str, Any]:
+        """A numeric x axis (one unit per window) labelled with the windows' starts."""
+        step = max(1, math.ceil(len(self) / MAX_TICKS))
+        ticks = list(range(0, len(self), step))
+        return {
+            "tickmode": "array",
+            "tickvals": ticks,
+            "ticktext": [self.labels[i] for i in ticks],
+            "range": [-0.6, len(self) - 0.4],
+            "zeroline": False,
+            "showgrid": False,
+            "automargin": True,
+        }
+
+
+def flags(values: pd.Series) -> pd.Series:
+    """A verdict column (``drifted``, ``skewed``) as booleans; missing verdicts are False."""
+    return values.map(lambda v: False if v is None or pd.isna(v) else bool(v)).astype(bool)
+
+
+def base_layout(**extra: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif",
+                 "size": 12, "color": "#1d2433"},
+        "margin": {"l": 64, "r": 24, "t": 36, "b": 48},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "hoverlabel": {"align": "left"},
+        "modebar": {"bgcolor": "rgba(0,0,0,0)", "color": "#c3c9d4", "activecolor": BLUE},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+    }  # fmt: skip
+    layout.update(extra)
+    return layout
+
+
+def exceedance(test: Any, statistic: Any, threshold: Any, p_value: Any = None) -> float:
+    """How far a test went towards its threshold on one scale for every test: 1 at the
+    threshold, above 1 past it. Distances: statistic / threshold; p-value tests:
+    log(p) / log(threshold), so that p = threshold gives 1 and p = 1 gives 0. NaN when the
+    numbers to say it are missing."""
+    thr = _number(threshold)
+    p = _number(p_value)
+    if math.isfinite(p) and 0 < thr < 1:
+        return math.log(max(p, 1e-300)) / math.log(thr)
+    known = STAT_TESTS.get(str(test))
+    if known is not None and known.measure == "p_value":
+        return math.nan  # the statistic alone does not say how close the p-value came
+    stat = _number(statistic)
+    if math.isfinite(stat) and math.isfinite(thr) and thr > 0:
+        return stat / thr
+    return math.nan
+
+
+def traffic_chart(traffic: pd.DataFrame, windows: WindowAxis) -> Spec:
+    """Rows served per window, with the labelled ones drawn inside them."""
+    x = windows.positions(traffic["window_start"]).tolist()
+    rows = [_number(v) for v in traffic["rows"]]
+    labelled = [_number(v) for v in traffic["labelled"]]
+    share = [
+        fmt(lab / r * 100, 3) + " %" if r > 0 else DASH
+        for r, lab in zip(rows, labelled, strict=True)
+    ]
+    custom = [[windows.labels[i], s] for i, s in zip(x, share, strict=True)]
+    data = [
+        {"type": "bar", "name": "rows", "x": x, "y": _nulls(rows), "width": 0.8,
+         "marker": {"color": "#b7cbe6"}, "customdata": custom,
+         "hovertemplate": "%{customdata[0]}<br>rows: %{y:,}<extra></extra>"},
+        {"type": "bar", "name": "labelled", "x": x, "y": _nulls(labelled), "width": 0.45,
+         "marker": {"color": GREEN}, "customdata": custom,
+         "hovertemplate": "%{customdata[0]}<br>labelled: %{y:,} (%{customdata[1]})"
+                          "<extra></extra>"},
+    ]  # fmt: skip
+    layout = base_layout(
+        barmode="overlay",
+        xaxis=windows.xaxis(),
+        yaxis={"title": {"text": "predictions"}, "rangemode": "tozero", "gridcolor": "#eef1f5"},
+    )
+    return {"data": data, "layout": layout}
+
+
+def performance_chart(
+    metric: str, realised: pd.DataFrame, estimated: pd.DataFrame, windows: WindowAxis
+) -> Spec:
+    """One metric over time: realised (solid, with its confidence band) and estimated
+    (dashed, with its band); windows with rows but no realised value are shaded grey, so the
+    reader sees where labels are missing and the estimate carries on."""
+    data: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    for frame, name, colour, band, dash in (
+        (realised, "realised", BLUE, BLUE_BAND, "solid"),
+        (estimated, "estimated", ORANGE, ORANGE_BAND, "dash"),
+    ):
+        if frame.empty:
+            continue
+        value, lower, upper, counts = _aligned(frame, windows)
+        present = np.zeros(len(windows), dtype=bool)
+        present[windows.positions(frame["window_start"])] = True
+        xs, ys = band_polygons(lower, upper)
+        if xs:
+            data.append(
+                {"type": "scatter", "name": f"{name} interval", "x": xs, "y": ys,
+                 "fill": "toself", "fillcolor": band, "line": {"width": 0},
+                 "mode": "lines", "hoverinfo": "skip", "legendgroup": name}
+            )  # fmt: skip
+        custom = [
+            [windows.labels[i], fmt(lower[i]), fmt(upper[i]), fmt(counts[i])]
+            for i in range(len(windows))
+        ]
+        counted = "labelled" if name == "realised" else "rows"
+        data.append(
+            {"type": "scatter", "name": name, "x": list(range(len(windows))),
+             "y": _nulls(value), "mode": "lines+markers", "connectgaps": False,
+             "line": {"color": colour, "width": 2, "dash": dash},
+             "marker": {"color": colour, "size": 6}, "legendgroup": name, "customdata": custom,
+             "hovertemplate": f"%{{customdata[0]}}<br>{name} {chart_text(metric)}: %{{y:.4f}}"
+                              f"<br>interval: %{{customdata[1]}} to %{{customdata[2]}}"
+                              f"<br>{counted}: %{{customdata[3]}}<extra></extra>"}
+        )  # fmt: skip
+        if name == "realised":
+            for i in np.flatnonzero(~np.isfinite(value) & present):
+                shapes.append(_shade(int(i)))
+    layout = base_layout(
+        xaxis=windows.xaxis(),
+        yaxis={"title": {"text": chart_text(metric)}, "gridcolor": "#eef1f5", "zeroline": False},
+        shapes=shapes,
+    )
+    return {"data": data, "layout": layout}
+
+
+def band_polygons(
+    lower: np.ndarray, upper: np.ndarray, half_width: float = 0.18
+) -> tuple[list[float | None], list[float | None]]:
+    """Closed shapes (``fill: "toself"``) between lower and upper, one per run of windows
+    that have both; a lone window gets a short box, so that its interval stays visible."""
+    ok = np.isfinite(lower) & np.isfinite(upper)
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    i = 0
+    while i < len(ok):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(ok) and ok[j + 1]:
+            j += 1
+        run = list(range(i, j + 1))
+        px = [float(k) for k in run] if j > i else [i - half_width, i + half_width]
+        up = [float(upper[k]) for k in run] if j > i else [float(upper[i])] * 2
+        lo = [float(lower[k]) for k in run] if j > i else [float(lower[i])] * 2
+        xs += [*px, *px[::-1], px[0], None]
+        ys += [*up, *lo[::-1], up[0], None]
+        i = j + 1
+    return xs, ys
+
+
+def _aligned(
+    frame: pd.DataFrame, windows: WindowAxis
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """value, lower, upper and a row count per window (NaN/0 where the frame has none)."""
+    n = len(windows)
+    out = [np.full(n, np.nan) for _ in range(3)]
+    counts = np.zeros(n)
+    count_column = "labelled" if "labelled" in frame.columns else "rows"
+    for i, (_, row) in zip(windows.positions(frame["window_start"]), frame.iterrows(), strict=True):
+        for k, column in enumerate(("value", "lower", "upper")):
+            out[k][i] = _number(row[column])
+        counts[i] = _number(row[count_column])
+    value, lower, upper = out
+    return value, lower, upper, np.nan_to_num(counts)
+
+
+def _shade(i: int) -> dict[str, Any]:
+    return {
+        "type": "rect", "xref": "x", "yref": "paper", "x0": i - 0.5, "x1": i + 0.5,
+        "y0": 0, "y1": 1, "fillcolor": "#eceff3", "line": {"width": 0}, "layer": "below",
+    }  # fmt: skip
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _nulls(values: Iterable[float]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]

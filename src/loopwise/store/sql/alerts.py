@@ -1,0 +1,184 @@
+"""Alerts in the SQL store: raised with deduplication, listed, resolved.
+
+Deduplication is one statement, ``INSERT … ON CONFLICT (project_id, fingerprint) WHERE status =
+'open' DO UPDATE``, on the partial unique index of open alerts: two processes raising the same
+alert at once make one row (PostgreSQL waits on the index entry; SQLite serialises writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from loopwise.errors import NotFoundError
+from loopwise.store.entities import Alert
+from loopwise.store.monitoring_checks import check_alert, check_alert_id, check_alert_query
+from loopwise.store.sql.core import SqlCore, now_ms
+from loopwise.store.sql.schema import ALERTS
+from loopwise.store.validate import check_name
+
+__all__ = ["SqlAlerts"]
+
+# The partial index's predicate, as written there: PostgreSQL infers the index only from the same
+# expression (a bound parameter would not do).
+OPEN = text("status = 'open'")
+# Columns a repeat of an open alert updates: it keeps its first_seen_ms and id.
+_REPEAT = ("severity", "message", "details", "window_start_ms", "window_end_ms", "last_seen_ms")
+
+
+def _alert(row: Any, project: str) -> Alert:
+    return Alert(
+        id=row.id,
+        project=project,
+        deployment=row.deployment,
+        rule=row.rule,
+        severity=cast(Any, row.severity),
+        fingerprint=row.fingerprint,
+        status=cast(Any, row.status),
+        message=row.message,
+        details=dict(row.details or {}),
+        window_start_ms=row.window_start_ms,
+        window_end_ms=row.window_end_ms,
+        first_seen_ms=row.first_seen_ms,
+        last_seen_ms=row.last_seen_ms,
+        occurrences=row.occurrences,
+        resolved_ms=row.resolved_ms,
+    )
+
+
+class SqlAlerts(SqlCore):
+    def raise_alert(
+        self,
+        project: str,
+        *,
+        deployment: str | None,
+        rule: str,
+        severity: str,
+        fingerprint: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        window_start_ms: int | None = None,
+        window_end_ms: int | None = None,
+    ) -> tuple[Alert, bool]:
+        fields = check_alert(
+            deployment=deployment,
+            rule=rule,
+            severity=severity,
+            fingerprint=fingerprint,
+            message=message,
+            details=details,
+            window_start_ms=window_start_ms,
+            window_end_ms=window_end_ms,
+        )
+
+        def write(conn: Connection) -> tuple[Alert, bool]:
+            project_id = self._project_id(conn, project)
+            seen = now_ms()
+            row = {
+                **fields,
+                "project_id": project_id,
+                "status": "open",
+                "first_seen_ms": seen,
+                "last_seen_ms": seen,
+                "occurrences": 1,
+                "resolved_ms": None,
+            }
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(ALERTS).values(row)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["project_id", "fingerprint"],
+                index_where=OPEN,
+                set_={
+                    **{name: stmt.excluded[name] for name in _REPEAT},
+                    "occurrences": ALERTS.c.occurrences + 1,
+                },
+            ).returning(*ALERTS.c)
+            alert = _alert(conn.execute(stmt).one(), project)
+            created = alert.occurrences == 1
+            if created:  # repeats only count: the alert's own record says how often
+                self._audit(
+                    conn,
+                    "alert.open",
+                    project,
+                    f"alert:{alert.id}",
+                    None,
+                    {
+                        "rule": alert.rule,
+                        "severity": alert.severity,
+                        "fingerprint": alert.fingerprint,
+                        "deployment": alert.deployment,
+                    },
+                )
+            return alert, created
+
+        return self._write(write)
+
+    def list_alerts(
+        self,
+        project: str,
+        *,
+        deployment: str | None = None,
+        status: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        deployment, status, since, rows = check_alert_query(deployment, status, since_ms, limit)
+        with self._read() as conn:
+            query = select(ALERTS).where(ALERTS.c.project_id == self._project_id(conn, project))
+            if deployment is not None:
+                query = query.where(ALERTS.c.deployment == deployment)
+            if status is not None:
+                query = query.where(ALERTS.c.status == status)
+            if since is not None:
+                query = query.where(ALERTS.c.last_seen_ms >= since)
+            query = query.order_by(ALERTS.c.last_seen_ms.desc(), ALERTS.c.id.desc()).limit(rows)
+            return [_alert(row, project) for row in conn.execute(query)]
+
+    def get_alert(self, project: str, alert_id: int) -> Alert:
+        check_name(project, "project")
+        wanted = check_alert_id(alert_id)
+        with self._read() as conn:
+            return _alert(self._alert_row(conn, project, wanted), project)
+
+    def resolve_alert(self, project: str, alert_id: int) -> Alert:
+        wanted = check_alert_id(alert_id)
+
+        def write(conn: Connection) -> Alert:
+            before = self._alert_row(conn, project, wanted)
+            if before.status == "resolved":
+                return _alert(before, project)  # resolving twice changes nothing
+            resolved = now_ms()
+            conn.execute(
+                ALERTS.update()
+                .where(ALERTS.c.id == wanted)
+                .values(status="resolved", resolved_ms=resolved)
+            )
+            self._audit(
+                conn,
+                "alert.resolve",
+                project,
+                f"alert:{wanted}",
+                {"status": "open", "occurrences": before.occurrences},
+                {"status": "resolved"},
+            )
+            return _alert(self._alert_row(conn, project, wanted), project)
+
+        return self._write(write)
+
+    def _alert_row(self, conn: Connection, project: str, alert_id: int) -> Any:
+        row = conn.execute(
+            select(ALERTS).where(
+                ALERTS.c.id == alert_id, ALERTS.c.project_id == self._project_id(conn, project)
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(
+                f"Project {project!r} has no alert {alert_id}. List its alerts with: "
+                "loopwise monitor alerts --status all",
+                kind="alert",
+                wanted=str(alert_id),
+            )
+        return row
