@@ -23,9 +23,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/loopwise demo
 
-## test: lint, type-check and run the whole test suite
+## test: lint, type-check and run the whole test suite (in PYTEST_WORKERS processes, by file)
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
