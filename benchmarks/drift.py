@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))  # the Evidently environment helper lives with the
 
 from tests.evidently_harness import ensure_evidently, run_evidently  # noqa: E402
 
-ACS = ROOT.parent / "shared" / "datasets" / "acs_employment_ma.parquet"
+ACS = ROOT / "src" / "loopwise" / "examples" / "acs_employment_ma.parquet"
 DEFAULT_OUTPUT = HERE / "results" / "drift.json"
 WORKER = HERE / "drift_loopwise_worker.py"
 TARGET_SPEEDUP = 30.0

@@ -33,7 +33,7 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ACS = ROOT.parent / "shared" / "datasets" / "acs_employment_ma.parquet"
+ACS = ROOT / "src" / "loopwise" / "examples" / "acs_employment_ma.parquet"
 DEFAULT_OUTPUT = HERE / "results" / "profiles.json"
 ROW_GROUP_ROWS = 500_000
 

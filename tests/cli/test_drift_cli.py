@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 import loopwise as lw
 from loopwise.cli import app
+from loopwise.examples import acs_file
 
-ACS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "acs_employment_ma.parquet"
+ACS = acs_file()
 
 
 @pytest.fixture

@@ -15,11 +15,12 @@ import pytest
 
 from loopwise.data.drift import DriftReport, domain_classifier_drift, drift, prediction_drift
 from loopwise.errors import InvalidArgumentError
+from loopwise.examples import acs_file
 
 from ..evidently_harness import EvidentlyUnavailableError, ensure_evidently, run_evidently
 from ..services import missing_service
 
-ACS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "acs_employment_ma.parquet"
+ACS = acs_file()
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ from loopwise.data.profiles import (
     profile,
 )
 from loopwise.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
+from loopwise.examples import acs_file
 
-ACS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "acs_employment_ma.parquet"
+ACS = acs_file()
 
 
 @pytest.fixture(scope="module")

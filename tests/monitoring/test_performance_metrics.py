@@ -4,7 +4,6 @@ ACS data scored by a model trained on 2015."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +12,10 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
+from loopwise.examples import acs_file
 from loopwise.monitoring import PerformanceReport, performance
 
-ACS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "acs_employment_ma.parquet"
+ACS = acs_file()
 TOLERANCE = 1e-9
 
 

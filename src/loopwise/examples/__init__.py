@@ -7,16 +7,22 @@ prepared by the folktables benchmark and shipped in NannyML's Apache-2.0 package
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ACS_FEATURES", "ACS_LABEL", "load_acs"]
+__all__ = ["ACS_FEATURES", "ACS_LABEL", "acs_file", "load_acs"]
 
 ACS_LABEL = "employed"
 ACS_FEATURES = [
     "AGEP", "SCHL", "MAR", "RELP", "DIS", "ESP", "CIT", "MIG", "MIL", "ANC",
     "NATIVITY", "DEAR", "DEYE", "DREM", "SEX", "RAC1P",
 ]  # fmt: skip
+
+
+def acs_file() -> Path:
+    """The bundled Parquet file itself, for code that reads files (it ships inside the package)."""
+    return Path(str(resources.files(__name__) / "acs_employment_ma.parquet"))
 
 
 def load_acs(years: list[int] | None = None) -> pd.DataFrame:
