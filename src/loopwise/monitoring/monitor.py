@@ -27,7 +27,7 @@ from loopwise.monitoring.distributions import distributions
 from loopwise.monitoring.estimation import PerformanceEstimator
 from loopwise.monitoring.outcomes import monitoring_frame
 from loopwise.monitoring.performance import performance
-from loopwise.monitoring.performance_windows import split_windows
+from loopwise.monitoring.performance_windows import Windows, split_windows
 from loopwise.monitoring.results import TABLES, MonitorReport
 from loopwise.monitoring.rules import AlertRules, evaluate_rules
 from loopwise.monitoring.skew import skew
@@ -70,7 +70,7 @@ def _held_out_dataset(datasets: list[DatasetVersion]) -> DatasetVersion | None:
     return None
 
 
-def _windowed(frame: pd.DataFrame, table: pd.DataFrame, code: int, windows: Any) -> pd.DataFrame:
+def _windowed(table: pd.DataFrame, code: int, windows: Windows) -> pd.DataFrame:
     table.insert(0, "window_start", windows.start[code])
     table.insert(1, "window_end", windows.end[code])
     return table
@@ -168,7 +168,7 @@ def monitor(
             }
         )
         found = drift(reference_frame[features], served).to_frame()
-        drifts.append(_windowed(frame, found, code, windows))
+        drifts.append(_windowed(found, code, windows))
         for version in sorted(served_versions.unique()):
             of_version = served[served_versions.to_numpy() == version]
             if int(version) in profiles:
@@ -176,11 +176,11 @@ def monitor(
                 compared = [f for f in features if f in trained.columns]
                 found = skew(trained, of_version, columns=compared, prefix="").to_frame()
                 found.insert(0, "version", int(version))
-                skews.append(_windowed(frame, found, code, windows))
+                skews.append(_windowed(found, code, windows))
             attached = suites.get(int(version))
             if attached is not None:
                 found = attached[0].validate(of_version).to_frame()
-                findings.append(_windowed(frame, found, code, windows))
+                findings.append(_windowed(found, code, windows))
     # Estimates calibrated on the training data itself would be optimistic (the model fits it
     # better than new data): prefer a held-out split the version recorded.
     held_out = _held_out_dataset(datasets[versions[-1]])
