@@ -6,7 +6,6 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,14 @@ import pytest
 from loopwise.errors import AuthenticationError
 from loopwise.store import open_store
 
+from .harness import cli as run_cli
+
 SECRET = re.compile(r"lw_[0-9a-f]{12}_[A-Za-z0-9_\-]{43}")
 DIGEST = "sha256:" + "ab" * 32
 
 
 def cli(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "loopwise", "--uri", str(store), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
-    assert (result.returncode == 0) == ok, result.stdout + result.stderr
-    return result
+    return run_cli(store, *args, ok=ok, project=None)
 
 
 @pytest.fixture

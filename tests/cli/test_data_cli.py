@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,7 @@ import pytest
 
 import loopwise as lw
 
-
-def cli(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "loopwise", "--uri", str(store), "--project", "cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
-    assert (result.returncode == 0) == ok, result.stdout + result.stderr
-    return result
+from .harness import cli
 
 
 # -- loopwise data profile ----------------------------------------------------------------------

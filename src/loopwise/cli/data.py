@@ -45,10 +45,9 @@ def show(
     """Show a dataset version: schema, size, hash and the runs that used it."""
     ctx = open_context()
     # Imported here: commands such as `server` then never load pandas.
-    from loopwise.data import parse_dataset_ref
+    from loopwise.data.datasets import get_dataset
 
-    name, number = parse_dataset_ref(ref)
-    version = ctx.store.get_dataset_version(ctx.project, name, number)
+    version = get_dataset(ref)
     runs = ctx.store.dataset_runs(version.id)
     if as_json:
         print_json({"dataset": version, "runs": runs})
@@ -72,11 +71,11 @@ def profile(
     as_json: JsonOption = False,
 ) -> None:
     """Show a dataset version's profile: per column its nulls, range, distinct and top values."""
-    ctx = open_context()
-    from loopwise.data import dataset_profile, parse_dataset_ref
+    open_context()
+    from loopwise.data import dataset_profile
+    from loopwise.data.datasets import get_dataset
 
-    name, number = parse_dataset_ref(ref)
-    version = ctx.store.get_dataset_version(ctx.project, name, number)
+    version = get_dataset(ref)
     summary = dataset_profile(version)
     if as_json:
         print_json({"dataset": version.ref, **summary.to_dict()})

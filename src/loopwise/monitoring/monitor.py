@@ -184,12 +184,16 @@ def monitor(
     # Estimates calibrated on the training data itself would be optimistic (the model fits it
     # better than new data): prefer a held-out split the version recorded.
     held_out = _held_out_dataset(datasets[versions[-1]])
-    calibration = reference_frame if held_out is None else load_dataset(held_out)
-    if len(calibration) > max_reference_rows:
-        calibration = calibration.sample(max_reference_rows, random_state=SEED)
+    calibration = reference_frame
+    if label is not None and held_out is not None:
+        calibration = load_dataset(held_out)
+        if len(calibration) > max_reference_rows:
+            calibration = calibration.sample(max_reference_rows, random_state=SEED)
+    rows_per_window = int(np.median(np.bincount(windows.code)))
     realised, estimated, band = _performance(
-        frame, features, window, slices, metrics, calibration, label, model, versions[-1]
-    )
+        frame, features, window, rows_per_window, slices, metrics, calibration, label, model,
+        versions[-1],
+    )  # fmt: skip
     report = MonitorReport(
         project=ctx.project,
         deployment=deployment,
@@ -219,6 +223,7 @@ def _performance(
     frame: pd.DataFrame,
     features: list[str],
     window: str | int | None,
+    rows_per_window: int,
     slices: Sequence[str],
     metrics: Sequence[str] | None,
     reference: pd.DataFrame,
@@ -252,12 +257,9 @@ def _performance(
     )
     # The band an estimate may move in is learned from reference chunks as large as a typical
     # window: chunks much larger than the windows would make it too narrow.
-    per_window = int(
-        np.median(frame.groupby(split_windows(frame, window, "timestamp_ms").code).size())
-    )
     # At least 10 chunks for a usable spread; chunks smaller than a window widen the band
     # (fewer false alarms), never narrow it.
-    chunks = int(min(50, max(10, len(scored) // max(per_window, 1))))
+    chunks = int(min(50, max(10, len(scored) // max(rows_per_window, 1))))
     estimator = PerformanceEstimator(reference_chunks=chunks).fit(
         scored, prediction=None, time=None, classes=list(loaded.classes_)
     )
