@@ -13,6 +13,8 @@ EXPECTED = {
         "list_datasets", "load_dataset", "log_dataset", "log_outcomes", "metric_history", "models",
         "runs_frame",
         "search_runs", "shutdown", "start_run",
+        # pipelines
+        "Model", "Pipeline", "pipeline", "step",
     ],
     "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],
     "loopwise.data": [
@@ -32,6 +34,11 @@ EXPECTED = {
         "list_alerts", "log_outcomes", "monitor", "monitoring_frame", "outcome_coverage",
         "performance", "raise_alert", "render_report", "resolve_alert", "send_webhook", "skew",
         "slice_minimums", "webhook_body", "write_report",
+    ],
+    "loopwise.pipelines": [
+        "Choice", "Graph", "IntUniform", "LogUniform", "Model", "Pipeline", "PipelineResult",
+        "Step", "StepEvent", "StepResult", "StepState", "SweepResult", "Uniform",
+        "load_pipeline", "output", "pipeline", "run", "step", "sweep",
     ],
     "loopwise.server": ["API_PREFIX", "create_app"],
     "loopwise.serving": ["create_serving_app"],

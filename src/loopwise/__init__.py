@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
     from loopwise.errors import LoopwiseError
     from loopwise.monitoring import log_outcomes
+    from loopwise.pipelines import Model, Pipeline, pipeline, step
     from loopwise.registry import ModelVersion, models
     from loopwise.registry.flavours.python import PythonModel
     from loopwise.store import Run, RunStatus
@@ -54,6 +55,10 @@ _LAZY = {
     "log_dataset": "loopwise.data",
     "LoopwiseError": "loopwise.errors",
     "log_outcomes": "loopwise.monitoring",
+    "Model": "loopwise.pipelines",
+    "Pipeline": "loopwise.pipelines",
+    "pipeline": "loopwise.pipelines",
+    "step": "loopwise.pipelines",
     "ModelVersion": "loopwise.registry",
     "models": "loopwise.registry",
     "PythonModel": "loopwise.registry.flavours.python",
@@ -87,7 +92,9 @@ __all__ = [
     "ActiveRun",
     "DatasetVersion",
     "LoopwiseError",
+    "Model",
     "ModelVersion",
+    "Pipeline",
     "PythonModel",
     "Run",
     "RunStatus",
@@ -102,8 +109,10 @@ __all__ = [
     "log_outcomes",
     "metric_history",
     "models",
+    "pipeline",
     "runs_frame",
     "search_runs",
     "shutdown",
     "start_run",
+    "step",
 ]

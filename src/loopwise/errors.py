@@ -7,6 +7,7 @@ Each class carries a stable ``code`` (used in the JSON error envelope of the API
     ├── InvalidArgumentError               (invalid_argument, 400)
     │   ├── SignatureMismatchError         (signature_mismatch, 422)
     │   ├── ValidationFailedError          (validation_failed, 422)
+    │   ├── PipelineDefinitionError        (invalid_pipeline, 400)
     │   └── PayloadTooLargeError           (payload_too_large, 413)
     ├── NotFoundError                      (not_found, 404)
     ├── ConflictError                      (conflict, 409)
@@ -17,6 +18,7 @@ Each class carries a stable ``code`` (used in the JSON error envelope of the API
     │   ├── SchemaTooOldError              (schema_too_old, 503)
     │   ├── SchemaTooNewError              (schema_too_new, 503)
     │   └── ArtifactCorruptedError         (artifact_corrupted, 500)
+    ├── PipelineFailedError                (pipeline_failed, 500)
     ├── UnsafeModelError                   (unsafe_model, 400)
     └── MissingDependencyError             (missing_dependency, 501)
 
@@ -45,6 +47,8 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PipelineDefinitionError",
+    "PipelineFailedError",
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SignatureMismatchError",
@@ -97,6 +101,14 @@ class ValidationFailedError(InvalidArgumentError):
 
 class ValidationWarning(UserWarning):
     """Data broke the validation suite attached to its dataset with ``on_failure="warn"``."""
+
+
+class PipelineDefinitionError(InvalidArgumentError):
+    """A pipeline cannot run as written (a cycle, a missing input, connected ports of different
+    types, an undeclared param); ``details`` name the step and the port."""
+
+    code = "invalid_pipeline"
+    http_status = 400
 
 
 class PayloadTooLargeError(InvalidArgumentError):
@@ -181,6 +193,14 @@ class ArtifactCorruptedError(StoreError):
     http_status = 500
 
 
+class PipelineFailedError(LoopwiseError):
+    """One or more steps of a pipeline raised; the message names them and carries the first
+    traceback, and ``details["failed"]`` maps each failed step to its run id."""
+
+    code = "pipeline_failed"
+    http_status = 500
+
+
 class UnsafeModelError(LoopwiseError):
     """Loading or saving would execute untrusted code (pickle, unknown types)."""
 
@@ -202,6 +222,7 @@ HTTP_STATUS: dict[str, int] = {
         InvalidArgumentError,
         SignatureMismatchError,
         ValidationFailedError,
+        PipelineDefinitionError,
         PayloadTooLargeError,
         NotFoundError,
         ConflictError,
@@ -213,6 +234,7 @@ HTTP_STATUS: dict[str, int] = {
         SchemaTooOldError,
         SchemaTooNewError,
         ArtifactCorruptedError,
+        PipelineFailedError,
         UnsafeModelError,
         MissingDependencyError,
     )

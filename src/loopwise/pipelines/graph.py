@@ -1,0 +1,462 @@
+"""``lw.Pipeline``: the DAG that steps' data dependencies form, checked before anything runs.
+
+A pipeline is a function decorated with ``@lw.pipeline`` whose parameters are the pipeline's
+params. Building it calls the function with concrete param values; each step call inside adds
+a node and returns handles to its outputs. The graph is then checked as a whole: cycles,
+missing inputs, ports of different types, values that cannot be stored.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import inspect
+import json
+import threading
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopwise.errors import PipelineDefinitionError
+from loopwise.pipelines.ports import (
+    Port,
+    PortKind,
+    assignable,
+    canonical_json,
+    describe,
+    port_kind,
+    storable_hint,
+    value_matches,
+)
+from loopwise.pipelines.step import Step, StepOutput
+from loopwise.store.validate import check_name
+
+__all__ = [
+    "Constant",
+    "Gather",
+    "Graph",
+    "Node",
+    "Pipeline",
+    "Upstream",
+    "current_builder",
+    "output",
+    "pipeline",
+]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    node: str
+    port: str
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Several outputs passed to one input as a list (``items`` keys are None) or a dict."""
+
+    items: tuple[tuple[str | None, Upstream | Constant], ...]
+
+    @property
+    def as_dict(self) -> bool:
+        return bool(self.items) and self.items[0][0] is not None
+
+
+Binding = Upstream | Constant | Gather
+
+
+@dataclass
+class Node:
+    name: str
+    step: Step
+    inputs: dict[str, Binding]
+
+    def upstream(self) -> list[Upstream]:
+        found: list[Upstream] = []
+        for binding in self.inputs.values():
+            if isinstance(binding, Upstream):
+                found.append(binding)
+            elif isinstance(binding, Gather):
+                found.extend(b for _, b in binding.items if isinstance(b, Upstream))
+        return found
+
+
+@dataclass
+class Graph:
+    """The nodes of one pipeline built with concrete params, in the order they were added."""
+
+    pipeline: str
+    params: dict[str, Any]
+    nodes: dict[str, Node] = field(default_factory=dict)
+
+    def order(self) -> list[str]:
+        """Node names in an order where every node comes after those it reads from."""
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for node in self.nodes.values():
+            sorter.add(node.name, *(u.node for u in node.upstream()))
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            cycle = list(exc.args[1])
+            raise PipelineDefinitionError(
+                f"Pipeline {self.pipeline!r} has a cycle: {' -> '.join(cycle)}. A step cannot "
+                "read, directly or through others, an output of its own; break the loop.",
+                pipeline=self.pipeline,
+                step=cycle[0],
+                cycle=cycle,
+            ) from None
+
+    def downstream(self, name: str) -> set[str]:
+        """Every node that reads, directly or not, from ``name``."""
+        readers: dict[str, set[str]] = {n: set() for n in self.nodes}
+        for node in self.nodes.values():
+            for up in node.upstream():
+                readers.setdefault(up.node, set()).add(node.name)
+        found: set[str] = set()
+        todo = [name]
+        while todo:
+            for reader in readers.get(todo.pop(), ()):
+                if reader not in found:
+                    found.add(reader)
+                    todo.append(reader)
+        return found
+
+    def output_port(self, ref: Upstream) -> Port:
+        for port in self.nodes[ref.node].step.outputs:
+            if port.name == ref.port:
+                return port
+        raise KeyError(ref)
+
+    def check(self) -> None:
+        """Every problem a run would meet before its first step, each naming step and port."""
+        for node in self.nodes.values():
+            node.step.check()
+        for node in self.nodes.values():
+            specs = node.step.inputs
+            for port_name, binding in node.inputs.items():
+                annotation = specs[port_name].port.annotation
+                self._check_binding(node, port_name, binding, annotation)
+        self.order()
+
+    def _check_binding(self, node: Node, port: str, binding: Binding, annotation: Any) -> None:
+        if isinstance(binding, Gather):
+            origin = typing.get_origin(annotation)
+            args = typing.get_args(annotation)
+            wanted_origin = dict if binding.as_dict else list
+            if annotation is not Any and origin not in (wanted_origin, None):
+                raise _mismatch(node, port, annotation, f"a {wanted_origin.__name__} of outputs")
+            element = (args[-1] if args else Any) if annotation is not Any else Any
+            for _, item in binding.items:
+                self._check_binding(node, port, item, element)
+            return
+        if isinstance(binding, Constant):
+            kind = port_kind(annotation)
+            try:
+                canonical_json(binding.value, f"{node.name}.{port}")
+            except PipelineDefinitionError:
+                raise
+            except Exception as exc:
+                raise PipelineDefinitionError(
+                    f"Input {port!r} of step {node.name!r} got a constant "
+                    f"{type(binding.value).__name__} that cannot be stored: {exc}",
+                    step=node.name,
+                    port=port,
+                ) from None
+            if kind not in (PortKind.VALUE, PortKind.ANY) or not value_matches(
+                binding.value, annotation
+            ):
+                raise _mismatch(node, port, annotation, f"the value {binding.value!r}")
+            return
+        upstream = self.nodes.get(binding.node)
+        if upstream is None:
+            raise PipelineDefinitionError(
+                f"Input {port!r} of step {node.name!r} reads output {binding.port!r} of step "
+                f"{binding.node!r}, but the pipeline has no such step. Steps: "
+                f"{sorted(self.nodes)}.",
+                step=node.name,
+                port=port,
+            )
+        try:
+            source = self.output_port(binding)
+        except KeyError:
+            raise PipelineDefinitionError(
+                f"Input {port!r} of step {node.name!r} reads output {binding.port!r} of step "
+                f"{binding.node!r}, which has outputs "
+                f"{[p.name for p in upstream.step.outputs]}.",
+                step=node.name,
+                port=port,
+            ) from None
+        if not assignable(source, annotation):
+            raise _mismatch(
+                node,
+                port,
+                annotation,
+                f"output {source.name!r} of step {binding.node!r} ({describe(source.annotation)})",
+            )
+
+
+def _mismatch(node: Node, port: str, annotation: Any, received: str) -> PipelineDefinitionError:
+    return PipelineDefinitionError(
+        f"Input {port!r} of step {node.name!r} expects {describe(annotation)} but is connected "
+        f"to {received}. Connect an output of that type, or change the annotation.",
+        step=node.name,
+        port=port,
+        expected=describe(annotation),
+    )
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def add(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        name = step.name
+        if name in self.graph.nodes:
+            count = 2
+            while f"{name}-{count}" in self.graph.nodes:
+                count += 1
+            name = f"{name}-{count}"
+        specs = step.inputs
+        names = list(specs)
+        if len(args) > len(names):
+            raise PipelineDefinitionError(
+                f"Step {step.name!r} takes {len(names)} inputs {names}, got {len(args)} "
+                "positional values.",
+                step=step.name,
+            )
+        given = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in specs:
+                raise PipelineDefinitionError(
+                    f"Step {step.name!r} has no input {key!r}. Its inputs: {names}.",
+                    step=step.name,
+                    port=key,
+                )
+            if key in given:
+                raise PipelineDefinitionError(
+                    f"Input {key!r} of step {step.name!r} was given twice.",
+                    step=step.name,
+                    port=key,
+                )
+            given[key] = value
+        inputs: dict[str, Binding] = {}
+        for port, spec in specs.items():
+            if port in given:
+                inputs[port] = _binding(given[port])
+            elif spec.required:
+                raise PipelineDefinitionError(
+                    f"Input {port!r} of step {step.name!r} is missing: it has no default and "
+                    "nothing was connected to it. Pass an output of an earlier step or a "
+                    "value.",
+                    step=step.name,
+                    port=port,
+                )
+            else:
+                inputs[port] = Constant(spec.default)
+        self.graph.nodes[name] = Node(name, step, inputs)
+        handles = [StepOutput(name, p.name) for p in step.outputs]
+        if not handles:
+            return None
+        return handles[0] if len(handles) == 1 else tuple(handles)
+
+
+def _binding(value: Any) -> Binding:
+    if isinstance(value, StepOutput):
+        return Upstream(value.node, value.port)
+    if isinstance(value, list | tuple) and any(isinstance(v, StepOutput) for v in value):
+        return Gather(tuple((None, _leaf(v)) for v in value))
+    if isinstance(value, dict) and any(isinstance(v, StepOutput) for v in value.values()):
+        return Gather(tuple((str(k), _leaf(v)) for k, v in value.items()))
+    return Constant(value)
+
+
+def _leaf(value: Any) -> Upstream | Constant:
+    binding = _binding(value)
+    if isinstance(binding, Gather):
+        raise PipelineDefinitionError(
+            "Step outputs can be passed in a list or a dict, one level deep, not nested further.",
+        )
+    return binding
+
+
+_local = threading.local()
+
+
+def current_builder() -> _Builder | None:
+    builder: _Builder | None = getattr(_local, "builder", None)
+    return builder
+
+
+@contextmanager
+def _building(graph: Graph) -> Iterator[_Builder]:
+    if current_builder() is not None:
+        raise PipelineDefinitionError("A pipeline cannot be built inside another one's definition.")
+    builder = _Builder(graph)
+    _local.builder = builder
+    try:
+        yield builder
+    finally:
+        _local.builder = None
+
+
+def output(step: str, port: str = "output") -> StepOutput:
+    """A handle to an output of a step declared later in the definition (checked at build)."""
+    return StepOutput(step, port)
+
+
+# -- the pipeline --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    annotation: Any
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+
+class Pipeline:
+    """A pipeline definition: ``build(params)`` turns it into a checked ``Graph``."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__.replace("_", "-")
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.name!r})"
+
+    @property
+    def params(self) -> dict[str, ParamSpec]:
+        hints = typing.get_type_hints(self.fn)
+        specs = {}
+        for param in inspect.signature(self.fn).parameters.values():
+            annotation = hints.get(param.name, Any)
+            if port_kind(annotation) not in (PortKind.VALUE, PortKind.ANY):
+                raise PipelineDefinitionError(
+                    f"Param {param.name!r} of pipeline {self.name!r} is annotated "
+                    f"{describe(annotation)}; params are JSON values (int, float, str, bool, "
+                    "lists and dicts of them).",
+                    pipeline=self.name,
+                    param=param.name,
+                )
+            specs[param.name] = ParamSpec(param.name, annotation, param.default)
+        return specs
+
+    def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every declared param's value: those given, checked, and the defaults."""
+        params = dict(params or {})
+        specs = self.params
+        for key in params:
+            if key not in specs:
+                raise PipelineDefinitionError(
+                    f"Pipeline {self.name!r} does not declare a param {key!r}. Its params: "
+                    f"{sorted(specs) or 'none'}. Add it to the pipeline function's signature "
+                    "or fix the name.",
+                    pipeline=self.name,
+                    param=key,
+                )
+        resolved = {}
+        for name, spec in specs.items():
+            if name in params:
+                value = params[name]
+                if not value_matches(value, spec.annotation):
+                    raise PipelineDefinitionError(
+                        f"Param {name!r} of pipeline {self.name!r} expects "
+                        f"{describe(spec.annotation)}, got {value!r} ({type(value).__name__}).",
+                        pipeline=self.name,
+                        param=name,
+                        expected=describe(spec.annotation),
+                    )
+                resolved[name] = value
+            elif spec.required:
+                raise PipelineDefinitionError(
+                    f"Pipeline {self.name!r} needs a value for param {name!r} "
+                    f"({describe(spec.annotation)}). Pass it, e.g. --param {name}=…",
+                    pipeline=self.name,
+                    param=name,
+                )
+            else:
+                resolved[name] = spec.default
+        return resolved
+
+    def parse_params(self, pairs: Sequence[str]) -> dict[str, Any]:
+        """``key=value`` strings (the CLI's ``--param``) read by each param's annotation."""
+        specs = self.params
+        parsed: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, text = pair.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise PipelineDefinitionError(
+                    f"Expected --param key=value, got {pair!r}.", pipeline=self.name
+                )
+            spec = specs.get(key)
+            parsed[key] = parse_value(text, spec.annotation if spec else Any)
+        return parsed
+
+    def build(self, params: Mapping[str, Any] | None = None) -> Graph:
+        resolved = self.resolve_params(params)
+        check_name(self.name, "pipeline")
+        graph = Graph(self.name, resolved)
+        with _building(graph):
+            self.fn(**resolved)
+        if not graph.nodes:
+            raise PipelineDefinitionError(
+                f"Pipeline {self.name!r} has no steps: its function called no @lw.step.",
+                pipeline=self.name,
+            )
+        graph.check()
+        return graph
+
+    def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """Build and run; see :func:`loopwise.pipelines.run` for the options."""
+        from loopwise.pipelines.runner import run
+
+        return run(self, params, **options)
+
+    def sweep(self, **options: Any) -> Any:
+        """Run once per point of a grid or random space; see :func:`loopwise.pipelines.sweep`."""
+        from loopwise.pipelines.sweeps import sweep
+
+        return sweep(self, **options)
+
+
+def parse_value(text: str, annotation: Any) -> Any:
+    """A CLI string as the annotation wants it: ``3`` is an int, ``0.1`` a float, ``[1,2]`` JSON."""
+    if annotation is str:
+        return text
+    if annotation is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
+    """Make ``fn`` a pipeline: its parameters are the params, its step calls the graph."""
+
+    def wrap(function: Callable[..., Any]) -> Pipeline:
+        made = Pipeline(function, name=name)
+        check_name(made.name, "pipeline")
+        return made
+
+    return wrap(fn) if fn is not None else wrap
+
+
+_ = storable_hint  # re-exported for messages built elsewhere

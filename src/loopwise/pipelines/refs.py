@@ -1,0 +1,66 @@
+"""Where a pipeline lives, written so another process can load it: ``file.py:name`` or
+``package.module:name``."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+from loopwise.errors import InvalidArgumentError, NotFoundError
+from loopwise.pipelines.execute import import_module_at
+from loopwise.pipelines.graph import Pipeline
+
+__all__ = ["load_pipeline", "pipeline_ref"]
+
+
+def pipeline_ref(pipeline: Pipeline) -> str:
+    """``/abs/path/file.py:name``: what ``load_pipeline`` (and ``loopwise reproduce``) reads."""
+    try:
+        file = inspect.getfile(pipeline.fn)
+    except TypeError:
+        return f"{pipeline.fn.__module__}:{pipeline.fn.__qualname__}"
+    return f"{os.path.abspath(file)}:{pipeline.fn.__qualname__}"
+
+
+def load_pipeline(ref: str) -> Pipeline:
+    """The ``Pipeline`` at ``path/to/file.py:name`` or ``package.module:name``."""
+    if not isinstance(ref, str) or ":" not in ref:
+        raise InvalidArgumentError(
+            f"Expected a pipeline reference like 'train.py:training' or 'pkg.flows:training', "
+            f"got {ref!r}.",
+            parameter="pipeline",
+        )
+    location, _, name = ref.rpartition(":")
+    path = Path(location)
+    if location.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise NotFoundError(
+                f"No Python file at {location!r} (from {ref!r}). Check the path; it is relative "
+                f"to {os.getcwd()!r}.",
+                kind="file",
+            )
+        module = import_module_at(f"loopwise_pipeline_{path.stem}", str(path.resolve()))
+    else:
+        try:
+            module = import_module_at(location, None)
+        except (ImportError, InvalidArgumentError) as exc:
+            raise NotFoundError(
+                f"Cannot import module {location!r} (from {ref!r}): {exc}.", kind="module"
+            ) from None
+    target: object = module
+    for part in name.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            found = sorted(k for k, v in vars(module).items() if isinstance(v, Pipeline))
+            raise NotFoundError(
+                f"{location!r} has no {name!r}. Pipelines defined there: {found or 'none'}.",
+                kind="pipeline",
+            )
+    if not isinstance(target, Pipeline):
+        raise InvalidArgumentError(
+            f"{ref!r} is a {type(target).__name__}, not a pipeline. Decorate the function with "
+            "@lw.pipeline.",
+            parameter="pipeline",
+        )
+    return target
