@@ -1,4 +1,5 @@
-"""The demo: the main job of ``make demo``, on the bundled ACS data."""
+"""The demo: the main job of ``make demo``, on the bundled ACS data; its training is the
+pipeline in ``loopwise.examples.training_pipeline``."""
 
 from __future__ import annotations
 
@@ -11,14 +12,41 @@ import pytest
 from rich.console import Console
 
 import loopwise as lw
+from loopwise.errors import ValidationFailedError
 from loopwise.examples import ACS_FEATURES, load_acs
 from loopwise.examples.demo import run_demo
+from loopwise.examples.training_pipeline import (
+    SEED,
+    employment_training,
+    sample_years,
+    validate,
+)
+from loopwise.store import Run, RunStatus
+
+STEPS = {
+    "load",
+    "load-holdout",
+    "validate",
+    "split",
+    "train-logistic-regression",
+    "train-gradient-boosting",
+    "evaluate-logistic-regression",
+    "evaluate-gradient-boosting",
+    "register",
+}
+
+
+def _step_runs(pipeline_run: str) -> dict[str, Run]:
+    found = [r for r in lw.search_runs() if r.tags.get("loopwise.parent") == pipeline_run]
+    return {r.tags["loopwise.node"]: r for r in found}
 
 
 def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     quiet = Console(file=io.StringIO())
-    summary = run_demo(uri=str(tmp_path / "store"), quick=True, console=quiet)
-    assert "employment@production" in quiet.file.getvalue()  # type: ignore[attr-defined]
+    summary = run_demo(uri=str(tmp_path / "store"), quick=True, console=quiet, workers=2)
+    output = quiet.file.getvalue()  # type: ignore[attr-defined]
+    assert "employment@production" in output
+    assert summary["pipeline_run"][:8] in output and summary["cached"] == []
     candidates = summary["candidates"]
     assert set(candidates) == {"logistic-regression", "gradient-boosting"}
     best = max(candidates, key=lambda name: candidates[name]["valid_auc"])
@@ -42,6 +70,54 @@ def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     rules = {rule for rule, _ in summary["monitoring"]["alerts"]}
     assert {"skew", "validation"} <= rules and "performance" not in rules
     assert Path(summary["monitoring"]["report"]).stat().st_size > 100_000
+
+    # The training was a pipeline run: one finished run per step, linked to it.
+    pipeline_run = lw.get_run(summary["pipeline_run"])
+    assert pipeline_run.tags["loopwise.kind"] == "pipeline"
+    assert pipeline_run.status is RunStatus.FINISHED
+    steps = _step_runs(pipeline_run.id)
+    assert set(steps) == STEPS
+    assert all(r.status is RunStatus.FINISHED for r in steps.values())
+    assert production.run_id == steps["register"].id
+    # The candidates trained side by side in worker processes, not one after the other.
+    first, second = steps["train-logistic-regression"], steps["train-gradient-boosting"]
+    assert first.end_ms is not None and second.end_ms is not None
+    assert first.start_ms < second.end_ms and second.start_ms < first.end_ms
+    assert steps["train-gradient-boosting"].metrics["fit_s"] > 0
+    # Validation accuracy by slice, on the evaluate steps' runs and in the summary.
+    for kind in candidates:
+        metrics = steps[f"evaluate-{kind}"].metrics
+        for sex in ("1", "2"):
+            assert 0.6 < metrics[f"slice/SEX:{sex}/accuracy"] < 1
+            assert metrics[f"slice/SEX:{sex}/rows"] > 300
+        assert any(key.startswith("slice/RAC1P:") for key in metrics)
+    assert set(summary["slices"]) >= {"SEX=1", "SEX=2", "RAC1P=1"}
+    assert (
+        summary["slices"]["SEX=1"]["accuracy"]
+        == steps[f"evaluate-{best}"].metrics["slice/SEX:1/accuracy"]
+    )
+
+    # Run again on the same store: every step is reused, no model version is added.
+    again = employment_training.run({"quick": True, "seed": SEED}, seed=SEED, workers=2)
+    assert sorted(again.cached) == sorted(STEPS) and again.executed == []
+    assert again.run_id != pipeline_run.id
+    assert again.output("register").version == summary["version"]
+    assert [v.version for v in lw.models.versions("employment")] == [summary["version"]]
+    assert _step_runs(again.run_id) == {}  # a cached step runs nothing, so logs no run
+
+
+def test_validate_step_refuses_a_holdout_unlike_the_training_data(tmp_path: Path) -> None:
+    lw.init(project="employment", uri=tmp_path / "store")
+    data = sample_years(load_acs([2015, 2016]), True, SEED)
+    train = lw.log_dataset(data[data["year"] == 2015], name="acs-ma-2015", split="train")
+    holdout = data[data["year"] == 2016]
+    fine = lw.log_dataset(holdout, name="acs-ma-2016", split="holdout")
+    assert validate(train, fine) == (train, fine)  # a step called outside a pipeline: the function
+    broken = lw.log_dataset(holdout.assign(AGEP=holdout["AGEP"] * 12), name="acs-ma-2016")
+    with pytest.raises(ValidationFailedError, match="AGEP") as caught:
+        validate(train, broken)
+    assert "acs-ma-2016/2" in caught.value.message
+    assert {f["column"] for f in caught.value.details["findings"]} == {"AGEP"}
 
 
 @pytest.mark.slow

@@ -39,6 +39,8 @@ EXPECTED = {
         "Choice", "Graph", "IntUniform", "LogUniform", "Model", "Pipeline", "PipelineResult",
         "Step", "StepEvent", "StepResult", "StepState", "SweepResult", "Uniform",
         "load_pipeline", "output", "pipeline", "run", "step", "sweep",
+        # reproduce
+        "Reproduction", "reproduce",
     ],
     "loopwise.server": ["API_PREFIX", "create_app"],
     "loopwise.serving": ["create_serving_app"],

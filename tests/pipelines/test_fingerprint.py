@@ -21,6 +21,7 @@ import pytest
 
 from loopwise.errors import InvalidArgumentError
 from loopwise.pipelines.fingerprint import CodeFingerprint, explain_difference, fingerprint
+from tests.pipelines.support import install_fakepkg
 
 
 class Project:
@@ -55,15 +56,7 @@ class Project:
 
     def install_fakepkg(self, version: str) -> None:
         """A distribution 'fakepkg' installed into the project folder, as pip would lay it out."""
-        for old in self.root.glob("fakepkg-*.dist-info"):
-            old.rename(self.root / f"fakepkg-{version}.dist-info")
-        info = self.root / f"fakepkg-{version}.dist-info"
-        info.mkdir(exist_ok=True)
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: fakepkg\nVersion: {version}\n"
-        )
-        (info / "top_level.txt").write_text("fakepkg\n")
-        self.write("fakepkg/__init__.py", "def double(x):\n    return 2 * x\n")
+        install_fakepkg(self.root, version)
 
 
 @pytest.fixture

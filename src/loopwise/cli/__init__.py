@@ -7,10 +7,12 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from loopwise.cli import access, data, db, models, monitor, runs
+from loopwise.cli import access, data, db, models, monitor, pipelines, runs
 from loopwise.cli.common import State
 from loopwise.cli.output import console, err_console
+from loopwise.cli.reproduce import reproduce
 from loopwise.cli.serve import serve
 from loopwise.cli.server import server
 from loopwise.errors import LoopwiseError
@@ -28,10 +30,12 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(pipelines.app, name="pipeline")
 app.add_typer(access.token_app, name="token")
 app.add_typer(access.audit_app, name="audit")
 app.command("server")(server)
 app.command("serve")(serve)
+app.command("reproduce")(reproduce)
 
 
 def _version(value: bool) -> None:
@@ -73,13 +77,26 @@ def global_options(
 @app.command("demo")
 def demo(
     quick: Annotated[
-        bool, typer.Option("--quick", help="A small sample, for a fast look (about 20 s).")
+        bool, typer.Option("--quick", help="A small sample, for a fast look (about 10 s).")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", help="Where the training pipeline's steps run: local, ray or inline."
+        ),
+    ] = "local",
 ) -> None:
-    """Run the main demo on the bundled ACS data: version it, train candidates, promote the best."""
+    """Run the main demo on the bundled ACS data: the training pipeline (load, validate, split,
+    train candidates in parallel, evaluate by slice, register), then serving and monitoring."""
     from loopwise.examples.demo import run_demo
 
-    run_demo(uri=State.uri, project=State.project or "employment", quick=quick, console=console)
+    run_demo(
+        uri=State.uri,
+        project=State.project or "employment",
+        quick=quick,
+        console=console,
+        executor=executor,
+    )
 
 
 def main() -> None:
@@ -90,5 +107,5 @@ def main() -> None:
         if "--json" in sys.argv:
             print(json.dumps(exc.to_dict(), default=str), file=sys.stderr)
         else:
-            err_console.print(f"[red]Error:[/] {exc.message}", highlight=False)
+            err_console.print(f"[red]Error:[/] {escape(exc.message)}", highlight=False)
         sys.exit(1)

@@ -4,9 +4,10 @@ keyed by code, packages and input content, and local or Ray execution (docs/pipe
 from loopwise.pipelines.graph import Graph, Pipeline, output, pipeline
 from loopwise.pipelines.ports import Model
 from loopwise.pipelines.refs import load_pipeline
+from loopwise.pipelines.reproduce import Reproduction, reproduce
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
 from loopwise.pipelines.runner import run
-from loopwise.pipelines.step import Step, step
+from loopwise.pipelines.steps import Step, step
 from loopwise.pipelines.sweeps import (
     Choice,
     IntUniform,
@@ -24,6 +25,7 @@ __all__ = [
     "Model",
     "Pipeline",
     "PipelineResult",
+    "Reproduction",
     "Step",
     "StepEvent",
     "StepResult",
@@ -33,6 +35,7 @@ __all__ = [
     "load_pipeline",
     "output",
     "pipeline",
+    "reproduce",
     "run",
     "step",
     "sweep",

@@ -8,16 +8,20 @@ is a run's own record, never a file that could go stale.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.pipelines.execute import KEY_TAG, RECORD_TAG, read_record
 from loopwise.pipelines.ports import value_hash
-from loopwise.store import Store
+from loopwise.store import RunStatus, Store
+from loopwise.store.artifacts import sha256_file
 
-__all__ = ["KEY_VERSION", "cache_key", "input_hash", "lookup"]
+__all__ = ["KEY_VERSION", "cache_key", "input_hash", "lookup", "path_hash"]
 
 KEY_VERSION = 1
 """Bumped when what goes into a key changes, so old entries stop matching."""
@@ -32,6 +36,22 @@ def input_hash(spec: Any) -> str:
         return str(spec[1]["hash"])
     items = [[key, input_hash(item)] for key, item in spec[2]]
     return value_hash({"gather": items, "as_dict": bool(spec[1])})
+
+
+def path_hash(path: str) -> str:
+    """The content hash of a file, or of a folder's files and their relative paths."""
+    root = Path(path)
+    if root.is_file():
+        return sha256_file(root)
+    if not root.is_dir():
+        raise InvalidArgumentError(
+            f"Expected a file or folder at {path!r} for a Path input, found nothing there. "
+            "Check that it was not moved or deleted since the pipeline was built.",
+            parameter="path",
+        )
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    listing = {p.relative_to(root).as_posix(): sha256_file(p) for p in files}
+    return value_hash({"folder": listing})
 
 
 def cache_key(
@@ -50,33 +70,58 @@ def cache_key(
     return digest, parts
 
 
-def _outputs_present(store: Store, record: Mapping[str, Any]) -> bool:
+def _tree_present(store: Store, digest: str) -> bool:
+    """A stored folder is usable only if its manifest and every file in it are still there."""
+    if not store.artifacts.exists(digest):
+        return False
+    files = store.artifacts.read_manifest(digest)
+    return all(store.artifacts.exists(blob) for blob, _ in files.values())
+
+
+def _outputs_present(store: Store, project: str, record: Mapping[str, Any]) -> bool:
     for stored in record.get("outputs", {}).values():
         kind = stored.get("kind")
-        if kind in ("model", "artifact") and not store.artifacts.exists(stored["hash"]):
-            return False
-        if kind == "value" and "blob" in stored and not store.artifacts.exists(stored["blob"]):
+        try:
+            if kind in ("model", "artifact") and not _tree_present(store, stored["hash"]):
+                return False
+            if kind == "value" and "blob" in stored and not store.artifacts.exists(stored["blob"]):
+                return False
+            if kind == "dataset":
+                version = store.get_dataset_version(project, stored["name"], stored["version"])
+                if not store.artifacts.exists(version.artifact_digest):
+                    return False
+            if kind == "model_version":
+                registered = store.get_model_version(project, stored["name"], stored["version"])
+                if not _tree_present(store, registered.artifact_digest):
+                    return False
+        except NotFoundError:  # the dataset or model version was deleted
             return False
     return True
 
 
 def lookup(
-    store: Store, project: str, key: str, parent_run: str | None = None
+    store: Store, project: str, key: str, runs: Sequence[str] | None = None
 ) -> dict[str, Any] | None:
     """The record of the latest finished run with ``key`` whose outputs still exist, or None.
 
-    ``parent_run`` limits the search to the steps of one pipeline run (``resume`` reuses those
-    even for steps that opted out of the cache).
+    ``runs`` limits the search to those step runs: ``resume`` reuses the steps its pipeline run
+    used (which an earlier run may have made), even steps that opted out of the cache.
     """
-    query = f"tags.`{KEY_TAG}` = '{key}' and status = 'FINISHED'"
-    if parent_run is not None:
-        query += f" and tags.`loopwise.parent` = '{parent_run}'"
-    for run in store.search_runs(project, query, ["start_time desc"], 5):
+    if runs is None:
+        query = f"tags.`{KEY_TAG}` = '{key}' and status = 'FINISHED'"
+        found = store.search_runs(project, query, ["start_time desc"], 5)
+    else:
+        found = []
+        for run_id in runs:
+            with contextlib.suppress(NotFoundError):
+                found.append(store.get_run(run_id))
+        found = [r for r in found if r.status is RunStatus.FINISHED and r.tags.get(KEY_TAG) == key]
+    for run in found:
         digest = run.tags.get(RECORD_TAG)
         if digest is None or not store.artifacts.exists(digest):
             continue
         record = read_record(store, digest)
-        if _outputs_present(store, record):
+        if _outputs_present(store, project, record):
             record["run_id"] = run.id
             return record
     return None

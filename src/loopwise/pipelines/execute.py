@@ -18,6 +18,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -56,12 +57,15 @@ class StepTask:
     output_names: tuple[str, ...] | None
     allow_pickle: bool
     inputs: dict[str, Any]
-    """Per input port: ``("stored", record, target_kind)``, ``("constant", value)`` or
+    """Per input port: ``("stored", record, target_kind)`` (a record of kind ``path`` for a path
+    given to a ``Path`` input), ``("constant", value)`` or
     ``("gather", as_dict, [(key, item), …])`` with items of the first two forms."""
     seed: int
     cache_key: str
     key_parts: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
+    fn: Any = None
+    """The function itself, for the inline executor only (workers import it by name)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,21 @@ def _same_file(module: ModuleType, file: str | None) -> bool:
     if file is None or found is None:
         return file is None
     return os.path.realpath(found) == os.path.realpath(file)
+
+
+class ScriptStopped(BaseException):
+    """Ends the loading of a user's script where it starts a pipeline run (see below)."""
+
+
+_loading_script = threading.local()
+
+
+def stop_if_loading_script() -> None:
+    """Called where a pipeline run starts. A script loaded by file for the steps it defines
+    (in a worker, or by ``load_pipeline``) stops there instead of running its pipeline again,
+    so a script needs no ``if __name__ == "__main__"`` guard."""
+    if getattr(_loading_script, "active", False):
+        raise ScriptStopped
 
 
 def import_module_at(module: str, file: str | None) -> ModuleType:
@@ -113,17 +132,27 @@ def import_module_at(module: str, file: str | None) -> ModuleType:
         raise InvalidArgumentError(f"Cannot load Python code from {file!r}.", parameter="file")
     loaded = importlib.util.module_from_spec(spec)
     sys.modules[name] = loaded
-    spec.loader.exec_module(loaded)
+    was_loading = getattr(_loading_script, "active", False)
+    _loading_script.active = True
+    try:
+        spec.loader.exec_module(loaded)
+    except ScriptStopped:
+        pass  # every step the pipeline uses is defined above the call that runs it
+    finally:
+        _loading_script.active = was_loading
     return loaded
 
 
 def _resolve(task: StepTask) -> Any:
-    from loopwise.pipelines.step import Step
+    from loopwise.pipelines.steps import Step
 
-    target: Any = import_module_at(task.module, task.file)
-    for part in task.qualname.split("."):
-        target = getattr(target, part)
-    fn = target.fn if isinstance(target, Step) else target
+    if task.fn is not None:
+        fn = task.fn
+    else:
+        target: Any = import_module_at(task.module, task.file)
+        for part in task.qualname.split("."):
+            target = getattr(target, part)
+        fn = target.fn if isinstance(target, Step) else target
     return Step(fn, name=task.node, outputs=task.output_names, allow_pickle=task.allow_pickle)
 
 
@@ -168,6 +197,8 @@ def materialise(
 
         folder = store.artifacts.get_tree(stored["hash"], scratch / f"model-{stored['hash'][-12:]}")
         return get_flavour(stored["flavour"]).load(folder, stored.get("metadata") or {})
+    if kind == "path":  # a file or folder the pipeline was given, read where it is
+        return Path(stored["path"])
     if kind == "artifact":
         folder = store.artifacts.get_tree(
             stored["hash"], scratch / f"artifact-{stored['hash'][-12:]}"
@@ -335,8 +366,8 @@ def execute_step(task: StepTask) -> StepOutcome:
     started = time.perf_counter()
     run_id: str | None = None
     try:
+        step = _resolve(task)  # first: loading a script may call lw.init with its own store
         ctx = context.init(project=task.project, uri=task.uri)
-        step = _resolve(task)
         tags = {**task.tags, KEY_TAG: task.cache_key, "loopwise.seed": str(task.seed)}
         with start_run(name=task.node, tags=tags, capture_env=False) as run:
             run_id = run.id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import graphlib
 import inspect
 import json
+import os
 import threading
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from loopwise.pipelines.ports import (
     storable_hint,
     value_matches,
 )
-from loopwise.pipelines.step import Step, StepOutput
+from loopwise.pipelines.steps import Step, StepOutput
 from loopwise.store.validate import check_name
 
 __all__ = [
@@ -102,12 +103,19 @@ class Graph:
         try:
             return list(sorter.static_order())
         except graphlib.CycleError as exc:
+            # graphlib lists each node before the node that reads it: cycle[1] reads cycle[0].
             cycle = list(exc.args[1])
+            reader, source = cycle[1], cycle[0]
+            port = next(
+                (p for p, b in self.nodes[reader].inputs.items() if _reads(b, source)), None
+            )
             raise PipelineDefinitionError(
-                f"Pipeline {self.pipeline!r} has a cycle: {' -> '.join(cycle)}. A step cannot "
-                "read, directly or through others, an output of its own; break the loop.",
+                f"Pipeline {self.pipeline!r} has a cycle: {' -> '.join(cycle)} (input {port!r} "
+                f"of step {reader!r} reads step {source!r}). A step cannot read, directly or "
+                "through others, an output of its own; break the loop.",
                 pipeline=self.pipeline,
-                step=cycle[0],
+                step=reader,
+                port=port,
                 cycle=cycle,
             ) from None
 
@@ -156,6 +164,9 @@ class Graph:
             return
         if isinstance(binding, Constant):
             kind = port_kind(annotation)
+            if kind is PortKind.ARTIFACT:
+                _check_path(node, port, binding.value)
+                return
             try:
                 canonical_json(binding.value, f"{node.name}.{port}")
             except PipelineDefinitionError:
@@ -198,6 +209,29 @@ class Graph:
                 annotation,
                 f"output {source.name!r} of step {binding.node!r} ({describe(source.annotation)})",
             )
+
+
+def _check_path(node: Node, port: str, value: Any) -> None:
+    """A ``pathlib.Path`` input given a path (a param): its content goes into the cache key."""
+    if not isinstance(value, str) or not os.path.exists(value):
+        raise PipelineDefinitionError(
+            f"Input {port!r} of step {node.name!r} expects the path of an existing file or "
+            f"folder, got {value!r}"
+            + (", which does not exist" if isinstance(value, str) else "")
+            + f" (relative paths start at {os.getcwd()!r}). Pass a path that exists, or connect "
+            "a step's Path output.",
+            step=node.name,
+            port=port,
+            expected="Path",
+        )
+
+
+def _reads(binding: Binding, node: str) -> bool:
+    if isinstance(binding, Upstream):
+        return binding.node == node
+    if isinstance(binding, Gather):
+        return any(isinstance(b, Upstream) and b.node == node for _, b in binding.items)
+    return False
 
 
 def _mismatch(node: Node, port: str, annotation: Any, received: str) -> PipelineDefinitionError:
@@ -271,6 +305,8 @@ class _Builder:
 def _binding(value: Any) -> Binding:
     if isinstance(value, StepOutput):
         return Upstream(value.node, value.port)
+    if isinstance(value, os.PathLike):
+        return Constant(os.fspath(value))  # kept as JSON text; a Path input gets a Path back
     if isinstance(value, list | tuple) and any(isinstance(v, StepOutput) for v in value):
         return Gather(tuple((None, _leaf(v)) for v in value))
     if isinstance(value, dict) and any(isinstance(v, StepOutput) for v in value.values()):
@@ -378,6 +414,9 @@ class Pipeline:
                         param=name,
                         expected=describe(spec.annotation),
                     )
+                # 2 and 2.0 are one float param: one text, one cache key.
+                if spec.annotation is float and isinstance(value, int):
+                    value = float(value)
                 resolved[name] = value
             elif spec.required:
                 raise PipelineDefinitionError(
@@ -443,9 +482,12 @@ def parse_value(text: str, annotation: Any) -> Any:
         if lowered in ("false", "0", "no", "off"):
             return False
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:

@@ -103,6 +103,20 @@ def port_kind(annotation: Any) -> PortKind | None:
     return PortKind.VALUE if _is_json_type(annotation) else None
 
 
+def collection_of(annotation: Any) -> Any | None:
+    """``X`` for an input annotated ``list[X]`` or ``dict[str, X]`` where X is a stored kind
+    (e.g. ``dict[str, Model]``): such an input takes a list or dict of step outputs."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list and len(args) == 1:
+        element = args[0]
+    elif origin is dict and len(args) == 2 and args[0] is str:
+        element = args[1]
+    else:
+        return None
+    kind = port_kind(element)
+    return element if kind not in (None, PortKind.VALUE, PortKind.ANY) else None
+
+
 def _is_json_type(annotation: Any) -> bool:
     if annotation is Any or annotation in _JSON_SCALARS or annotation in (list, dict, tuple):
         return True

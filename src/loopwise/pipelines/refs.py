@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 from pathlib import Path
@@ -43,10 +44,12 @@ def load_pipeline(ref: str) -> Pipeline:
         module = import_module_at(f"loopwise_pipeline_{path.stem}", str(path.resolve()))
     else:
         try:
-            module = import_module_at(location, None)
-        except (ImportError, InvalidArgumentError) as exc:
+            module = importlib.import_module(location)
+        except ImportError as exc:
             raise NotFoundError(
-                f"Cannot import module {location!r} (from {ref!r}): {exc}.", kind="module"
+                f"Cannot import module {location!r} (from {ref!r}): {exc}. Give a file path "
+                "(train.py:pipeline) or a module importable from the current folder.",
+                kind="module",
             ) from None
     target: object = module
     for part in name.split("."):

@@ -19,8 +19,14 @@ from typing import Any
 
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError, PipelineFailedError
-from loopwise.pipelines.cache import cache_key, lookup
-from loopwise.pipelines.execute import RECORD_TAG, StepOutcome, StepTask, read_record
+from loopwise.pipelines.cache import cache_key, lookup, path_hash
+from loopwise.pipelines.execute import (
+    RECORD_TAG,
+    StepOutcome,
+    StepTask,
+    read_record,
+    stop_if_loading_script,
+)
 from loopwise.pipelines.executors import Executor, make_executor
 from loopwise.pipelines.fingerprint import fingerprint
 from loopwise.pipelines.graph import Constant, Gather, Graph, Node, Pipeline, Upstream
@@ -95,13 +101,21 @@ class _Scheduler:
         ctx = current()
         self.store: Store = ctx.store
         self.project = ctx.project
-        self.uri = ctx.uri
+        # Workers may start elsewhere (a Ray node, another working folder): a folder store
+        # travels as an absolute path.
+        self.uri = ctx.uri if "://" in ctx.uri else os.path.abspath(ctx.uri)
         self.pipeline = pipeline
         self.executor = executor
         self.cache = cache
         self.seed = seed
         self.run_ids = run_ids
         self.resume_from = resume_from
+        # Cache key -> the step run the resumed pipeline run used (it may have reused it too).
+        self._resumable: dict[str, str] = {}
+        if resume_from is not None:
+            for info in _previous(resume_from)["steps"].values():
+                if info.get("state") in ("finished", "cached") and info.get("run_id"):
+                    self._resumable[str(info.get("cache_key"))] = str(info["run_id"])
         self.on_event = on_event
         self.plan: dict[str, _PlanNode] = {}
         self.point_ids: list[dict[str, str]] = []
@@ -154,6 +168,12 @@ class _Scheduler:
 
     def _input_spec(self, planned: _PlanNode, binding: Any, annotation: Any) -> Any:
         if isinstance(binding, Constant):
+            if port_kind(annotation) is PortKind.ARTIFACT:
+                # A path the step reads: keyed by the content there now, so an edited file
+                # re-runs the step.
+                path = os.path.abspath(binding.value)
+                stored = {"kind": "path", "path": path, "hash": path_hash(path)}
+                return ("stored", stored, PortKind.ARTIFACT.value)
             return ("constant", binding.value)
         if isinstance(binding, Upstream):
             upstream = self.plan[planned.upstream[binding.node]]
@@ -205,6 +225,7 @@ class _Scheduler:
                 "loopwise.parent": parent,
                 "loopwise.step": step_id,
             },
+            fn=node.step.fn if self.executor.name == "inline" else None,
         )
 
     def _cached(self, planned: _PlanNode, task: StepTask) -> dict[str, Any] | None:
@@ -212,8 +233,10 @@ class _Scheduler:
             hit = lookup(self.store, self.project, task.cache_key)
             if hit is not None:
                 return hit
-        if self.resume_from is not None:
-            return lookup(self.store, self.project, task.cache_key, parent_run=self.resume_from)
+        if self.resume_from is not None and task.cache_key in self._resumable:
+            return lookup(
+                self.store, self.project, task.cache_key, runs=[self._resumable[task.cache_key]]
+            )
         return None
 
     # -- the loop ------------------------------------------------------------------------------
@@ -389,6 +412,7 @@ def execute_graphs(
     on_event: EventHandler | None = None,
 ) -> list[PipelineResult]:
     """Run several built graphs of one pipeline as one merged DAG; one pipeline run each."""
+    stop_if_loading_script()
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InvalidArgumentError(f"Expected an integer seed, got {seed!r}.", parameter="seed")
     chosen = make_executor(executor, workers)

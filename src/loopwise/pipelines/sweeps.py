@@ -161,6 +161,8 @@ def points(
         raise InvalidArgumentError(
             f"Expected samples >= 1 for a random search, got {samples!r}.", parameter="samples"
         )
+    if not grid and not space:
+        return []
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     if not space:
         return combos

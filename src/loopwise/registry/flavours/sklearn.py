@@ -4,10 +4,18 @@ skops only builds the types it is told to trust. At save time we record the type
 contains; at load time we trust exactly those, and only for a file whose digest matched the
 registry's record, so Loopwise loads what it wrote without asking and never widens trust for a
 file it cannot vouch for.
+
+A skops file is a zip whose bytes change from one save to the next (entry times, object ids as
+names); ``save`` rewrites it so that the same fitted model always gives the same bytes, and so the
+same digest in the registry, the pipeline cache and ``loopwise reproduce``.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import stat
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +26,12 @@ from loopwise.registry.flavours.base import Flavour
 __all__ = ["SklearnFlavour"]
 
 FILE = "model.skops"
+SCHEMA = "schema.json"
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+"""The earliest time a zip entry can carry: every entry gets it, whenever it was written."""
+ZIP_FILE_MODE = (stat.S_IFREG | 0o644) << 16
+ZIP_UNIX = 3
+"""The "made by" system of every entry (zipfile picks 0 on Windows and 3 elsewhere)."""
 
 
 class SklearnFlavour(Flavour):
@@ -41,6 +55,9 @@ class SklearnFlavour(Flavour):
             ) from exc
         path = folder / FILE
         sio.dump(model, path)
+        deterministic = _deterministic_skops(path.read_bytes())
+        if deterministic is not None:
+            path.write_bytes(deterministic)
         return {
             "file": FILE,
             "trusted_types": sorted(sio.get_untrusted_types(file=path)),
@@ -61,3 +78,78 @@ class SklearnFlavour(Flavour):
                 unexpected_types=unexpected,
             )
         return sio.load(path, trusted=sorted(found))
+
+
+class _Renumbering:
+    """New names for what skops names after the object it saved: ``id(obj)`` in ``"__id__"``
+    and in ``<id>.npy`` / ``<id>.npz`` members; a random ``<uuid>.bin`` for bytes."""
+
+    def __init__(self) -> None:
+        self.ids: dict[int, int] = {}
+        self.files: dict[str, str] = {}
+        self._other_files = 0
+
+    def new_id(self, old: int) -> int:
+        # From 1: skops' loader does not remember a node whose id is falsy, and a later
+        # reference to that object would then fail to load.
+        return self.ids.setdefault(old, len(self.ids) + 1)
+
+    def new_file(self, old: str, node_id: Any) -> str:
+        if old not in self.files:
+            stem, dot, suffix = old.partition(".")
+            if stem.isdigit() and type(node_id) is int and int(stem) == node_id:
+                self.files[old] = f"{self.new_id(node_id)}{dot}{suffix}"
+            else:
+                self._other_files += 1
+                self.files[old] = f"file-{self._other_files}{dot}{suffix}"
+        return self.files[old]
+
+    def state(self, value: Any) -> Any:
+        """``value`` (part of schema.json) with its ids and file names renumbered, in the order
+        they appear. Only a node's own ``__id__`` and ``file`` are touched: a node is a dict
+        whose ``__loader__`` is a string, and user data never is one (dict keys hold node
+        states, numbers and strings sit inside JSON strings or in non-node dicts)."""
+        if isinstance(value, list):
+            return [self.state(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        node = isinstance(value.get("__loader__"), str)
+        renamed: dict[str, Any] = {}
+        for key, item in value.items():
+            if node and key == "__id__" and type(item) is int:
+                renamed[key] = self.new_id(item)
+            elif node and key == "file" and isinstance(item, str):
+                renamed[key] = self.new_file(item, value.get("__id__"))
+            else:
+                renamed[key] = self.state(item)
+        return renamed
+
+
+def _deterministic_skops(data: bytes) -> bytes | None:
+    """The skops file ``data`` rewritten so that the same model always gives the same bytes:
+    object ids renumbered in the order schema.json first mentions them, members in that order
+    (schema.json last, as skops writes it), fixed times and permissions, each member compressed
+    as before. None when the file is not laid out as expected; it is then kept as skops wrote
+    it, since a model that loads matters more than a stable digest."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        if SCHEMA not in infos or len(infos) != len(archive.infolist()):
+            return None
+        members = {name: archive.read(info) for name, info in infos.items()}
+    renumbering = _Renumbering()
+    schema = renumbering.state(json.loads(members[SCHEMA]))
+    names = renumbering.files
+    new_names = set(names.values())
+    if set(names) != set(members) - {SCHEMA} or len(new_names) != len(names) or SCHEMA in new_names:
+        return None
+    # As skops writes it, so that the file differs from skops' own only in the renumbered ids.
+    members[SCHEMA] = json.dumps(schema, indent=2).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for old, new in [*names.items(), (SCHEMA, SCHEMA)]:
+            info = zipfile.ZipInfo(new, date_time=ZIP_TIME)
+            info.compress_type = infos[old].compress_type
+            info.external_attr = ZIP_FILE_MODE
+            info.create_system = ZIP_UNIX
+            archive.writestr(info, members[old])
+    return buffer.getvalue()

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from loopwise.errors import PipelineDefinitionError
-from loopwise.pipelines.ports import Port, PortKind, describe, port_kind, storable_hint
+from loopwise.pipelines.ports import (
+    Port,
+    PortKind,
+    collection_of,
+    describe,
+    port_kind,
+    storable_hint,
+)
 from loopwise.store.validate import check_name
 
 __all__ = ["InputSpec", "Step", "StepOutput", "step"]
@@ -97,6 +104,8 @@ class Step:
                 )
             annotation = self._hints.get(param.name, Any)
             kind = port_kind(annotation)
+            if kind is None and collection_of(annotation) is not None:
+                kind = PortKind.ANY  # a list or dict of outputs: each checked on its own
             if kind is None:
                 raise PipelineDefinitionError(
                     f"Input {param.name!r} of step {self.name!r} is annotated "
