@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift clean
+.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-serving: $(VENV)/.installed-dev
 ## bench-drift: a drift report on 1M rows x 20 columns against Evidently 0.7 (installs it into .bench/)
 bench-drift: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/drift.py $(BENCH_ARGS)
+
+## bench-pipelines: overhead of 10 trivial steps (cold, cached) and 4 CPU-bound branches on local and Ray
+bench-pipelines: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/pipelines.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,7 @@ from typing import Any
 
 from loopwise.errors import InvalidArgumentError
 
-__all__ = ["CodeFingerprint", "explain_difference", "fingerprint"]
+__all__ = ["CodeFingerprint", "explain_difference", "fingerprint", "module_label"]
 
 # Part of every digest, so that a change in what gets hashed never reuses old cache entries.
 _FORMAT = "loopwise-code-fingerprint/1"
@@ -191,7 +191,8 @@ class _Walker:
         return True
 
     def _add_source(self, key: str, digest: str) -> None:
-        self._sources.setdefault(key, set()).add(digest)
+        module, sep, rest = key.partition(":")
+        self._sources.setdefault(module_label(module) + sep + rest, set()).add(digest)
 
     def _record_package(self, module_name: str | None) -> None:
         if module_name is None:
@@ -463,6 +464,20 @@ def _constant_token(value: object, budget: list[int] | None = None) -> str | Non
     if isinstance(value, types.CodeType):
         return _code_token(value)
     return None
+
+
+_SCRIPT_NAMES = ("__main__", "__mp_main__", "__loopwise_main__")
+
+
+def module_label(name: str) -> str:
+    """A module's name as the cache sees it: a script is named after its file, however it was
+    loaded (run as ``__main__``, imported by name, or read by ``loopwise pipeline run``), so all
+    three share one cache."""
+    if name in _SCRIPT_NAMES or name.startswith("loopwise_pipeline_"):
+        filename = getattr(sys.modules.get(name), "__file__", None)
+        if filename:
+            return Path(filename).stem
+    return name
 
 
 def _module_of(func: types.FunctionType) -> str | None:

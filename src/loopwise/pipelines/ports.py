@@ -141,7 +141,20 @@ def describe(annotation: Any) -> str:
         if _is_dataframe(annotation):
             return "pd.DataFrame"
         return annotation.__name__
-    return str(annotation).replace("typing.", "")
+    text = str(annotation)
+    for long, short in _SHORT_NAMES:
+        text = text.replace(long, short)
+    return text
+
+
+_SHORT_NAMES = (
+    ("typing.", ""),
+    ("pandas.core.frame.DataFrame", "pd.DataFrame"),
+    ("pandas.DataFrame", "pd.DataFrame"),
+    ("loopwise.pipelines.ports.", ""),
+    ("loopwise.store.entities.", ""),
+    ("pathlib.", ""),
+)
 
 
 def storable_hint() -> str:

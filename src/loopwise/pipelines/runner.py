@@ -28,7 +28,7 @@ from loopwise.pipelines.execute import (
     stop_if_loading_script,
 )
 from loopwise.pipelines.executors import Executor, make_executor
-from loopwise.pipelines.fingerprint import fingerprint
+from loopwise.pipelines.fingerprint import fingerprint, module_label
 from loopwise.pipelines.graph import Constant, Gather, Graph, Node, Pipeline, Upstream
 from loopwise.pipelines.ports import PortKind, canonical_json, port_kind, value_hash
 from loopwise.pipelines.refs import pipeline_ref
@@ -197,7 +197,7 @@ class _Scheduler:
             for port, binding in node.inputs.items()
         }
         seed = step_seed(self.seed, node.name)
-        step_id = f"{node.step.module}:{node.step.qualname}"
+        step_id = f"{module_label(node.step.module)}:{node.step.qualname}"
         key, parts = cache_key(step_id, self._code(planned), inputs, seed)
         try:
             file: str | None = os.path.abspath(inspect.getfile(node.step.fn))
