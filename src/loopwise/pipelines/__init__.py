@@ -1,21 +1,58 @@
 """Pipelines: steps with declared inputs and outputs, a DAG checked before it runs, a cache
 keyed by code, packages and input content, and local or Ray execution (docs/pipelines.md)."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from loopwise.pipelines.graph import Graph, Pipeline, output, pipeline
 from loopwise.pipelines.ports import Model
-from loopwise.pipelines.refs import load_pipeline
-from loopwise.pipelines.reproduce import Reproduction, reproduce
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
-from loopwise.pipelines.runner import run
 from loopwise.pipelines.steps import Step, step
-from loopwise.pipelines.sweeps import (
-    Choice,
-    IntUniform,
-    LogUniform,
-    SweepResult,
-    Uniform,
-    sweep,
-)
+
+if TYPE_CHECKING:
+    from loopwise.pipelines.refs import load_pipeline
+    from loopwise.pipelines.reproduce import Reproduction, reproduce
+    from loopwise.pipelines.runner import run
+    from loopwise.pipelines.sweeps import (
+        Choice,
+        IntUniform,
+        LogUniform,
+        SweepResult,
+        Uniform,
+        sweep,
+    )
+
+# Defining steps and pipelines needs none of these; running them does. Imported on first use
+# (PEP 562) so that the CLI, which registers its pipeline commands on every call, does not load
+# pandas for `loopwise --version`.
+_LAZY = {
+    "load_pipeline": "loopwise.pipelines.refs",
+    "Reproduction": "loopwise.pipelines.reproduce",
+    "reproduce": "loopwise.pipelines.reproduce",
+    "run": "loopwise.pipelines.runner",
+    "Choice": "loopwise.pipelines.sweeps",
+    "IntUniform": "loopwise.pipelines.sweeps",
+    "LogUniform": "loopwise.pipelines.sweeps",
+    "SweepResult": "loopwise.pipelines.sweeps",
+    "Uniform": "loopwise.pipelines.sweeps",
+    "sweep": "loopwise.pipelines.sweeps",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopwise.pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Choice",
