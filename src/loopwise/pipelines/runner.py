@@ -283,8 +283,9 @@ class _Scheduler:
                 planned.node.name,
                 None,
                 False,
-                error=f"The worker running step {planned.node.name!r} failed: "
-                f"{type(exc).__name__}: {exc}",
+                error=f"The worker process running step {planned.node.name!r} died before it "
+                f"could answer ({type(exc).__name__}: {str(exc).rstrip('.')}). It was killed, ran "
+                "out of memory, or could not start (see its output above)",
             )
         state = StepState.FINISHED if outcome.ok else StepState.FAILED
         planned.result = StepResult(
@@ -455,8 +456,9 @@ def _failure(result: PipelineResult) -> PipelineFailedError:
     names = ", ".join(repr(s.node) for s in failed)
     skipped = f" Not run because of it: {', '.join(result.skipped)}." if result.skipped else ""
     finished = [n for n, s in result.steps.items() if s.state.done]
+    reason = (first.error or "").rstrip(".")
     return PipelineFailedError(
-        f"Pipeline {result.pipeline!r} failed in step {names}: {first.error}.{skipped} "
+        f"Pipeline {result.pipeline!r} failed in step {names}: {reason}.{skipped} "
         f"Finished steps ({len(finished)}) stay cached: fix the step and run again, or "
         f"`loopwise pipeline resume {result.run_id}`.\n\n{first.traceback or ''}".rstrip(),
         pipeline=result.pipeline,
