@@ -15,6 +15,8 @@ EXPECTED = {
         "search_runs", "shutdown", "start_run",
         # pipelines
         "Model", "Pipeline", "pipeline", "step",
+        # deployments
+        "deployments",
     ],
     "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],
     "loopwise.data": [
@@ -26,6 +28,10 @@ EXPECTED = {
         "attach_suite", "attached_suite", "detach_suite", "infer_suite", "validate",
         # profiles
         "ColumnProfile", "Profile", "dataset_profile", "profile",
+    ],
+    "loopwise.deployments": [
+        "Deployment", "DeploymentChange", "TrafficPlan", "assign", "create", "get", "history",
+        "list_deployments", "rollback", "set_plan",
     ],
     "loopwise.monitoring": [
         "AlertRules", "ColumnDistribution", "EstimatedPerformance", "MetricEstimate",
@@ -46,10 +52,12 @@ EXPECTED = {
     "loopwise.serving": ["create_serving_app"],
     "loopwise.store": [
         "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification", "DEFAULT_URI",
-        "Alert", "DatasetSuite", "DatasetVersion", "Metric", "MetricEntry", "ModelVersion",
+        "Alert", "DatasetSuite", "DatasetVersion", "Deployment", "DeploymentChange", "Metric",
+        "MetricEntry", "ModelVersion",
         "Outcome", "OutcomeReceipt", "PredictionSegment", "Project",
         "RegisteredModel",
-        "RemoteStore", "Role", "Run", "RunStatus", "Store", "Token", "open_store", "resolve_uri",
+        "RemoteStore", "Role", "Run", "RunStatus", "Store", "Token", "TrafficPlan", "open_store",
+        "resolve_uri",
         "upgrade_store",
     ],
     "loopwise.tracking": [
@@ -80,3 +88,5 @@ def test_sdk_verbs_are_reachable_from_the_top() -> None:
         "log_model",
     ):
         assert callable(getattr(lw.models, verb))
+    for verb in ("create", "get", "list_deployments", "set_plan", "history", "rollback", "assign"):
+        assert callable(getattr(lw.deployments, verb))

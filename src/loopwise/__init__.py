@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from loopwise.store.migrate import loopwise_version
 
 if TYPE_CHECKING:
+    from loopwise import deployments
     from loopwise.context import init, shutdown
     from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
     from loopwise.errors import LoopwiseError
@@ -53,6 +54,7 @@ _LAZY = {
     "list_datasets": "loopwise.data",
     "load_dataset": "loopwise.data",
     "log_dataset": "loopwise.data",
+    "deployments": "loopwise.deployments",
     "LoopwiseError": "loopwise.errors",
     "log_outcomes": "loopwise.monitoring",
     "Model": "loopwise.pipelines",
@@ -79,7 +81,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'loopwise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    # A subpackage (``lw.deployments``) is the module itself, not a name inside it.
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -101,6 +105,7 @@ __all__ = [
     "__version__",
     "active_run",
     "compare_runs",
+    "deployments",
     "get_run",
     "init",
     "list_datasets",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -68,9 +69,11 @@ def shutdown() -> None:
     with _lock:
         if _current is None:
             return
-        from loopwise.tracking.run import end_open_runs
-
-        end_open_runs()
+        # Runs can be open only if tracking was imported; importing it here, possibly at exit,
+        # would load pandas when Python no longer accepts new atexit hooks.
+        tracking = sys.modules.get("loopwise.tracking.run")
+        if tracking is not None:
+            tracking.end_open_runs()
         _current.store.close()
         _current = None
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from loopwise.server import create_app
-from loopwise.store import MetricEntry, Store, open_store
+from loopwise.store import MetricEntry, Store, TrafficPlan, open_store
 
 from .harness import AppTransport
 
@@ -64,6 +64,12 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/projects/{project}/models/{name}/aliases/{alias}"): "write",
     ("POST", "/api/v1/prediction-segments"): "write",
     ("GET", "/api/v1/projects/{project}/prediction-segments"): "read",
+    ("POST", "/api/v1/projects/{project}/deployments"): "write",
+    ("GET", "/api/v1/projects/{project}/deployments"): "read",
+    ("GET", "/api/v1/projects/{project}/deployments/{deployment}"): "read",
+    ("PUT", "/api/v1/projects/{project}/deployments/{deployment}/plan"): "write",
+    ("GET", "/api/v1/projects/{project}/deployments/{deployment}/history"): "read",
+    ("POST", "/api/v1/projects/{project}/deployments/{deployment}/rollback"): "write",
     ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes"): "write",
     ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes/query"): "read",
     ("POST", "/api/v1/projects/{project}/alerts"): "write",
@@ -125,6 +131,8 @@ def _populate(store: Store, project: str, blob: bytes) -> dict[str, Any]:
     store.link_dataset(run.id, dataset.id)
     store.create_model_version(project, "model", flavour="python", artifact_digest=digest)
     store.set_alias(project, "model", "prod", 1)
+    store.create_model_version(project, "model", flavour="python", artifact_digest=digest)
+    store.create_deployment(project, "d", "model", TrafficPlan({1: 100}), "first")
     alert, _ = store.raise_alert(
         project, deployment="d", rule="drift", severity="info", fingerprint="f", message="m"
     )
@@ -226,6 +234,15 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
         },
         ("GET", "/api/v1/projects/{project}/prediction-segments"): {
             "params": {"deployment": "d", "start_ms": 0}
+        },
+        ("POST", "/api/v1/projects/{project}/deployments"): {
+            "json": {"name": "new", "model": "model", "plan": {"shares": {"1": 100}}}
+        },
+        ("PUT", "/api/v1/projects/{project}/deployments/{deployment}/plan"): {
+            "json": {"plan": {"shares": {"1": 50, "2": 50}}, "reason": "canary"}
+        },
+        ("POST", "/api/v1/projects/{project}/deployments/{deployment}/rollback"): {
+            "json": {"reason": "back"}
         },
         ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes"): {
             "json": {"outcomes": [{"request_id": "r:0", "value": 1}]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from ..services import PostgresServer
 from .access_conformance import AccessConformance
 from .conformance import StoreConformance
 from .dataset_quality_conformance import DatasetBlobConformance
+from .deployment_conformance import DeploymentConformance, reopener
 from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
@@ -39,6 +40,7 @@ class TestPostgresStore(
     PredictionLogConformance,
     DatasetBlobConformance,
     MonitoringConformance,
+    DeploymentConformance,
 ):
     @pytest.fixture
     def store(
@@ -54,6 +56,13 @@ class TestPostgresStore(
         store = _open(shared_url, tmp_path / "artifacts", monkeypatch)
         yield store
         store.close()
+
+    @pytest.fixture
+    def reopen(
+        self, shared_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[Callable[[], Store]]:
+        with reopener(lambda: _open(shared_url, tmp_path / "artifacts", monkeypatch)) as again:
+            yield again
 
 
 def test_new_database_is_migrated_to_head(

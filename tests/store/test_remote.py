@@ -7,7 +7,7 @@ whole test class; each test swaps in a fresh store behind it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from ..server.harness import AppTransport, serve_in_thread
 from .access_conformance import AccessConformance
 from .conformance import StoreConformance
 from .dataset_quality_conformance import DatasetQualityConformance
+from .deployment_conformance import DeploymentConformance
 from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
@@ -43,8 +44,30 @@ def backend(app: FastAPI, tmp_path: Path) -> Iterator[tuple[Store, str]]:
     store.close()
 
 
+def _reopen(
+    app: FastAPI, tmp_path: Path, connect: Callable[[Path], RemoteStore]
+) -> Iterator[Callable[[], Store]]:
+    """Open the server's store again behind the app, and a new client to it: what the API
+    acknowledged must be on the server's disk, not in some instance's memory."""
+    opened: list[Store] = []
+
+    def again() -> Store:
+        app.state.store = open_store(tmp_path / "server-store")
+        opened.append(app.state.store)
+        opened.append(connect(tmp_path / f"spool-{len(opened)}").open())
+        return opened[-1]
+
+    yield again
+    for store in reversed(opened):
+        store.close()
+
+
 class TestRemoteInProcess(
-    StoreConformance, PredictionLogConformance, DatasetQualityConformance, MonitoringConformance
+    StoreConformance,
+    PredictionLogConformance,
+    DatasetQualityConformance,
+    MonitoringConformance,
+    DeploymentConformance,
 ):
     @pytest.fixture
     def store(self, app: FastAPI, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
@@ -55,6 +78,18 @@ class TestRemoteInProcess(
         yield remote
         remote.close()
 
+    @pytest.fixture
+    def reopen(
+        self, app: FastAPI, backend: tuple[Store, str], tmp_path: Path
+    ) -> Iterator[Callable[[], Store]]:
+        yield from _reopen(
+            app,
+            tmp_path,
+            lambda spool: RemoteStore(
+                "http://loopwise.test", backend[1], transport=AppTransport(app), spool_dir=spool
+            ),
+        )
+
 
 @pytest.fixture(scope="class")
 def url(app: FastAPI) -> Iterator[str]:
@@ -64,13 +99,25 @@ def url(app: FastAPI) -> Iterator[str]:
 
 
 class TestRemoteOverLoopback(
-    StoreConformance, PredictionLogConformance, DatasetQualityConformance, MonitoringConformance
+    StoreConformance,
+    PredictionLogConformance,
+    DatasetQualityConformance,
+    MonitoringConformance,
+    DeploymentConformance,
 ):
     @pytest.fixture
     def store(self, url: str, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
         remote = RemoteStore(url, backend[1], spool_dir=tmp_path / "spool").open()
         yield remote
         remote.close()
+
+    @pytest.fixture
+    def reopen(
+        self, app: FastAPI, url: str, backend: tuple[Store, str], tmp_path: Path
+    ) -> Iterator[Callable[[], Store]]:
+        yield from _reopen(
+            app, tmp_path, lambda spool: RemoteStore(url, backend[1], spool_dir=spool)
+        )
 
 
 class TestRemoteAccess(AccessConformance):

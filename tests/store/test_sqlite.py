@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from loopwise.store import MetricEntry, RunStatus, Store, open_store
 from .access_conformance import AccessConformance
 from .conformance import T0_MS, StoreConformance
 from .dataset_quality_conformance import DatasetBlobConformance
+from .deployment_conformance import DeploymentConformance, reopener
 from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
@@ -24,12 +25,18 @@ class TestSqliteStore(
     PredictionLogConformance,
     DatasetBlobConformance,
     MonitoringConformance,
+    DeploymentConformance,
 ):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         store = open_store(tmp_path / "store")
         yield store
         store.close()
+
+    @pytest.fixture
+    def reopen(self, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+        with reopener(lambda: open_store(tmp_path / "store")) as again:
+            yield again
 
 
 def test_folder_with_other_files_is_not_a_store(tmp_path: Path) -> None:

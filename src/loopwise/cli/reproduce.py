@@ -1,6 +1,6 @@
 """``loopwise reproduce RUN_ID``: execute a pipeline or step run again, say whether it matches.
 
-Thin over ``loopwise.pipelines.reproduce``.
+Thin over ``loopwise.pipelines.reproduction``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def reproduce(
 
     Example: loopwise reproduce 3f2a9c1b --rtol 1e-4
     """
-    from loopwise.pipelines.reproduce import reproduce as run_again
+    from loopwise.pipelines.reproduction import reproduce as run_again
 
     open_context()
     with err_console.status("Executing the run again in a fresh process…"):

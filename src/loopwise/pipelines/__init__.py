@@ -13,7 +13,7 @@ from loopwise.pipelines.steps import Step, step
 
 if TYPE_CHECKING:
     from loopwise.pipelines.refs import load_pipeline
-    from loopwise.pipelines.reproduce import Reproduction, reproduce
+    from loopwise.pipelines.reproduction import Reproduction, reproduce
     from loopwise.pipelines.runner import run
     from loopwise.pipelines.sweeps import (
         Choice,
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 # pandas for `loopwise --version`.
 _LAZY = {
     "load_pipeline": "loopwise.pipelines.refs",
-    "Reproduction": "loopwise.pipelines.reproduce",
-    "reproduce": "loopwise.pipelines.reproduce",
+    "Reproduction": "loopwise.pipelines.reproduction",
+    "reproduce": "loopwise.pipelines.reproduction",
     "run": "loopwise.pipelines.runner",
     "Choice": "loopwise.pipelines.sweeps",
     "IntUniform": "loopwise.pipelines.sweeps",

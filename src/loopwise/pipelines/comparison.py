@@ -1,6 +1,6 @@
 """Comparing two executions of the same steps, and saying in plain words why they differ.
 
-``reproduce`` (reproduce.py) executes a run again; this module judges each step against the
+``reproduce`` (reproduction.py) executes a run again; this module judges each step against the
 original (identical, within a tolerance, or differs) and finds the causes: code, data, params,
 seed, packages, Python or git state, or a step that is not deterministic.
 """

@@ -19,7 +19,15 @@ from loopwise import __version__
 from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError
 from loopwise.server.auth import AuthMiddleware
 from loopwise.server.blob_access import BlobAccess
-from loopwise.server.routes import access, blobs, catalog, monitoring, predictions, runs
+from loopwise.server.routes import (
+    access,
+    blobs,
+    catalog,
+    deployments,
+    monitoring,
+    predictions,
+    runs,
+)
 from loopwise.server.schemas import ErrorBody, Health
 from loopwise.store import Store
 
@@ -205,7 +213,7 @@ def create_app(
         """Liveness: the server answers. No token needed."""
         return Health(status="ok", version=__version__)
 
-    for module in (runs, catalog, predictions, monitoring, blobs, access):
+    for module in (runs, catalog, deployments, predictions, monitoring, blobs, access):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
     app.add_middleware(AuthMiddleware)

@@ -21,6 +21,8 @@ from loopwise.store.entities import (
     AuditVerification,
     DatasetSuite,
     DatasetVersion,
+    Deployment,
+    DeploymentChange,
     Metric,
     ModelVersion,
     Outcome,
@@ -32,6 +34,7 @@ from loopwise.store.entities import (
     Run,
     RunStatus,
     Token,
+    TrafficPlan,
 )
 from loopwise.store.migrate import upgrade
 from loopwise.store.remote import RemoteStore, default_spool_dir
@@ -48,6 +51,8 @@ __all__ = [
     "AuditVerification",
     "DatasetSuite",
     "DatasetVersion",
+    "Deployment",
+    "DeploymentChange",
     "Metric",
     "MetricEntry",
     "ModelVersion",
@@ -62,6 +67,7 @@ __all__ = [
     "RunStatus",
     "Store",
     "Token",
+    "TrafficPlan",
     "open_store",
     "resolve_uri",
     "upgrade_store",

@@ -20,6 +20,8 @@ from loopwise.store.entities import (
     AuditVerification,
     DatasetSuite,
     DatasetVersion,
+    Deployment,
+    DeploymentChange,
     Metric,
     ModelVersion,
     Outcome,
@@ -31,6 +33,7 @@ from loopwise.store.entities import (
     Run,
     RunStatus,
     Token,
+    TrafficPlan,
 )
 
 __all__ = ["MetricEntry", "Store"]
@@ -306,6 +309,58 @@ class Store(ABC):
 
     @abstractmethod
     def resolve_alias(self, project: str, name: str, alias: str) -> int: ...
+
+    # -- deployments: a model served through a traffic plan ------------------------------------
+    # Plans are checked with ``validate.check_traffic_plan`` and against the registry: every
+    # version they name must exist. Each change is a new revision in the deployment's history
+    # and a record in the audit log. ``expected_revision`` makes a change conditional (optimistic
+    # concurrency): when the deployment is no longer at that revision, it is a ConflictError
+    # and nothing changes.
+    @abstractmethod
+    def create_deployment(
+        self, project: str, name: str, model: str, plan: TrafficPlan, reason: str = ""
+    ) -> Deployment:
+        """A new deployment of ``model`` at revision 1; ConflictError if the name is taken."""
+
+    @abstractmethod
+    def get_deployment(self, project: str, name: str) -> Deployment: ...
+
+    @abstractmethod
+    def list_deployments(self, project: str) -> list[Deployment]:
+        """The project's deployments by name."""
+
+    @abstractmethod
+    def set_deployment_plan(
+        self,
+        project: str,
+        name: str,
+        plan: TrafficPlan,
+        reason: str,
+        expected_revision: int | None = None,
+    ) -> Deployment:
+        """Follow a new plan from the next revision on. A plan equal to the current one changes
+        nothing (the same revision comes back)."""
+
+    @abstractmethod
+    def deployment_history(self, project: str, name: str) -> list[DeploymentChange]:
+        """Every revision of the deployment, oldest first."""
+
+    @abstractmethod
+    def rollback_deployment(
+        self,
+        project: str,
+        name: str,
+        reason: str,
+        to_revision: int | None = None,
+        expected_revision: int | None = None,
+    ) -> Deployment:
+        """Restore an earlier revision's plan, recorded as a new revision.
+
+        Without ``to_revision``: the plan in force before the current plan was first set, so
+        that rolling back twice goes two plans back (never forward again to the plan just
+        rolled back from); a ConflictError when the current plan is the first. Restoring the
+        plan that is already current changes nothing.
+        """
 
     # -- prediction log ---------------------------------------------------------------------------
     # Predictions are Parquet blobs in ``artifacts``, indexed by these two methods; a

@@ -19,6 +19,8 @@ __all__ = [
     "AuditVerification",
     "DatasetSuite",
     "DatasetVersion",
+    "Deployment",
+    "DeploymentChange",
     "Metric",
     "ModelVersion",
     "Outcome",
@@ -30,6 +32,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "Token",
+    "TrafficPlan",
     "ms_to_datetime",
 ]
 
@@ -335,3 +338,71 @@ class AuditVerification:
     """The first record where the chain breaks."""
     reason: str
     """In plain words, e.g. "record 7 was edited: its content no longer matches its hash"."""
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    """How a deployment splits its traffic between versions of its model.
+
+    ``shares`` maps version numbers to whole percentages that sum to exactly 100; ``shadow``
+    versions receive a copy of the traffic, and their answers are logged but never returned.
+    The store checks a plan (``loopwise.store.validate.check_traffic_plan``) and keeps it with
+    its versions in ascending order.
+    """
+
+    shares: dict[int, int]
+    shadow: list[int] = field(default_factory=list)
+
+    @property
+    def versions(self) -> list[int]:
+        """Every version the plan names: those with a share, then the shadow ones."""
+        return [*self.shares, *self.shadow]
+
+    @property
+    def spec(self) -> str:
+        """The plan as the CLI writes it, e.g. ``3=95,4=5`` (shadow versions not included)."""
+        return ",".join(f"{version}={share}" for version, share in self.shares.items())
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as JSON carries it: version numbers become object keys (strings)."""
+        return {
+            "shares": {str(version): share for version, share in self.shares.items()},
+            "shadow": list(self.shadow),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TrafficPlan:
+        """The inverse of :meth:`to_json` (for plans that were checked when stored)."""
+        shares = sorted((int(version), int(share)) for version, share in data["shares"].items())
+        return cls(shares=dict(shares), shadow=sorted(int(v) for v in data.get("shadow") or []))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A named deployment (e.g. ``employment-prod``): one model served through a traffic plan."""
+
+    project: str
+    name: str
+    model: str
+    """The registered model whose versions the plan names."""
+    plan: TrafficPlan
+    revision: int
+    """1 when created; each change of plan (a rollback too) adds one."""
+    created_ms: int
+    updated_ms: int
+    """When the current plan was set."""
+
+
+@dataclass(frozen=True)
+class DeploymentChange:
+    """One entry of a deployment's history: the plan one revision set, and why."""
+
+    revision: int
+    kind: Literal["create", "set_plan", "rollback"]
+    plan: TrafficPlan
+    reason: str
+    actor: str
+    """Who made the change (as the audit log names them)."""
+    time_ms: int
+    restored_revision: int | None = None
+    """For a rollback: the revision whose plan it restored."""

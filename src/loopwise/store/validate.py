@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from loopwise.errors import InvalidArgumentError
+from loopwise.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from loopwise.store.base import MetricEntry
-    from loopwise.store.entities import PredictionSegment
+    from loopwise.store.entities import PredictionSegment, TrafficPlan
 
 __all__ = [
     "HOUR_MS",
     "INVALID_TOKEN",
+    "MAX_PLAN_VERSIONS",
+    "MAX_REASON_CHARS",
     "MAX_SUITE_CHARS",
     "check_alias",
     "check_dataset_suite",
@@ -26,13 +28,17 @@ __all__ = [
     "check_name",
     "check_optional_digest",
     "check_optional_name",
+    "check_plan_versions",
     "check_prediction_segment",
+    "check_reason",
+    "check_revision",
     "check_spool_id",
     "check_step",
     "check_storable_text",
     "check_string_map",
     "check_text",
     "check_time_range",
+    "check_traffic_plan",
     "check_upto_seq",
 ]
 
@@ -332,3 +338,167 @@ def check_dataset_suite(suite: object, on_failure: object) -> tuple[str, str]:
             parameter="suite",
         )
     return check_storable_text(suite, "the suite"), str(on_failure)
+
+
+MAX_PLAN_VERSIONS = 10
+"""The most versions one traffic plan may name (with a share or in shadow)."""
+MAX_REASON_CHARS = 2000
+
+
+def _plan_version(value: object, field: str) -> int:
+    """A version number in a plan: a positive integer (or its digits, as JSON keys carry it)."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise InvalidArgumentError(
+            f"Expected {field} to name model versions by number (1, 2, …), got {value!r}. "
+            "Write a plan like {3: 95, 4: 5} (CLI: --plan 3=95,4=5).",
+            parameter=field,
+            received=repr(value)[:200],
+        )
+    return _check_int(value, field, low=1)
+
+
+def check_traffic_plan(plan: object) -> TrafficPlan:
+    """A traffic plan's shape: whole percentages from 1 to 100 summing to exactly 100, each
+    version once, shadow versions apart from those with a share, at most
+    ``MAX_PLAN_VERSIONS`` versions. A mapping is taken as the shares alone.
+
+    Returns the plan with its versions in ascending order (the order ``assign`` lays shares out).
+    """
+    from loopwise.store.entities import TrafficPlan
+
+    shares: object
+    shadow: object
+    if isinstance(plan, TrafficPlan):
+        shares, shadow = plan.shares, plan.shadow
+    elif isinstance(plan, Mapping):
+        shares, shadow = plan, []
+    else:
+        raise InvalidArgumentError(
+            f"Expected a traffic plan (TrafficPlan, or a mapping of version to percent such as "
+            f"{{3: 95, 4: 5}}), got {type(plan).__name__}.",
+            parameter="plan",
+        )
+    if not isinstance(shares, Mapping) or not shares:
+        raise InvalidArgumentError(
+            "Expected the plan's shares to give at least one version a percentage, e.g. "
+            "{3: 100}; got none.",
+            parameter="plan.shares",
+        )
+    checked: dict[int, int] = {}
+    for key, share in shares.items():
+        version = _plan_version(key, "plan.shares")
+        if version in checked:
+            raise InvalidArgumentError(
+                f"Expected each version once in plan.shares, got version {version} twice. "
+                "Give it one share.",
+                parameter="plan.shares",
+                version=version,
+            )
+        if isinstance(share, bool) or not isinstance(share, numbers.Integral):
+            raise InvalidArgumentError(
+                f"Expected whole percentages in plan.shares, got {share!r} for version "
+                f"{version}. Round it to an integer from 1 to 100.",
+                parameter="plan.shares",
+                version=version,
+            )
+        if not 1 <= int(share) <= 100:
+            hint = (
+                "leave the version out of the plan to give it no traffic"
+                if int(share) <= 0
+                else "no version can take more than all of it"
+            )
+            raise InvalidArgumentError(
+                f"Expected each share in plan.shares to be a percentage from 1 to 100, got "
+                f"{int(share)} for version {version}: {hint}.",
+                parameter="plan.shares",
+                version=version,
+            )
+        checked[version] = int(share)
+    total = sum(checked.values())
+    if total != 100:
+        fix = (
+            f"add {100 - total} to a version"
+            if total < 100
+            else f"take {total - 100} from a version"
+        )
+        raise InvalidArgumentError(
+            f"Expected the shares in plan.shares to sum to exactly 100, got {total}: {fix}.",
+            parameter="plan.shares",
+            total=total,
+        )
+    if isinstance(shadow, (str, bytes)) or not isinstance(shadow, (list, tuple)):
+        raise InvalidArgumentError(
+            f"Expected plan.shadow as a list of version numbers, got {type(shadow).__name__}.",
+            parameter="plan.shadow",
+        )
+    copies: list[int] = []
+    for item in shadow:
+        version = _plan_version(item, "plan.shadow")
+        if version in copies:
+            raise InvalidArgumentError(
+                f"Expected each version once in plan.shadow, got version {version} twice.",
+                parameter="plan.shadow",
+                version=version,
+            )
+        if version in checked:
+            raise InvalidArgumentError(
+                f"Expected shadow versions apart from those with a share, got version {version} "
+                f"in both plan.shares ({checked[version]}%) and plan.shadow: a version either "
+                "answers or shadows. Remove it from one of them.",
+                parameter="plan.shadow",
+                version=version,
+            )
+        copies.append(version)
+    if len(checked) + len(copies) > MAX_PLAN_VERSIONS:
+        raise InvalidArgumentError(
+            f"Expected a plan of at most {MAX_PLAN_VERSIONS} versions (shares and shadow), got "
+            f"{len(checked) + len(copies)}. Retire versions that no longer need traffic.",
+            parameter="plan",
+        )
+    return TrafficPlan(shares=dict(sorted(checked.items())), shadow=sorted(copies))
+
+
+def check_plan_versions(plan: TrafficPlan, model: str, existing: Collection[int]) -> None:
+    """Every version a plan names must be a registered version of the deployment's model."""
+    missing = [v for v in plan.versions if v not in existing]
+    if missing:
+        field = "plan.shares" if missing[0] in plan.shares else "plan.shadow"
+        raise NotFoundError(
+            f"Expected the versions in {field} to be registered versions of model {model!r}, "
+            f"got version {missing[0]}; it has versions {sorted(existing)}. Register it first "
+            "(run.log_model) or fix the plan.",
+            kind="model_version",
+            wanted=f"{model}/{missing[0]}",
+            parameter=field,
+        )
+
+
+def check_reason(reason: object, required: bool = True) -> str:
+    """Why a deployment changes: text for the history, required for every change but creation."""
+    if not isinstance(reason, str):
+        raise InvalidArgumentError(
+            f"Expected the reason as text, got {type(reason).__name__}.", parameter="reason"
+        )
+    if required and not reason.strip():
+        raise InvalidArgumentError(
+            "Expected a reason for the change, got none: say why, e.g. 'canary 25% after "
+            "a clean day' (CLI: --reason). The history shows it.",
+            parameter="reason",
+        )
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgumentError(
+            f"Expected a reason of at most {MAX_REASON_CHARS} characters, got {len(reason)}. "
+            "Keep the evidence elsewhere (an alert's details, a run) and name it.",
+            parameter="reason",
+        )
+    try:
+        return check_storable_text(reason, "the reason")
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(exc.message, parameter="reason") from None
+
+
+def check_revision(revision: object, parameter: str) -> int | None:
+    """A deployment revision number (1, 2, …), or None."""
+    return None if revision is None else _check_int(revision, parameter, low=1)

@@ -12,13 +12,22 @@ from loopwise.store.sql.access import SqlAccess
 from loopwise.store.sql.alerts import SqlAlerts
 from loopwise.store.sql.core import make_engines
 from loopwise.store.sql.dataset_quality import SqlDatasetQuality
+from loopwise.store.sql.deployments import SqlDeployments
 from loopwise.store.sql.outcomes import SqlOutcomes
 from loopwise.store.sql.predictions import SqlPredictions
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(SqlDatasetQuality, SqlAccess, SqlPredictions, SqlOutcomes, SqlAlerts, Store):
+class SqlStore(
+    SqlDatasetQuality,
+    SqlDeployments,
+    SqlAccess,
+    SqlPredictions,
+    SqlOutcomes,
+    SqlAlerts,
+    Store,
+):
     """Metadata in SQL, artifacts in an ArtifactStore, metrics spooled under ``spool_dir``."""
 
     spool_dir: Path

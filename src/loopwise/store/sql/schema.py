@@ -283,6 +283,36 @@ class AlertRow(Base):
     )
 
 
+class DeploymentRow(Base):
+    """A named deployment: one model through a traffic plan, at its latest revision."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The current plan: ``{"shares": {"<version>": percent, …}, "shadow": [versions]}``."""
+    revision: Mapped[int] = mapped_column(Integer)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_deployments_name"),)
+
+
+class DeploymentChangeRow(Base):
+    """One revision of a deployment's plan: its history, never updated or deleted."""
+
+    __tablename__ = "deployment_changes"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(250))
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    restored_revision: Mapped[int | None] = mapped_column(Integer)
+
+
 class AuditRow(Base):
     """One record of the hash-chained audit log; names, not foreign keys, so it outlives them."""
 
@@ -333,5 +363,7 @@ TOKENS = _table(TokenRow)
 PREDICTION_SEGMENTS = _table(PredictionSegmentRow)
 OUTCOMES = _table(OutcomeRow)
 ALERTS = _table(AlertRow)
+DEPLOYMENTS = _table(DeploymentRow)
+DEPLOYMENT_CHANGES = _table(DeploymentChangeRow)
 AUDIT_LOG = _table(AuditRow)
 AUDIT_HEAD = _table(AuditHeadRow)

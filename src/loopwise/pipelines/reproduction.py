@@ -54,7 +54,7 @@ from loopwise.store import Run, Store
 __all__ = ["NumberComparison", "OutputComparison", "Reproduction", "StepComparison", "reproduce"]
 
 REPRODUCES_TAG = "loopwise.reproduces"
-_ENTRY = "from loopwise.pipelines.reproduce import main_in_subprocess; main_in_subprocess()"
+_ENTRY = "from loopwise.pipelines.reproduction import main_in_subprocess; main_in_subprocess()"
 
 
 @dataclass(frozen=True)
