@@ -60,6 +60,19 @@ def test_identical_data_gives_the_same_version_and_no_new_blob(
     pd.testing.assert_frame_equal(lw.load_dataset(second), changed)
 
 
+def test_logging_the_data_again_restores_a_deleted_data_file(
+    ctx: Context, mixed: pd.DataFrame
+) -> None:
+    first = lw.log_dataset(mixed, name="mixed")
+    hex_digest = first.artifact_digest.split(":")[-1]
+    Path(ctx.uri, "artifacts", "sha256", hex_digest[:2], hex_digest[2:]).unlink()
+    assert not ctx.store.artifacts.exists(first.artifact_digest)
+    again = lw.log_dataset(mixed.copy(), name="mixed")
+    assert again == first  # the same version, its file written back
+    assert ctx.store.artifacts.exists(first.artifact_digest)
+    pd.testing.assert_frame_equal(lw.load_dataset(again), mixed)
+
+
 def test_hash_ignores_chunking_but_not_types() -> None:
     table = pa.table({"x": [1, 2, 3, 4]})
     rechunked = pa.concat_tables([table.slice(0, 2), table.slice(2)])

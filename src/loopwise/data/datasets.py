@@ -18,7 +18,7 @@ from loopwise.data.attached_suites import check_attached_suite
 from loopwise.data.chunks import check_column_names
 from loopwise.data.profiles import save_profile, table_profile
 from loopwise.errors import InvalidArgumentError
-from loopwise.store import DatasetVersion
+from loopwise.store import DatasetVersion, Store
 from loopwise.store.validate import check_name, check_optional_name, check_text
 
 __all__ = [
@@ -132,13 +132,15 @@ def log_dataset(
     table = _to_table(data)
     digest = content_hash(table)
     for existing in ctx.store.list_dataset_versions(ctx.project, name):
-        if existing.content_hash == digest:
+        if existing.content_hash != digest:
+            continue
+        if ctx.store.artifacts.exists(existing.artifact_digest):
+            return existing
+        # The version's file was deleted: the same data writes the same file back.
+        if _write_snapshot(ctx.store, table) == existing.artifact_digest:
             return existing
     check_attached_suite(name, table)
-    with tempfile.TemporaryDirectory(prefix="loopwise-") as tmp:
-        path = Path(tmp) / "data.parquet"
-        pq.write_table(table, path, compression="zstd")
-        artifact_digest, _ = ctx.store.artifacts.put_file(path)
+    artifact_digest = _write_snapshot(ctx.store, table)
     summary = table_profile(table)
     profile_digest = None if summary is None else save_profile(ctx.store, summary)
     version, _ = ctx.store.create_dataset_version(
@@ -153,6 +155,15 @@ def log_dataset(
         profile_digest=profile_digest,
     )
     return version
+
+
+def _write_snapshot(store: Store, table: pa.Table) -> str:
+    """Store ``table`` as the Parquet file a version points to; returns its digest."""
+    with tempfile.TemporaryDirectory(prefix="loopwise-") as tmp:
+        path = Path(tmp) / "data.parquet"
+        pq.write_table(table, path, compression="zstd")
+        digest, _ = store.artifacts.put_file(path)
+    return digest
 
 
 def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
