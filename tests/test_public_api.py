@@ -15,8 +15,12 @@ EXPECTED = {
         "search_runs", "shutdown", "start_run",
         # pipelines
         "Model", "Pipeline", "pipeline", "step",
-        # deployments
-        "deployments",
+        # deployments and the autopilot
+        "autopilot", "deployments",
+    ],
+    "loopwise.autopilot": [
+        "Policy", "State", "Tick", "get_policy", "history", "parse_policy", "resume", "run_all",
+        "run_once", "set_policy", "state",
     ],
     "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],
     "loopwise.data": [
@@ -51,7 +55,8 @@ EXPECTED = {
     "loopwise.server": ["API_PREFIX", "create_app"],
     "loopwise.serving": ["create_serving_app"],
     "loopwise.store": [
-        "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification", "DEFAULT_URI",
+        "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification",
+        "AutopilotDecision", "AutopilotPolicy", "DEFAULT_URI",
         "Alert", "DatasetSuite", "DatasetVersion", "Deployment", "DeploymentChange", "Metric",
         "MetricEntry", "ModelVersion",
         "Outcome", "OutcomeReceipt", "PredictionSegment", "Project",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from loopwise.store.migrate import loopwise_version
 
 if TYPE_CHECKING:
-    from loopwise import deployments
+    from loopwise import autopilot, deployments
     from loopwise.context import init, shutdown
     from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
     from loopwise.errors import LoopwiseError
@@ -54,6 +54,7 @@ _LAZY = {
     "list_datasets": "loopwise.data",
     "load_dataset": "loopwise.data",
     "log_dataset": "loopwise.data",
+    "autopilot": "loopwise.autopilot",
     "deployments": "loopwise.deployments",
     "LoopwiseError": "loopwise.errors",
     "log_outcomes": "loopwise.monitoring",
@@ -104,6 +105,7 @@ __all__ = [
     "RunStatus",
     "__version__",
     "active_run",
+    "autopilot",
     "compare_runs",
     "deployments",
     "get_run",

@@ -25,6 +25,7 @@ BLOB = b"project A's secret bytes"
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 B_BLOB = b"project B's secret bytes"
 B_BLOB_DIGEST = "sha256:" + hashlib.sha256(B_BLOB).hexdigest()
+POLICY = "label: employed\nretrain:\n  pipeline: train.py:training\n"
 
 # (method, path) -> permission; "project" says the route touches one project's data.
 EXPECTED: dict[tuple[str, str], str] = {
@@ -70,6 +71,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/projects/{project}/deployments/{deployment}/plan"): "write",
     ("GET", "/api/v1/projects/{project}/deployments/{deployment}/history"): "read",
     ("POST", "/api/v1/projects/{project}/deployments/{deployment}/rollback"): "write",
+    ("PUT", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/policy"): "write",
+    ("GET", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/policy"): "read",
+    ("POST", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/decisions"): "write",
+    ("GET", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/decisions"): "read",
+    ("GET", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/decisions/latest"): (
+        "read"
+    ),
     ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes"): "write",
     ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes/query"): "read",
     ("POST", "/api/v1/projects/{project}/alerts"): "write",
@@ -133,6 +141,8 @@ def _populate(store: Store, project: str, blob: bytes) -> dict[str, Any]:
     store.set_alias(project, "model", "prod", 1)
     store.create_model_version(project, "model", flavour="python", artifact_digest=digest)
     store.create_deployment(project, "d", "model", TrafficPlan({1: 100}), "first")
+    store.set_autopilot_policy(project, "d", POLICY)
+    store.record_autopilot_decision(project, "d", 1, "observe", "watching", {}, {}, 0)
     alert, _ = store.raise_alert(
         project, deployment="d", rule="drift", severity="info", fingerprint="f", message="m"
     )
@@ -243,6 +253,19 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
         },
         ("POST", "/api/v1/projects/{project}/deployments/{deployment}/rollback"): {
             "json": {"reason": "back"}
+        },
+        ("PUT", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/policy"): {
+            "json": {"text": POLICY + "# changed\n"}
+        },
+        ("POST", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/decisions"): {
+            "json": {
+                "seq": 2,
+                "kind": "hold",
+                "summary": "nothing to do",
+                "state": {},
+                "evidence": {},
+                "at_ms": 1,
+            }
         },
         ("POST", "/api/v1/projects/{project}/deployments/{deployment}/outcomes"): {
             "json": {"outcomes": [{"request_id": "r:0", "value": 1}]}

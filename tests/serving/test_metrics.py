@@ -105,6 +105,25 @@ def test_queue_rejections_and_cache() -> None:
     assert value(s, "loopwise_cache_requests_total", **m, result="miss") == 1
 
 
+def test_queues_of_one_model_add_up_and_shadow_copies_are_counted() -> None:
+    metrics = ServingMetrics()
+    metrics.queue_change("employment", 5)  # a deployment's version 1 queues 5 rows
+    metrics.queue_change("employment", 3)  # its version 2 queues 3
+    metrics.queue_change("employment", -5)  # version 1's batch leaves
+    metrics.shadow("employment-prod", 4, "logged")
+    metrics.shadow("employment-prod", 4, "logged")
+    metrics.shadow("employment-prod", 4, "queue_full")
+    metrics.model_loaded("employment", "4", 0.3, 2048, serving=False)  # a deployment's version
+    s = samples(metrics)
+    assert value(s, "loopwise_queue_rows", model="employment") == 3
+    shadow = {"deployment": "employment-prod", "version": "4"}
+    assert value(s, "loopwise_shadow_requests_total", **shadow, result="logged") == 2
+    assert value(s, "loopwise_shadow_requests_total", **shadow, result="queue_full") == 1
+    assert value(s, "loopwise_model_loads_total", model="employment") == 1
+    assert value(s, "loopwise_model_load_seconds", model="employment", version="4") == 0.3
+    assert ("loopwise_model_version", frozenset({("model", "employment")})) not in s
+
+
 def test_model_loads_versions_and_evictions() -> None:
     metrics = ServingMetrics()
     metrics.model_loaded("employment", "3", 0.8, 1_500_000)

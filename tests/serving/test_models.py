@@ -134,6 +134,38 @@ def test_start_loads_and_warms_each_ref_kind(ctx: Context, events: Events) -> No
         assert current is not None and current.version.version == 1
 
 
+def test_a_pinned_ref_serves_its_version_from_the_start(ctx: Context, events: Events) -> None:
+    register("employment")
+    register("employment", labels=[1, 0, 1, 0, 1, 0])
+    with served(ctx, ["employment/1"], events, poll_interval_s=60) as slots:
+        current = slots.current("employment")
+        assert current is not None and current.version.version == 1  # not the latest
+        assert [(e.kind, e.version) for e in events.seen] == [("loaded", 1)]
+
+
+def test_a_deployment_version_is_held_until_released(ctx: Context, events: Events) -> None:
+    register("employment")
+    register("employment", labels=[1, 0, 1, 0, 1, 0])
+    with served(ctx, ["employment"], events) as slots:
+        model = slots.add_version("prod", "employment", 1).result(timeout=30)
+        key = ServedModels.version_key("prod", "employment", 1)
+        assert model.version.version == 1 and slots.current(key) is model
+        assert slots.add_version("prod", "employment", 1).result() is model  # held once
+        latest = slots.current("employment")
+        assert latest is not None and latest.version.version == 2  # the ref is its own slot
+        loaded = [e for e in events.seen if e.deployment == "prod"]
+        assert [(e.kind, e.name, e.version) for e in loaded] == [("loaded", "employment", 1)]
+        missing = slots.add_version("prod", "employment", 9)
+        with pytest.raises(NotFoundError):
+            missing.result(timeout=30)
+        with pytest.raises(UnavailableError, match="tried again"):  # backs off, at once
+            slots.add_version("prod", "employment", 9).result(timeout=1)
+        assert slots.ready()  # a deployment's versions do not make the models unready
+        slots.release("prod", "employment", 1)
+        with pytest.raises(NotFoundError):
+            slots.current(key)
+
+
 def test_warm_up_failure_means_not_ready(ctx: Context, events: Events) -> None:
     models.log_model(FailsOnZeros(), "picky", input_example=FRAME.head(2), allow_pickle=True)
     with served(ctx, ["picky"], events) as slots:

@@ -17,6 +17,7 @@ from loopwise.store.sql.schema import AUDIT_HEAD, Base
 
 from ..services import PostgresServer
 from .access_conformance import AccessConformance
+from .autopilot_conformance import AutopilotConformance, SqlAutopilotChecks
 from .conformance import StoreConformance
 from .dataset_quality_conformance import DatasetBlobConformance
 from .deployment_conformance import DeploymentConformance, reopener
@@ -41,6 +42,8 @@ class TestPostgresStore(
     DatasetBlobConformance,
     MonitoringConformance,
     DeploymentConformance,
+    AutopilotConformance,
+    SqlAutopilotChecks,
 ):
     @pytest.fixture
     def store(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import signal
 import sqlite3
@@ -19,7 +20,7 @@ import pytest
 
 from loopwise.errors import InvalidArgumentError, PermissionDeniedError
 from loopwise.server import create_app
-from loopwise.store import Store, open_store
+from loopwise.store import PredictionSegment, Store, open_store
 from loopwise.store.predictions import (
     PredictionRecord,
     PredictionSpool,
@@ -85,6 +86,7 @@ def _request_ids(store: Store, deployment: str = "churn") -> list[str]:
         ({"inputs": {"when": object()}}, r"inputs\['when'\] cannot be logged"),
         ({"outputs": {"predict": {1, 2}}}, r"outputs\['predict'\] cannot be logged"),
         ({"outputs": {"text": "\udcff"}}, r"outputs\['text'\] cannot be logged"),
+        ({"shadow": 1}, "shadow True or False"),
     ],
 )
 def test_bad_records_are_refused_with_what_to_fix(
@@ -334,3 +336,58 @@ def test_records_keep_their_values(store: Store) -> None:
     frame_ = read_predictions(store, "proj", "churn", T0_MS, T0_MS + 1)
     assert math.isnan(frame_["input.x"][0]) and frame_["input.s"][0] == "é"
     assert list(frame_["output.p"][0]) == [0.5, 0.5]
+
+
+# -- shadow rows ----------------------------------------------------------------------------------
+def test_shadow_rows_round_trip_through_the_spool(store: Store) -> None:
+    original = record(0, shadow=True)
+    assert decode_record(_encode(original)) == original and record(1).shadow is False
+    spool = PredictionSpool(store, durability="write").open()
+    spool.append([record(0), dataclasses.replace(original, version=2)])
+    spool.close()
+    frame_ = read_predictions(store, "proj", "churn")
+    assert frame_["shadow"].dtype == bool
+    assert frame_[["request_id", "version", "shadow"]].values.tolist() == [
+        ["req-0", 1, False],
+        ["req-0", 2, True],
+    ]
+
+
+def test_logs_written_before_shadow_rows_existed_read_back_as_live(
+    tmp_path: Path, store: Store
+) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A segment as this release's predecessor wrote it: no shadow column.
+    old = pa.table(
+        {
+            "request_id": ["old-0", "old-1"], "deployment": ["churn"] * 2, "model": ["churn"] * 2,
+            "version": [1, 1], "timestamp_ms": [T0_MS, T0_MS + 1], "latency_ms": [1.0, 2.0],
+            "input.age": [30, 31], "output.predict": [0, 1],
+        }
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    pq.write_table(old, buffer)
+    digest, size = store.artifacts.put_bytes(buffer.getvalue())
+    store.add_prediction_segments(  # T0_MS starts an hour
+        [PredictionSegment("proj", "churn", T0_MS, digest, 2, T0_MS, T0_MS + 1, size)], None, 0
+    )
+    # And a spool record from before: its JSON has no "shadow" field either.
+    payload = _encode(record(2)).replace(b',"shadow":false', b"")
+    assert b"shadow" not in payload and decode_record(payload).shadow is False
+    path = default_directory(store) / f"predictions-99999-deadbeef0000{SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(frame(struct.pack("<Q", 1) + payload))
+    write_predictions(store, [record(3, shadow=True)])
+    PredictionSpool(store).open().close()  # replays the old spool
+    frame_ = read_predictions(store, "proj", "churn")
+    assert frame_[["request_id", "shadow"]].values.tolist() == [
+        ["old-0", False],
+        ["old-1", False],
+        ["req-2", False],
+        ["req-3", True],
+    ]
+    assert frame_["shadow"].dtype == bool

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
 from loopwise.server import create_app
-from loopwise.store import Store, open_store
+from loopwise.store import Store, TrafficPlan, open_store, remote_autopilot
 from loopwise.store.remote import RemoteStore
 
 from ..server.harness import AppTransport, serve_in_thread
 from .access_conformance import AccessConformance
+from .autopilot_conformance import AutopilotConformance
 from .conformance import StoreConformance
 from .dataset_quality_conformance import DatasetQualityConformance
 from .deployment_conformance import DeploymentConformance
 from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
+
+DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.fixture(scope="class")
@@ -68,6 +72,7 @@ class TestRemoteInProcess(
     DatasetQualityConformance,
     MonitoringConformance,
     DeploymentConformance,
+    AutopilotConformance,
 ):
     @pytest.fixture
     def store(self, app: FastAPI, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:
@@ -90,6 +95,36 @@ class TestRemoteInProcess(
             ),
         )
 
+    def test_autopilot_decisions_are_read_page_by_page(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The server answers at most a page of decisions; the client asks again for the rest."""
+        store.get_or_create_project("proj")
+        store.create_model_version("proj", "m", flavour="python", artifact_digest=DIGEST)
+        store.create_deployment("proj", "prod", "m", TrafficPlan({1: 100}))
+        made = [
+            store.record_autopilot_decision("proj", "prod", seq, "hold", "s", {}, {}, seq)
+            for seq in range(1, 8)
+        ]
+        monkeypatch.setattr(remote_autopilot, "MAX_DECISIONS_PER_CALL", 2)
+        asked: list[int] = []
+        call = store._call  # type: ignore[attr-defined]
+
+        def counted(method: str, path: str, json: Any = None, params: Any = None) -> Any:
+            asked.append(params["limit"])
+            return call(method, path, json, params)
+
+        monkeypatch.setattr(store, "_call", counted)
+        assert store.autopilot_decisions("proj", "prod") == made
+        assert asked == [2, 2, 2, 2]  # 2 + 2 + 2 + 1: the last page is short
+        asked.clear()
+        assert store.autopilot_decisions("proj", "prod", limit=3) == made[:3]
+        assert asked == [2, 1]  # no more than the limit is asked for
+        for after in (0, 1, 5, 6, 7):
+            for limit in (None, 1, 2, 3, 4, 6, 100):
+                got = store.autopilot_decisions("proj", "prod", after_seq=after, limit=limit)
+                assert got == made[after:][:limit], (after, limit)
+
 
 @pytest.fixture(scope="class")
 def url(app: FastAPI) -> Iterator[str]:
@@ -104,6 +139,7 @@ class TestRemoteOverLoopback(
     DatasetQualityConformance,
     MonitoringConformance,
     DeploymentConformance,
+    AutopilotConformance,
 ):
     @pytest.fixture
     def store(self, url: str, backend: tuple[Store, str], tmp_path: Path) -> Iterator[Store]:

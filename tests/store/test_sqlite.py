@@ -12,6 +12,7 @@ from loopwise.errors import NotAStoreError
 from loopwise.store import MetricEntry, RunStatus, Store, open_store
 
 from .access_conformance import AccessConformance
+from .autopilot_conformance import AutopilotConformance, SqlAutopilotChecks
 from .conformance import T0_MS, StoreConformance
 from .dataset_quality_conformance import DatasetBlobConformance
 from .deployment_conformance import DeploymentConformance, reopener
@@ -26,6 +27,8 @@ class TestSqliteStore(
     DatasetBlobConformance,
     MonitoringConformance,
     DeploymentConformance,
+    AutopilotConformance,
+    SqlAutopilotChecks,
 ):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:

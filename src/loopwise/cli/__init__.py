@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from loopwise.cli import access, data, db, deploy, models, monitor, pipelines, runs
+from loopwise.cli import access, autopilot, data, db, deploy, models, monitor, pipelines, runs
 from loopwise.cli.common import State
 from loopwise.cli.output import console, err_console
 from loopwise.cli.reproduce import reproduce
@@ -29,6 +29,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(autopilot.app, name="autopilot")
 app.add_typer(db.app, name="db")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(pipelines.app, name="pipeline")

@@ -1,4 +1,4 @@
-"""``loopwise serve``: run the inference server for registered models."""
+"""``loopwise serve``: run the inference server for registered models and deployments."""
 
 from __future__ import annotations
 
@@ -9,19 +9,30 @@ import typer
 
 from loopwise.cli.common import open_context
 from loopwise.cli.output import console
-from loopwise.errors import InvalidArgumentError, require_extra
+from loopwise.errors import InvalidArgumentError, NotFoundError, require_extra
 
 __all__ = ["serve"]
 
 
 def serve(
     refs: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Models to serve: NAME@ALIAS (follows the alias), NAME/VERSION (pinned) or "
-            "NAME (follows the latest version)."
+            "NAME (follows the latest version).",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    deployments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deployment",
+            help="A deployment to serve under its own name, following its traffic plan: each "
+            "request goes to the version its X-Request-Key (else its request id) is assigned, "
+            "and shadow versions get a logged copy. Repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
     compute: Annotated[
@@ -59,7 +70,11 @@ def serve(
     ] = 4096,
     poll_s: Annotated[
         float,
-        typer.Option("--poll-s", min=0.1, help="How often aliases are checked for moves."),
+        typer.Option(
+            "--poll-s",
+            min=0.1,
+            help="How often aliases and deployments are checked for changes.",
+        ),
     ] = 5.0,
     memory_budget_mb: Annotated[
         float | None,
@@ -124,11 +139,12 @@ def serve(
     ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
-    """Serve registered models over the Open Inference Protocol (/v2), MLflow's /invocations
-    and a plain /predict, with adaptive batching, deadlines and Prometheus /metrics.
+    """Serve registered models and deployments over the Open Inference Protocol (/v2), MLflow's
+    /invocations and a plain /predict, with adaptive batching, deadlines and Prometheus /metrics.
 
     Each model is loaded (its files verified by digest) and warmed up before the server
-    listens; an alias that moves later is followed without a restart."""
+    listens; an alias that moves later, or a deployment's new plan, is followed without a
+    restart."""
     uvicorn = require_extra("uvicorn", "server")
     from loopwise.serving import create_serving_app
     from loopwise.serving.batching import BatchPolicy
@@ -145,25 +161,51 @@ def serve(
         slo_s=slo_ms / 1000,
         max_queue_rows=max_queue_rows,
     )
+    refs, deployments = refs or [], deployments or []
+    if not refs and not deployments:
+        raise InvalidArgumentError(
+            "Nothing to serve: name models (e.g. `loopwise serve employment@production`) or "
+            "deployments (`--deployment employment-prod`).",
+            parameter="refs",
+        )
     cache_bytes = _cache_sizes(cache or [])
     metrics = ServingMetrics()
 
     def on_event(event: ModelEvent) -> None:
+        which = f"{event.name} version {event.version}"
+        if event.deployment is not None:
+            which += f" (deployment {event.deployment})"
         if event.kind in ("loaded", "swapped"):
-            metrics.model_loaded(event.name, str(event.version), event.seconds or 0.0, event.nbytes)
+            metrics.model_loaded(
+                event.name,
+                str(event.version),
+                event.seconds or 0.0,
+                event.nbytes,
+                serving=event.deployment is None,
+            )
             console.print(
-                f"{'Swapped to' if event.kind == 'swapped' else 'Loaded'} {event.name} version "
-                f"{event.version} in {event.seconds or 0:.2f} s"
+                f"{'Swapped to' if event.kind == 'swapped' else 'Loaded'} {which} in "
+                f"{event.seconds or 0:.2f} s"
             )
         elif event.kind == "evicted":
-            metrics.model_evicted(event.name)
-            console.print(f"Evicted {event.name} version {event.version} (memory budget)")
+            if event.deployment is None:
+                metrics.model_evicted(event.name)
+            console.print(f"Evicted {which} (memory budget)")
         else:
-            console.print(f"[red]Could not load {event.name}[/]: {event.error}")
+            console.print(f"[red]Could not load {which}[/]: {event.error}")
 
     ctx = open_context()
+    for name in deployments:  # say what is wrong before anything loads
+        try:
+            ctx.store.get_deployment(ctx.project, name)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"Cannot serve deployment {name!r}: {exc.message} (project {ctx.project!r})",
+                **exc.details,
+            ) from None
     served = ServedModels(
         refs,
+        deployments=deployments,
         store=ctx.store,
         project=ctx.project,
         poll_interval_s=poll_s,
@@ -208,7 +250,7 @@ def serve(
     # The prediction log's fsync thread and the alias poller hand the GIL back and forth with
     # the event loop; the default 5 ms switch interval would add up to 5 ms to every hand-over.
     sys.setswitchinterval(0.0005)
-    console.print(f"Serving {', '.join(served.names)} on http://{host}:{port}")
+    console.print(f"Serving {', '.join([*served.names, *deployments])} on http://{host}:{port}")
     uvicorn.run(
         app,
         host=host,

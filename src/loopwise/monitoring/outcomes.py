@@ -225,14 +225,32 @@ class OutcomeCoverage:
 
 
 def monitoring_frame(
-    deployment: str, start_ms: int | None = None, end_ms: int | None = None
+    deployment: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    *,
+    shadow: bool | None = False,
 ) -> pd.DataFrame:
     """A deployment's predictions with ``start_ms <= timestamp_ms < end_ms`` joined with their
-    outcomes, in the current project: the frame monitoring functions take."""
+    outcomes, in the current project: the frame monitoring functions take.
+
+    Only the answers clients got by default: the rows of shadow versions (``shadow`` in the
+    log) are left out. ``shadow=True`` gives only those, ``shadow=None`` every row.
+    """
     from loopwise.store.predictions import read_predictions
 
+    if shadow is not None and not isinstance(shadow, bool):
+        raise InvalidArgumentError(
+            f"Expected shadow as False (live rows), True (shadow rows) or None (both), got "
+            f"{shadow!r}.",
+            parameter="shadow",
+        )
     ctx = current()
     predictions = read_predictions(ctx.store, ctx.project, deployment, start_ms, end_ms)
+    if shadow is not None:
+        keep = predictions["shadow"].to_numpy(dtype=bool) == shadow
+        if not keep.all():
+            predictions = predictions[keep].reset_index(drop=True)
     return join_outcomes(predictions, deployment, store=ctx.store, project=ctx.project)
 
 

@@ -21,6 +21,7 @@ from loopwise.server.auth import AuthMiddleware
 from loopwise.server.blob_access import BlobAccess
 from loopwise.server.routes import (
     access,
+    autopilot,
     blobs,
     catalog,
     deployments,
@@ -213,7 +214,7 @@ def create_app(
         """Liveness: the server answers. No token needed."""
         return Health(status="ok", version=__version__)
 
-    for module in (runs, catalog, deployments, predictions, monitoring, blobs, access):
+    for module in (runs, catalog, deployments, autopilot, predictions, monitoring, blobs, access):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
     app.add_middleware(AuthMiddleware)

@@ -93,6 +93,7 @@ class _Log:
                         latency_ms=(now - started) * 1000,
                         inputs=row_inputs,
                         outputs=row_outputs,
+                        shadow=self.target.shadow,
                     )
                 )
             start += count

@@ -10,6 +10,10 @@
 * ``POST /predict``: a list of records (``?model=name`` when several are served);
 * ``GET /metrics``: Prometheus metrics, when the app was given a ``ServingMetrics``.
 
+A deployment (``ServedModels(refs, deployments=[...])``) is served under its own name the same
+way; each request goes to the version its key is assigned (``deployments.py``), and copies go
+to the plan's shadow versions after the answer.
+
 The app is a plain ASGI callable, not a web framework: routing, body reading and JSON are done
 here directly, which keeps the per-request cost a fraction of a framework's (see
 ``docs/benchmarks.md``). Each request is checked against its model's signature on its own (a
@@ -27,7 +31,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -43,9 +47,9 @@ from loopwise.errors import (
     not_found,
 )
 from loopwise.registry import LoadedModel
-from loopwise.serving.batching import Batcher, BatchPolicy
+from loopwise.serving.batching import BatchPolicy
 from loopwise.serving.cache import ResponseCache, input_digest
-from loopwise.serving.compute import Batch, predict_batch
+from loopwise.serving.deployments import ServedDeployment
 from loopwise.serving.http import (
     JSON_HEADERS,
     Exchange,
@@ -72,8 +76,11 @@ from loopwise.serving.protocols import (
     parse_records,
     split_binary_request,
 )
-from loopwise.serving.schema import Inputs, InputSchema, rows_of
-from loopwise.serving.workers import LogTarget, ModelProcess
+from loopwise.serving.queues import ModelQueue
+from loopwise.serving.schema import Inputs, rows_of
+from loopwise.serving.shadow import ShadowTraffic
+from loopwise.serving.workers import LogTarget
+from loopwise.store import Deployment
 from loopwise.store.predictions import PredictionSpool
 
 if TYPE_CHECKING:
@@ -88,82 +95,6 @@ _PREDICT = frozenset({"predict"})
 _BOTH = frozenset({"predict", "predict_proba"})
 
 
-class _Model:
-    """One served name: its batcher and the input schema of the version last seen."""
-
-    def __init__(
-        self, name: str, app: ServingApp, policy: BatchPolicy, cache_bytes: int | None
-    ) -> None:
-        self.name = name
-        self.app = app
-        self.cache = ResponseCache(cache_bytes) if cache_bytes else None
-        self.schema: InputSchema | None = None
-        self.schema_version: int | None = None
-        self.worker = (
-            ModelProcess(name, app.model_threads, app.log_target(name)) if app.processes else None
-        )
-        metrics = app.metrics
-        self.batcher = Batcher(
-            name,
-            self.run_batch if self.worker is None else self.run_batch_in_process,
-            policy,
-            on_batch=(lambda rows, s: metrics.batch(name, str(self.schema_version), rows, s))
-            if metrics is not None
-            else None,
-            on_queue=(lambda rows: metrics.queue_depth(name, rows))
-            if metrics is not None
-            else None,
-        )
-
-    def schema_for(self, model: LoadedModel) -> InputSchema:
-        version = model.version.version
-        if self.schema is None or self.schema_version != version:
-            self.schema = InputSchema(model.signature)
-            self.schema_version = version
-        return self.schema
-
-    def run_batch(self, payloads: Sequence[Any]) -> list[Any]:
-        """In the batch thread: the served version computes the batch."""
-        model = self.app.models.get(self.name)
-        return predict_batch(model, self.schema_for(model), payloads)
-
-    async def run_batch_in_process(self, payloads: Sequence[Any]) -> list[Any]:
-        """On the event loop: join the batch here, compute it in the model's process."""
-        worker = self.worker
-        assert worker is not None
-        model = self.app.models.current(self.name)
-        if model is None:
-            model = await asyncio.to_thread(self.app.models.get, self.name)
-        as_array = await worker.load(model)
-        batch = Batch(self.schema_for(model), model.version.version, payloads, as_array)
-        if not batch.live:
-            return batch.split({})
-        try:
-            outputs, receipt = await worker.compute(
-                batch.joined(), batch.wanted, batch.log_rows(batch.live)
-            )
-            return batch.split(outputs, receipt)
-        except UnavailableError:
-            raise  # the process died: the whole batch is told to retry
-        except LoopwiseError as exc:
-            if len(batch.live) == 1:
-                batch.failed[batch.live[0]] = exc
-                return batch.split({})
-        answers: list[Any] = []
-        for i, wanted in enumerate(batch.wants):
-            if i in batch.failed:
-                answers.append(batch.failed[i])
-                continue
-            try:
-                alone, receipt = await worker.compute(batch.alone(i), wanted, batch.log_rows([i]))
-                answers.append((batch.version, alone, receipt))
-            except UnavailableError:
-                raise
-            except LoopwiseError as alone:
-                answers.append(alone)
-        return answers
-
-
 class ServingApp:
     """The ASGI app (see the module docstring).
 
@@ -171,6 +102,8 @@ class ServingApp:
     model computes in its own process; ``cache_bytes``: a response cache of that many bytes
     for each model named (off for the others); ``metrics``: served at ``/metrics``;
     ``prediction_log``: every answered row is spooled there (and durable) before the response.
+    The deployments of a ``ServedModels`` (``deployments=[...]``) are served beside its models;
+    ``policies`` and ``cache_bytes`` take their names too.
     """
 
     def __init__(
@@ -201,11 +134,16 @@ class ServingApp:
         self.models = models if isinstance(models, ServedModels) else ServedModels.fixed(models)
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self._served: dict[str, _Model] = {}
+        self._policies = policies
+        self._caches: dict[str, ResponseCache] = {
+            name: ResponseCache(size) for name, size in (cache_bytes or {}).items() if size
+        }
+        self._served: dict[str, ModelQueue | ServedDeployment[ModelQueue]] = {}
         for name in self.models.names:
-            policy = policies.get(name) if isinstance(policies, Mapping) else policies
-            cache = (cache_bytes or {}).get(name)
-            self._served[name] = _Model(name, self, policy or BatchPolicy(), cache)
+            self._served[name] = ModelQueue(name, self, self._policy(name), self._caches.get(name))
+        for name in self.models.deployments:
+            self._served[name] = ServedDeployment(name, self.models, self._lane)
+        self._shadow = ShadowTraffic(self.models, metrics, self._log_batch)
         unknown = set(cache_bytes or {}) - set(self._served)
         if unknown:
             raise not_found("served model", sorted(unknown)[0], self._served)
@@ -233,8 +171,27 @@ class ServingApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def log_target(self, name: str) -> LogTarget | None:
-        """Where model ``name``'s process logs its rows (None without a prediction log)."""
+    def _policy(self, name: str) -> BatchPolicy:
+        policies = self._policies
+        policy = policies.get(name) if isinstance(policies, Mapping) else policies
+        return policy or BatchPolicy()
+
+    def _lane(self, deployment: Deployment, version: int, shadow: bool) -> ModelQueue:
+        """The queue of one version of a deployment, live or shadow (``ServedDeployment``)."""
+        return ModelQueue(
+            deployment.name,
+            self,
+            self._policy(deployment.name),
+            None if shadow else self._caches.get(deployment.name),
+            key=self.models.version_key(deployment.name, deployment.model, version),
+            label=deployment.model,
+            version=version,
+            shadow=shadow,
+        )
+
+    def log_target(self, name: str, shadow: bool = False) -> LogTarget | None:
+        """Where model ``name``'s process logs its rows (None without a prediction log); for a
+        deployment's lane, ``name`` is the deployment's and ``shadow`` says its role."""
         spool = self.prediction_log
         if spool is None:
             return None
@@ -246,14 +203,22 @@ class ServingApp:
             spool_dir=str(spool.directory),
             durability=spool.durability,
             fsync_window_ms=spool.fsync_window_ms,
+            shadow=shadow,
         )
 
     async def start(self) -> None:
-        """Load and warm every model (and start its process, with ``processes=True``)."""
+        """Load and warm every model (and start its process, with ``processes=True``), and put
+        each deployment's plan in force; a deployment that does not exist raises."""
         await asyncio.to_thread(self.models.start)
+        deployments = []
         for served in self._served.values():
-            if served.worker is not None:
-                await served.worker.prepare(self.models.get(served.name))
+            if isinstance(served, ServedDeployment):
+                deployments.append(served.start())  # its plan's versions, warm, in their lanes
+            elif served.worker is not None:
+                await served.worker.prepare(self.models.get(served.key))
+        for outcome in await asyncio.gather(*deployments, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         # Everything loaded so far (libraries, models) lives as long as the server: moved out
         # of the collector's sight, a full collection no longer walks it (no 100 ms pauses).
         gc.collect()
@@ -261,9 +226,8 @@ class ServingApp:
 
     def close(self) -> None:
         for served in self._served.values():
-            served.batcher.close()
-            if served.worker is not None:
-                served.worker.close()
+            served.close()
+        self._shadow.close()
         self.models.close()
         if self._log_batch is not None:
             self._log_batch.close()
@@ -285,8 +249,15 @@ class ServingApp:
             log.exception("Unhandled error serving %s %s", scope["method"], path)
             response = error_response(LoopwiseError("Internal error; see the server log."), oip)
         headers = response.headers
-        if record.request_id is not None:
-            headers = [*headers, (b"x-request-id", record.request_id.encode())]
+        request_id, version = record.request_id, record.version
+        if version is not None:  # the version that answered (a deployment's is assigned)
+            answered = (b"x-model-version", str(version).encode())
+            if request_id is not None:
+                headers = [*headers, (b"x-request-id", request_id.encode()), answered]
+            else:
+                headers = [*headers, answered]
+        elif request_id is not None:
+            headers = [*headers, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
         if self.metrics is not None and record.model is not None:
@@ -322,7 +293,7 @@ class ServingApp:
         if method == "POST":
             if path == "/invocations":
                 served = self._only(scope)
-                record.served(served.name, "invocations")
+                record.served(served.label, "invocations")
                 body = await self._body(receive)
                 inputs = parse_invocations(body, header(scope, b"content-type", "application/json"))
                 version, results = await self._infer(served, inputs, _PREDICT, record)
@@ -330,7 +301,7 @@ class ServingApp:
                 return Response(200, dumps({"predictions": results["predict"].tolist()}))
             if path == "/predict":
                 served = self._only(scope)
-                record.served(served.name, "predict")
+                record.served(served.label, "predict")
                 inputs = parse_records(load_json(await self._body(receive)))
                 version, results = await self._infer(served, inputs, _BOTH, record)
                 record.version = version
@@ -345,8 +316,8 @@ class ServingApp:
             if path.startswith("/v2/models/") and path.endswith("/infer"):
                 name, pinned = model_path(path[len("/v2/models/") : -len("/infer")])
                 served = self._named(name, pinned)
-                record.served(served.name, "v2")
-                return await self._oip_infer(served, scope, receive, record)
+                record.served(served.label, "v2")
+                return await self._oip_infer(served, scope, receive, record, pinned)
         elif method == "GET":
             found = self._get(path)
             if found is not None:
@@ -373,7 +344,10 @@ class ServingApp:
         if path == "/ping":
             return Response(200, b"{}")
         if path == "/v2/health/ready":
-            return Response(200, dumps({"ready": self.models.ready()}))
+            ready = self.models.ready() and all(
+                s.ready for s in self._served.values() if isinstance(s, ServedDeployment)
+            )
+            return Response(200, dumps({"ready": ready}))
         if path == "/v2":
             return Response(
                 200,
@@ -392,7 +366,9 @@ class ServingApp:
             rest = path[len("/v2/models/") :]
             if rest.endswith("/ready"):
                 name, version = model_path(rest[: -len("/ready")])
-                self._named(name, version)
+                served = self._named(name, version)
+                if isinstance(served, ServedDeployment):
+                    return Response(200, dumps({"name": name, "ready": served.ready}))
                 state = self.models.state(name)
                 return Response(200, dumps({"name": name, "ready": state.ready}))
             name, version = model_path(rest)
@@ -400,9 +376,17 @@ class ServingApp:
             return Response(200, dumps(self._metadata(served)))
         return None
 
-    def _metadata(self, served: _Model) -> dict[str, Any]:
-        model = self.models.current(served.name)
-        state = self.models.state(served.name)
+    def _metadata(self, served: ModelQueue | ServedDeployment[ModelQueue]) -> dict[str, Any]:
+        model: LoadedModel | None
+        if isinstance(served, ServedDeployment):
+            routing = served.routing
+            versions = [str(v) for v in routing.live] if routing is not None else []
+            lanes = list(routing.live.values()) if routing is not None else []
+            model = self.models.current(lanes[0].key) if lanes else None
+        else:
+            model = self.models.current(served.key)
+            state = self.models.state(served.key)
+            versions = [str(state.version)] if state.version is not None else []
         signature = (model.signature if model is not None else None) or {}
         declared = oip_tensor_specs(signature.get("outputs"))
         predict_type = declared[0]["datatype"] if len(declared) == 1 else "BYTES"
@@ -411,23 +395,31 @@ class ServingApp:
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
         return {
             "name": served.name,
-            "versions": [str(state.version)] if state.version is not None else [],
+            "versions": versions,
             "platform": f"loopwise_{model.version.flavour}" if model is not None else "loopwise",
             "inputs": oip_tensor_specs(signature.get("inputs")),
             "outputs": outputs,
         }
 
-    def _named(self, name: str, version: str | None = None) -> _Model:
+    def _named(
+        self, name: str, version: str | None = None
+    ) -> ModelQueue | ServedDeployment[ModelQueue]:
         served = self._served.get(name)
         if served is None:
             raise not_found("model", name, self._served)
+        if isinstance(served, ServedDeployment):
+            if version is not None:
+                if served.routing is None:
+                    raise not_found(f"live version of deployment {name!r}", version, [])
+                served.routing.pinned(version)
+            return served
         if version is not None:
             current = self.models.state(name).version
             if version != str(current):
                 raise not_found(f"served version of model {name!r}", version, [str(current)])
         return served
 
-    def _only(self, scope: Scope) -> _Model:
+    def _only(self, scope: Scope) -> ModelQueue | ServedDeployment[ModelQueue]:
         query = scope.get("query_string", b"")
         if query:
             names = parse_qs(query.decode("latin-1")).get("model")
@@ -441,8 +433,15 @@ class ServingApp:
         return next(iter(self._served.values()))
 
     async def _infer(
-        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: Exchange
+        self,
+        served: ModelQueue | ServedDeployment[ModelQueue],
+        inputs: Inputs,
+        wanted: frozenset[str],
+        record: Exchange,
+        pinned: str | None = None,
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
+        if isinstance(served, ServedDeployment):
+            return await self._infer_deployment(served, inputs, wanted, record, pinned)
         if self.prediction_log is not None:
             record.request_id = record.request_id or uuid.uuid4().hex
         result = await self._answer(served, inputs, wanted, record)
@@ -450,9 +449,36 @@ class ServingApp:
             await self._log(served, inputs, result, record)
         return result
 
+    async def _infer_deployment(
+        self,
+        served: ServedDeployment[ModelQueue],
+        inputs: Inputs,
+        wanted: frozenset[str],
+        record: Exchange,
+        pinned: str | None,
+    ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
+        """Answer from the version the request's key is assigned; then copy it to the shadows."""
+        request_id = record.request_id
+        if request_id is None:  # the key of a request without X-Request-Key: random
+            request_id = record.request_id = uuid.uuid4().hex
+        routing = served.routing
+        lane = served.route(header(record.scope, b"x-request-key", None), request_id, pinned)
+        lane.active += 1
+        try:
+            result = await self._answer(lane, inputs, wanted, record)
+            if self.prediction_log is not None and not record.logged:
+                await self._log(lane, inputs, result, record)
+        finally:
+            lane.active -= 1
+        if routing is not None and routing.shadow:  # after this response is on its way
+            asyncio.get_running_loop().call_soon(
+                self._shadow.send, routing.shadow, inputs, wanted, request_id, record.arrived_ms
+            )
+        return result
+
     async def _log(
         self,
-        served: _Model,
+        served: ModelQueue,
         inputs: Inputs,
         result: tuple[int, dict[str, np.ndarray[Any, Any]]],
         record: Exchange,
@@ -462,17 +488,26 @@ class ServingApp:
         assert self._log_batch is not None and record.request_id is not None
         latency_ms = (time.perf_counter() - record.started) * 1000
         await self._log_batch.add(
-            (served.name, record.request_id, result, inputs, record.arrived_ms, latency_ms)
+            (
+                served.name,
+                served.label,
+                record.request_id,
+                result,
+                inputs,
+                record.arrived_ms,
+                latency_ms,
+                served.shadow,
+            )
         )
 
     async def _answer(
-        self, served: _Model, inputs: Inputs, wanted: frozenset[str], record: Exchange
+        self, served: ModelQueue, inputs: Inputs, wanted: frozenset[str], record: Exchange
     ) -> tuple[int, dict[str, np.ndarray[Any, Any]]]:
         scope = record.scope
         """Check the request against its model's signature, queue it, await its rows."""
-        model = self.models.current(served.name)
+        model = self.models.current(served.key)
         if model is None:  # evicted or still loading: load it off the event loop
-            model = await asyncio.to_thread(self.models.get, served.name)
+            model = await asyncio.to_thread(self.models.get, served.key)
         checked = served.schema_for(model).check(inputs)
         deadline = request_deadline(scope)
         cache = served.cache
@@ -486,11 +521,11 @@ class ServingApp:
                 answer = await asyncio.shield(running)
         if answer is not None:
             if self.metrics is not None:
-                self.metrics.cache(served.name, True)
+                self.metrics.cache(served.label, True)
             cached: tuple[int, dict[str, np.ndarray[Any, Any]]] = answer
             return cached
         if self.metrics is not None:
-            self.metrics.cache(served.name, False)
+            self.metrics.cache(served.label, False)
         future = cache.start(key)
         try:
             result = await self._submit(served, model, checked, wanted, deadline, record)
@@ -503,7 +538,7 @@ class ServingApp:
 
     async def _submit(
         self,
-        served: _Model,
+        served: ModelQueue,
         model: LoadedModel,
         checked: Inputs,
         wanted: frozenset[str],
@@ -520,7 +555,7 @@ class ServingApp:
             answer = await future
         except UnavailableError as exc:
             if self.metrics is not None:
-                self.metrics.rejected(served.name, str(exc.details.get("reason", "")))
+                self.metrics.rejected(served.label, str(exc.details.get("reason", "")))
             raise
         if len(answer) == 3:  # the model process logged the rows: answer once they are durable
             await answer[2].durable()
@@ -528,7 +563,12 @@ class ServingApp:
         return answer[0], answer[1]
 
     async def _oip_infer(
-        self, served: _Model, scope: Scope, receive: Receive, record: Exchange
+        self,
+        served: ModelQueue | ServedDeployment[ModelQueue],
+        scope: Scope,
+        receive: Receive,
+        record: Exchange,
+        pinned: str | None,
     ) -> Response:
         body, binary = split_binary_request(
             await self._body(receive),
@@ -557,7 +597,7 @@ class ServingApp:
                     "for a classifier, predict_proba.",
                     field="outputs",
                 )
-        version, results = await self._infer(served, inputs, wanted, record)
+        version, results = await self._infer(served, inputs, wanted, record, pinned)
         record.version = version
         outputs, raw_parts = [], []
         for name, values in results.items():

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the inference server: requests, latency, batches, queue, cache, models.
+"""Prometheus metrics of the inference server: requests, latency, batches, queue, cache, models,
+shadow traffic.
 
 ``ServingMetrics`` owns its own registry, so several apps in one process never clash, and caches
 the labelled children it has seen: the calls on the request path cost a dictionary look-up and
@@ -129,6 +130,13 @@ class ServingMetrics:
             ["model"],
             registry=r,
         )
+        self._shadow = Counter(
+            "loopwise_shadow_requests",
+            "Copies of requests sent to a deployment's shadow versions, by result (logged, or "
+            "why they were dropped: queue_full, deadline, expired, failed, …).",
+            ["deployment", "version", "result"],
+            registry=r,
+        )
         # Labelled children, looked up once per label set: ``labels()`` takes a lock and
         # validates its arguments, which would double the cost of every call on the hot path.
         self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
@@ -136,6 +144,7 @@ class ServingMetrics:
         self._queue_children: dict[str, Gauge] = {}
         self._rejected_children: dict[tuple[str, str], Counter] = {}
         self._cache_children: dict[tuple[str, bool], Counter] = {}
+        self._shadow_children: dict[tuple[str, int, str], Counter] = {}
 
     # -- the request path ---------------------------------------------------------------------
 
@@ -172,6 +181,14 @@ class ServingMetrics:
             child = self._queue_children[model] = self._queue_rows.labels(model)
         child.set(rows)
 
+    def queue_change(self, model: str, rows: int) -> None:
+        """Add ``rows`` (negative: remove) to ``model``'s waiting rows: the gauge is then the sum
+        over every queue of that model (a deployment batches each version apart)."""
+        child = self._queue_children.get(model)
+        if child is None:
+            child = self._queue_children[model] = self._queue_rows.labels(model)
+        child.inc(rows)
+
     def rejected(self, model: str, reason: str) -> None:
         """Count a request refused before prediction (``reason``: "deadline", "queue_full", …)."""
         key = (model, reason)
@@ -188,15 +205,31 @@ class ServingMetrics:
             child = self._cache_children[key] = self._cache.labels(model, "hit" if hit else "miss")
         child.inc()
 
+    def shadow(self, deployment: str, version: int, result: str) -> None:
+        """Count one copy of a request sent to a shadow version: ``logged``, or why it was
+        dropped (``queue_full``, ``deadline``, ``expired``, ``failed``, …)."""
+        key = (deployment, version, result)
+        child = self._shadow_children.get(key)
+        if child is None:
+            child = self._shadow.labels(deployment, str(version), result)
+            self._shadow_children[key] = child
+        child.inc()
+
     # -- model life cycle ---------------------------------------------------------------------
 
-    def model_loaded(self, model: str, version: str, seconds: float, nbytes: int | None) -> None:
+    def model_loaded(
+        self, model: str, version: str, seconds: float, nbytes: int | None, *, serving: bool = True
+    ) -> None:
         """Record that ``model`` now serves ``version``, loaded in ``seconds``.
 
-        ``nbytes`` is the memory the loaded model holds, where the server knows it.
+        ``nbytes`` is the memory the loaded model holds, where the server knows it. With
+        ``serving=False`` (a deployment's version, beside others of the same model) only the
+        load is counted: the per-model version and memory gauges stay as they are.
         """
         self._loads.labels(model).inc()
         self._load_seconds.labels(model, version).set(seconds)
+        if not serving:
+            return
         if nbytes is not None:
             self._model_bytes.labels(model).set(nbytes)
         if version.isdecimal():  # registry versions are numbers; anything else has no gauge value

@@ -1,6 +1,8 @@
 """The models an inference server serves: loaded, warmed, swapped when an alias moves, evicted.
 
-``ServedModels(["employment@production"], store=store, project="p")`` holds one slot per ref.
+``ServedModels(["employment@production"], store=store, project="p")`` holds one slot per ref;
+``deployments=["employment-prod"]`` names deployments to serve too, whose versions the app
+adds and releases as their plans change (``add_version``, ``release``; see ``deployments.py``).
 ``current(name)`` is the hot path (called on the event loop for every request): a dict lookup and
 an attribute read, no lock and no store access. Loads, warm-ups and alias polling run in threads;
 a new version takes over with a single attribute assignment once it has answered a warm-up
@@ -36,6 +38,7 @@ from loopwise.errors import (
 from loopwise.registry import models as registry
 from loopwise.registry.models import LoadedModel, parse_ref
 from loopwise.store import ModelVersion, Store
+from loopwise.store.validate import check_name
 
 __all__ = ["ModelEvent", "ModelState", "ServedModels", "warm_up", "warm_up_input"]
 
@@ -61,6 +64,8 @@ class ModelEvent:
     error: str | None = None
     previous_version: int | None = None
     """The version that served before a ``swapped``."""
+    deployment: str | None = None
+    """The deployment this version was loaded for (``name`` is then its model)."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +93,20 @@ class ModelState:
 class _Slot:
     """One served model: configuration, the ready model, and load bookkeeping."""
 
-    def __init__(self, name: str, ref: str, version: int | None, alias: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        ref: str,
+        version: int | None,
+        alias: str | None,
+        model: str | None = None,
+        deployment: str | None = None,
+    ) -> None:
         self.name = name
         self.ref = ref
+        self.model_name = model or name  # the registered model (name is the slot's key)
+        self.deployment = deployment
+        self.released = False
         self.pinned = version
         self.alias = alias
         self.moves = version is None  # alias and latest refs follow the registry
@@ -122,6 +138,7 @@ class ServedModels:
         self,
         refs: Sequence[str],
         *,
+        deployments: Sequence[str] = (),
         store: Store,
         project: str,
         poll_interval_s: float = 5.0,
@@ -132,6 +149,26 @@ class ServedModels:
         self._configure(
             refs, store, project, poll_interval_s, memory_budget_bytes, warm_up, on_event
         )
+        self.deployments: tuple[str, ...] = self._deployment_names(deployments)
+
+    def _deployment_names(self, deployments: Sequence[str]) -> tuple[str, ...]:
+        if isinstance(deployments, str):
+            raise InvalidArgumentError(
+                f"Expected deployments as a list of names, got the string {deployments!r}; "
+                f"pass [{deployments!r}].",
+                parameter="deployments",
+            )
+        names: list[str] = []
+        for name in deployments:
+            name = check_name(name, "deployment")
+            if name in names or name in self._slots:
+                raise InvalidArgumentError(
+                    f"{name!r} is named twice (as a deployment, or as a deployment and a "
+                    "model); each name serves one thing.",
+                    parameter="deployments",
+                )
+            names.append(name)
+        return tuple(names)
 
     def _configure(
         self,
@@ -160,6 +197,7 @@ class ServedModels:
                 )
             self._slots[name] = _Slot(name, ref, version, alias)
         self.names: tuple[str, ...] = tuple(self._slots)
+        self.deployments = ()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -216,7 +254,7 @@ class ServedModels:
                     raise UnavailableError(
                         f"The server is shutting down: model {slot.ref!r} can no longer load.",
                         reason="closed",
-                        model=slot.name,
+                        model=slot.model_name,
                     )
                 wait_s = slot.retry_at - time.monotonic()
                 if slot.failure is not None and wait_s > 0:
@@ -264,10 +302,58 @@ class ServedModels:
         )
 
     def ready(self, name: str | None = None) -> bool:
-        """Whether ``name`` (or every served model) can answer requests."""
+        """Whether ``name`` (or every served model ref) can answer requests."""
         if name is not None:
             return self._slot(name).ready
-        return all(slot.ready for slot in self._slots.values())
+        return all(self._slots[n].ready for n in self.names)
+
+    # -- the versions of deployments ---------------------------------------------------------------
+    @staticmethod
+    def version_key(deployment: str, model: str, version: int) -> str:
+        """The name a deployment's version is held under (never a model's name: it has a /)."""
+        return f"{deployment}/{model}/{version}"
+
+    def add_version(self, deployment: str, model: str, version: int) -> Future[LoadedModel]:
+        """Hold version ``version`` of ``model`` for ``deployment`` (under ``version_key``).
+
+        Returns a future that resolves once it is loaded and warm (at once if it is); a load that
+        failed is retried only after its back-off, and until then the future fails at once.
+        """
+        key = self.version_key(deployment, model, version)
+        done: Future[LoadedModel] = Future()
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = _Slot(key, f"{model}/{version}", version, None, model, deployment)
+                self._slots[key] = slot
+            if slot.model is not None:
+                done.set_result(slot.model)
+                return done
+            if slot.loading is not None:
+                return slot.loading
+            wait_s = slot.retry_at - time.monotonic()
+            if slot.failure is not None and wait_s > 0:
+                done.set_exception(_unavailable(slot, slot.failure, wait_s))
+                return done
+            future = self._submit(slot, version)
+        if future is None:
+            done.set_exception(
+                UnavailableError(
+                    f"The server is shutting down: model {slot.ref!r} can no longer load.",
+                    reason="closed",
+                    model=slot.model_name,
+                )
+            )
+            return done
+        return future
+
+    def release(self, deployment: str, model: str, version: int) -> None:
+        """Stop holding a deployment's version: its memory is free once no request uses it."""
+        with self._lock:
+            slot = self._slots.pop(self.version_key(deployment, model, version), None)
+            if slot is not None:
+                slot.released = True
+                slot.model, slot.reserved_nbytes = None, 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -279,7 +365,7 @@ class ServedModels:
         if self.store is None or self._poller is not None:
             return
         with self._lock:
-            futures = [self._submit(slot, None) for slot in self._slots.values()]
+            futures = [self._submit(slot, slot.pinned) for slot in self._slots.values()]
         # Failures are recorded in each slot (and retried by the poller), not raised here.
         wait([f for f in futures if f is not None])
         self._poller = threading.Thread(target=self._poll_loop, name="loopwise-alias-poll")
@@ -317,7 +403,7 @@ class ServedModels:
 
         Loads run in the background; the old version serves until the new one is warm.
         """
-        for slot in self._slots.values():
+        for slot in list(self._slots.values()):  # a deployment's versions come and go meanwhile
             if self._stop.is_set() or self.store is None:
                 return
             if slot.loading is not None or time.monotonic() < slot.retry_at:
@@ -344,24 +430,24 @@ class ServedModels:
     def _resolve(self, slot: _Slot) -> int:
         assert self.store is not None
         if slot.alias is not None:
-            return self.store.resolve_alias(self.project, slot.name, slot.alias)
-        versions = self.store.list_model_versions(self.project, slot.name)
+            return self.store.resolve_alias(self.project, slot.model_name, slot.alias)
+        versions = self.store.list_model_versions(self.project, slot.model_name)
         if not versions:
             raise NotFoundError(
-                f"Model {slot.name!r} has no versions in project {self.project!r}. Register one "
+                f"Model {slot.model_name!r} has no versions in project {self.project!r}. Register one "
                 "with run.log_model(model, name=...).",
                 kind="model",
-                wanted=slot.name,
+                wanted=slot.model_name,
             )
         return versions[-1].version
 
     # -- loading -----------------------------------------------------------------------------------
     def _submit(self, slot: _Slot, version: int | None) -> Future[LoadedModel] | None:
         """Start a background load unless one runs already (call with the lock held)."""
-        if slot.loading is not None or self._closed:
+        if slot.loading is not None or self._closed or slot.released:
             return None
-        if self._executor is None:
-            workers = 1 if self.memory_budget_bytes is not None else min(8, len(self._slots))
+        if self._executor is None:  # threads start as loads need them (a deployment adds some)
+            workers = 1 if self.memory_budget_bytes is not None else 8
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="loopwise-load")
         future: Future[LoadedModel] = Future()
         slot.loading = future
@@ -380,7 +466,7 @@ class ServedModels:
             UnavailableError(
                 f"The server shut down before model {slot.ref!r} loaded.",
                 reason="closed",
-                model=slot.name,
+                model=slot.model_name,
             )
         )
 
@@ -390,7 +476,7 @@ class ServedModels:
         try:
             if version is None:
                 version = self._resolve(slot)
-            entity = self.store.get_model_version(self.project, slot.name, version)
+            entity = self.store.get_model_version(self.project, slot.model_name, version)
             nbytes = self._estimate_nbytes(entity)
             self._make_room(slot, nbytes)
             started = time.perf_counter()
@@ -404,6 +490,10 @@ class ServedModels:
                 raise
             return
         with self._lock:
+            if slot.released:  # a deployment no longer needs it: nothing to install
+                slot.loading = None
+                future.set_result(model)
+                return
             previous = slot.model
             slot.model = model  # the swap: the next current() returns the new version
             slot.last_used = time.monotonic()
@@ -417,16 +507,21 @@ class ServedModels:
             self._emit(
                 ModelEvent(
                     "swapped",
-                    slot.name,
+                    slot.model_name,
                     version,
                     seconds,
                     nbytes,
                     previous_version=previous.version.version,
+                    deployment=slot.deployment,
                 )
             )
         else:
             log.info("Loaded %s (version %s) in %.3f s", slot.ref, version, seconds)
-            self._emit(ModelEvent("loaded", slot.name, version, seconds, nbytes))
+            self._emit(
+                ModelEvent(
+                    "loaded", slot.model_name, version, seconds, nbytes, deployment=slot.deployment
+                )
+            )
 
     def _failed(
         self, slot: _Slot, version: int | None, exc: BaseException, *, loading: bool = False
@@ -438,7 +533,7 @@ class ServedModels:
             error = LoopwiseError(
                 f"Model {slot.ref!r} (version {version}) could not be loaded and warmed: "
                 f"{type(exc).__name__}: {exc}",
-                model=slot.name,
+                model=slot.model_name,
                 version=version,
             )
         message = f"{type(error).__name__}: {error.message}" if error is exc else error.message
@@ -454,7 +549,11 @@ class ServedModels:
             if loading:
                 slot.loading, slot.reserved_nbytes = None, 0
         log.warning("Model %s (version %s): %s", slot.ref, version, message)
-        self._emit(ModelEvent("load_failed", slot.name, version, error=message))
+        self._emit(
+            ModelEvent(
+                "load_failed", slot.model_name, version, error=message, deployment=slot.deployment
+            )
+        )
         return error
 
     def _estimate_nbytes(self, entity: ModelVersion) -> int:
@@ -485,7 +584,14 @@ class ServedModels:
                 used -= victim.nbytes or 0
                 assert evicted is not None
                 events.append(
-                    ModelEvent("evicted", victim.name, evicted.version.version, None, victim.nbytes)
+                    ModelEvent(
+                        "evicted",
+                        victim.model_name,
+                        evicted.version.version,
+                        None,
+                        victim.nbytes,
+                        deployment=victim.deployment,
+                    )
                 )
         if used > self.memory_budget_bytes:
             log.warning(
@@ -515,7 +621,7 @@ def _unavailable(slot: _Slot, cause: LoopwiseError, retry_after_s: float) -> Una
         f"tried again in {max(retry_after_s, 0.0):.1f} s.",
         retry_after_s=round(max(retry_after_s, 0.0), 3),
         reason="model_unavailable",
-        model=slot.name,
+        model=slot.model_name,
         cause=cause.code,
     )
 

@@ -38,9 +38,9 @@ def prediction_rows(
     ]
 
 
-Logged = tuple[str, str, tuple[int, dict[str, np.ndarray[Any, Any]]], Inputs, int, float]
-"""What a request hands the log writer: model, request id, (version, outputs), inputs,
-arrival (ms since the epoch) and latency (ms)."""
+Logged = tuple[str, str, str, tuple[int, dict[str, np.ndarray[Any, Any]]], Inputs, int, float, bool]
+"""What a request hands the log writer: deployment, model, request id, (version, outputs),
+inputs, arrival (ms since the epoch), latency (ms) and whether a shadow version answered."""
 
 
 class PredictionWriter:
@@ -90,13 +90,14 @@ class PredictionWriter:
 
     def _append(self, items: list[Logged]) -> int:
         records: list[PredictionRecord] = []
-        for model, request_id, (version, outputs), inputs, arrived_ms, latency_ms in items:
+        for deployment, model, request_id, answer, inputs, arrived_ms, latency_ms, shadow in items:
+            version, outputs = answer
             rows = prediction_rows(inputs, outputs)
             many = len(rows) > 1
             records.extend(
                 PredictionRecord(
                     project=self.project,
-                    deployment=model,
+                    deployment=deployment,
                     request_id=f"{request_id}:{i}" if many else request_id,
                     model=model,
                     version=version,
@@ -104,6 +105,7 @@ class PredictionWriter:
                     latency_ms=latency_ms,
                     inputs=row_inputs,
                     outputs=row_outputs,
+                    shadow=shadow,
                 )
                 for i, (row_inputs, row_outputs) in enumerate(rows)
             )

@@ -54,7 +54,8 @@ between calls would take CPU from the server's event loop."""
 @dataclass(frozen=True)
 class LogTarget:
     """Where a model process logs the rows it computes: the store (by URI and token), the
-    project and deployment, and the spool's folder and durability."""
+    project and deployment, the spool's folder and durability, and whether the process
+    computes a deployment's shadow version (its rows are logged with ``shadow=True``)."""
 
     uri: str
     token: str | None
@@ -63,6 +64,7 @@ class LogTarget:
     spool_dir: str
     durability: str
     fsync_window_ms: float
+    shadow: bool = False
 
 
 class _Channel:
@@ -293,3 +295,17 @@ class ModelProcess:
 
     def close(self) -> None:
         self._stop_process()
+
+    async def stop(self) -> None:
+        """``close()`` without blocking the event loop while the process spools its last rows
+        into the store and exits (a deployment's version leaving its plan)."""
+        channel, process = self._channel, self._process
+        self._process, self._channel, self._model = None, None, None
+        if channel is not None:
+            channel.close()
+        if process is not None:
+            try:
+                await asyncio.to_thread(process.wait, 60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)

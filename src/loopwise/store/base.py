@@ -18,6 +18,8 @@ from loopwise.store.entities import (
     ArtifactFile,
     AuditRecord,
     AuditVerification,
+    AutopilotDecision,
+    AutopilotPolicy,
     DatasetSuite,
     DatasetVersion,
     Deployment,
@@ -361,6 +363,53 @@ class Store(ABC):
         rolled back from); a ConflictError when the current plan is the first. Restoring the
         plan that is already current changes nothing.
         """
+
+    # -- the autopilot: each deployment's policy and the decisions taken under it ----------------
+    # Both belong to an existing deployment (NotFoundError otherwise) and every change is
+    # audited. Decisions are numbered 1, 2, 3 … per deployment by the controller: recording
+    # the next number is how it claims the step, so two controllers that decided from the same
+    # state cannot both record (ConflictError for the second, even at the same moment).
+    @abstractmethod
+    def set_autopilot_policy(
+        self, project: str, deployment: str, text: str, expected_revision: int | None = None
+    ) -> AutopilotPolicy:
+        """Store the deployment's next policy revision (the YAML text exactly as given).
+
+        Text equal to the current revision's changes nothing (that revision comes back).
+        ``expected_revision``: a ConflictError, and no change, unless the current revision
+        (0 when there is none) is this one.
+        """
+
+    @abstractmethod
+    def get_autopilot_policy(
+        self, project: str, deployment: str, revision: int | None = None
+    ) -> AutopilotPolicy:
+        """The current policy (or revision ``revision``); NotFoundError when there is none."""
+
+    @abstractmethod
+    def record_autopilot_decision(
+        self,
+        project: str,
+        deployment: str,
+        seq: int,
+        kind: str,
+        summary: str,
+        state: Mapping[str, Any],
+        evidence: Mapping[str, Any],
+        at_ms: int,
+    ) -> AutopilotDecision:
+        """Append decision ``seq``, which must be the last one's plus 1 (1 for the first):
+        otherwise a ConflictError and nothing is stored."""
+
+    @abstractmethod
+    def autopilot_decisions(
+        self, project: str, deployment: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[AutopilotDecision]:
+        """Decisions with ``seq > after_seq``, oldest first, at most ``limit`` (the first)."""
+
+    @abstractmethod
+    def latest_autopilot_decision(self, project: str, deployment: str) -> AutopilotDecision | None:
+        """The decision with the highest ``seq``, or None when there is none yet."""
 
     # -- prediction log ---------------------------------------------------------------------------
     # Predictions are Parquet blobs in ``artifacts``, indexed by these two methods; a

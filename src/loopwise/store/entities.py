@@ -17,6 +17,8 @@ __all__ = [
     "ArtifactFile",
     "AuditRecord",
     "AuditVerification",
+    "AutopilotDecision",
+    "AutopilotPolicy",
     "DatasetSuite",
     "DatasetVersion",
     "Deployment",
@@ -406,3 +408,43 @@ class DeploymentChange:
     time_ms: int
     restored_revision: int | None = None
     """For a rollback: the revision whose plan it restored."""
+
+
+@dataclass(frozen=True)
+class AutopilotPolicy:
+    """One revision of a deployment's autopilot policy, as the YAML text it was given in."""
+
+    project: str
+    deployment: str
+    revision: int
+    """1 for the deployment's first policy; each change adds one."""
+    text: str
+    """The YAML exactly as set (the autopilot parses and checks it before storing it)."""
+    actor: str
+    """Who set it (as the audit log names them)."""
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class AutopilotDecision:
+    """One step of a deployment's autopilot: what it decided, from what evidence, and the
+    state it left."""
+
+    project: str
+    deployment: str
+    seq: int
+    """1, 2, 3 … per deployment, with no gaps."""
+    kind: str
+    """What it decided, e.g. ``observe``, ``retrain``, ``gate``, ``canary``, ``promote``,
+    ``rollback``, ``escalate`` or ``hold``."""
+    summary: str
+    """One sentence for people."""
+    state: dict[str, Any]
+    """The controller's state after this decision (a JSON object)."""
+    evidence: dict[str, Any]
+    """What it decided from: metric values, test results, thresholds (a JSON object)."""
+    at_ms: int
+    """The controller's clock for this decision (e.g. the end of the window it judged)."""
+    actor: str
+    created_ms: int
+    """When the store recorded it."""

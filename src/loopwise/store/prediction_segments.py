@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMNS", "INPUT_PREFIX", "OUTPUT_PREFIX", "read_segment", "write_segments"]
 
-COLUMNS = ("request_id", "deployment", "model", "version", "timestamp_ms", "latency_ms")
-"""The fixed columns of the log; then ``input.<name>`` and ``output.<name>`` columns follow."""
+COLUMNS = (
+    "request_id",
+    "deployment",
+    "model",
+    "version",
+    "timestamp_ms",
+    "latency_ms",
+    "shadow",
+)
+"""The fixed columns of the log; then ``input.<name>`` and ``output.<name>`` columns follow.
+Segments written before ``shadow`` existed lack it; their rows read back as live (False)."""
 INPUT_PREFIX = "input."
 OUTPUT_PREFIX = "output."
 JSON_TEXT = {b"loopwise.encoding": b"json"}
@@ -46,6 +55,7 @@ def _fixed_schema() -> pa.Schema:
             ("version", pa.int64()),
             ("timestamp_ms", pa.int64()),
             ("latency_ms", pa.float64()),
+            ("shadow", pa.bool_()),
         ]
     )
 
@@ -104,7 +114,9 @@ def _python_table(payloads: Sequence[bytes | memoryview]) -> pa.Table:
     arrays: list[pa.Array] = []
     for column_field in _fixed_schema():
         fields.append(column_field)
-        arrays.append(pa.array([row[column_field.name] for row in rows], column_field.type))
+        name = column_field.name
+        values = [row.get(name, False) if name == "shadow" else row[name] for row in rows]
+        arrays.append(pa.array(values, column_field.type))
     for group in ("input", "output"):
         for key in dict.fromkeys(k for row in rows for k in row[group]):
             kind, array, as_json = _column([row[group].get(key) for row in rows])
@@ -139,6 +151,11 @@ def write_segments(
     table = _typed_table(payloads)
     if table is None:
         table = _python_table(payloads)
+    shadow = table.column("shadow")
+    if shadow.null_count:  # records spooled before shadow rows existed are live
+        table = table.set_column(
+            table.schema.get_field_index("shadow"), "shadow", pc.fill_null(shadow, False)
+        )
     stamps = table.column("timestamp_ms")
     hours = pc.multiply(pc.divide(stamps, HOUR_MS), HOUR_MS)
     table = table.append_column("hour_ms", hours)

@@ -56,7 +56,7 @@ class PredictionRecord:
 
     project: str
     deployment: str
-    """What served it; for now the served model's name."""
+    """What served it: the deployment's name, or the served model's name (``loopwise serve REF``)."""
     request_id: str
     model: str
     version: int
@@ -68,6 +68,9 @@ class PredictionRecord:
     or a list of them)."""
     outputs: Mapping[str, Any]
     """E.g. ``{"predict": 1, "predict_proba": [0.2, 0.8]}``."""
+    shadow: bool = False
+    """A shadow version's answer to a copy of the request (never returned to the client); the
+    live answer has the same ``request_id``."""
 
 
 # -- encoding (on the server's event loop: kept cheap) -------------------------------------------
@@ -153,6 +156,9 @@ def _encode(record: PredictionRecord) -> bytes:
         latency_ms = float(latency_ms)
     if not 0 <= latency_ms < math.inf:
         raise _bad(record, "latency_ms", f"expected a finite latency_ms >= 0, got {latency_ms}.")
+    shadow = record.shadow
+    if type(shadow) is not bool:
+        raise _bad(record, "shadow", f"expected shadow True or False, got {shadow!r}.")
     # Keys as prediction_segments reads them; "input" and "output" become column prefixes.
     fields = {
         "project": _name(record, record.project, "project"),
@@ -164,6 +170,7 @@ def _encode(record: PredictionRecord) -> bytes:
         "latency_ms": latency_ms,
         "input": _mapping(record, record.inputs, "inputs"),
         "output": _mapping(record, record.outputs, "outputs"),
+        "shadow": shadow,
     }
     try:
         return _encode_json(fields).encode()
@@ -205,6 +212,7 @@ def decode_record(payload: bytes | memoryview) -> PredictionRecord:
         latency_ms=fields["latency_ms"],
         inputs=fields["input"],
         outputs=fields["output"],
+        shadow=fields.get("shadow", False),  # spooled before shadow rows existed
     )
 
 
@@ -319,10 +327,11 @@ def read_predictions(
 ) -> pd.DataFrame:
     """A deployment's predictions with ``start_ms <= timestamp_ms < end_ms``, oldest first.
 
-    Columns: ``COLUMNS`` (request_id, deployment, model, version, timestamp_ms, latency_ms),
-    then ``input.<feature>`` for each input and ``output.<name>`` for each output, in the
-    order they were first logged. Records still in a live server's spool are not included
-    until it drains them (every ``drain_interval_s``).
+    Columns: ``COLUMNS`` (request_id, deployment, model, version, timestamp_ms, latency_ms,
+    shadow), then ``input.<feature>`` for each input and ``output.<name>`` for each output, in
+    the order they were first logged. ``shadow`` is True for a shadow version's rows (the live
+    row has the same request_id); monitoring reads only the others. Records still in a live
+    server's spool are not included until it drains them (every ``drain_interval_s``).
     """
     import pandas as pd
 
@@ -332,6 +341,8 @@ def read_predictions(
     names: dict[str, None] = dict.fromkeys(COLUMNS)
     for segment in store.list_prediction_segments(project, deployment, start, end):
         frame, columns = read_segment(store, segment, start, end)
+        if "shadow" not in frame.columns:  # written before shadow rows existed: all live
+            frame["shadow"] = False
         names.update(dict.fromkeys(columns))
         # A column with no value in this segment must not decide the combined column's type.
         frames.append(frame.dropna(axis="columns", how="all"))
@@ -346,6 +357,7 @@ def read_predictions(
                 "version": pd.Series(dtype="int64"),
                 "timestamp_ms": pd.Series(dtype="int64"),
                 "latency_ms": pd.Series(dtype="float64"),
+                "shadow": pd.Series(dtype="bool"),
             }
         )
         return empty

@@ -48,6 +48,7 @@ from loopwise.store.entities import (
     RunStatus,
     Token,
 )
+from loopwise.store.remote_autopilot import RemoteAutopilot
 from loopwise.store.remote_deployments import RemoteDeployments
 from loopwise.store.remote_monitoring import RemoteMonitoring
 from loopwise.store.spool import MetricSpool, recover_spools
@@ -267,7 +268,7 @@ def default_spool_dir(uri: str) -> Path:
     return cache / "loopwise" / "spool" / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
-class RemoteStore(RemoteMonitoring, RemoteDeployments, Store):
+class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
     """A ``Store`` whose every call goes to a Loopwise server over HTTP."""
 
     def __init__(

@@ -10,6 +10,7 @@ from loopwise.store.migrate import check_schema, current_revision, upgrade
 from loopwise.store.spool import MetricSpool, recover_spools
 from loopwise.store.sql.access import SqlAccess
 from loopwise.store.sql.alerts import SqlAlerts
+from loopwise.store.sql.autopilot import SqlAutopilot
 from loopwise.store.sql.core import make_engines
 from loopwise.store.sql.dataset_quality import SqlDatasetQuality
 from loopwise.store.sql.deployments import SqlDeployments
@@ -21,6 +22,7 @@ __all__ = ["SqlStore"]
 
 class SqlStore(
     SqlDatasetQuality,
+    SqlAutopilot,
     SqlDeployments,
     SqlAccess,
     SqlPredictions,

@@ -313,6 +313,35 @@ class DeploymentChangeRow(Base):
     restored_revision: Mapped[int | None] = mapped_column(Integer)
 
 
+class AutopilotPolicyRow(Base):
+    """One revision of a deployment's autopilot policy (YAML text), never updated or deleted."""
+
+    __tablename__ = "autopilot_policies"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(250))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AutopilotDecisionRow(Base):
+    """One decision of a deployment's autopilot. The primary key is what lets exactly one of
+    two controllers record a given step."""
+
+    __tablename__ = "autopilot_decisions"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    """The controller's state after the decision, as compact JSON text."""
+    evidence: Mapped[str] = mapped_column(Text)
+    """JSON text, like ``state``."""
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(250))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditRow(Base):
     """One record of the hash-chained audit log; names, not foreign keys, so it outlives them."""
 
@@ -365,5 +394,7 @@ OUTCOMES = _table(OutcomeRow)
 ALERTS = _table(AlertRow)
 DEPLOYMENTS = _table(DeploymentRow)
 DEPLOYMENT_CHANGES = _table(DeploymentChangeRow)
+AUTOPILOT_POLICIES = _table(AutopilotPolicyRow)
+AUTOPILOT_DECISIONS = _table(AutopilotDecisionRow)
 AUDIT_LOG = _table(AuditRow)
 AUDIT_HEAD = _table(AuditHeadRow)

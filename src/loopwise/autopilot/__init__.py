@@ -1,0 +1,34 @@
+"""The autopilot: watches a deployment, retrains through a pipeline, gates the candidate, rolls
+it out (and back), and escalates to a person when retraining no longer helps.
+
+``lw.autopilot.set_policy(deployment, yaml_text)`` sets a deployment's policy (checked whole);
+``run_once(deployment)`` is one tick of the controller; ``history(deployment)`` says why the
+model changed. See docs/autopilot.md.
+"""
+
+from loopwise.autopilot.api import (
+    Tick,
+    get_policy,
+    history,
+    resume,
+    run_all,
+    run_once,
+    set_policy,
+    state,
+)
+from loopwise.autopilot.policy import Policy, parse_policy
+from loopwise.autopilot.state import State
+
+__all__ = [
+    "Policy",
+    "State",
+    "Tick",
+    "get_policy",
+    "history",
+    "parse_policy",
+    "resume",
+    "run_all",
+    "run_once",
+    "set_policy",
+    "state",
+]

@@ -1,0 +1,101 @@
+"""Backtesting a policy: serve historical rows through a deployment's traffic plan, as its
+inference servers would, and log them, so that the autopilot can be run over past data.
+
+``Replayer.serve`` answers each row with the version its plan assigns (``assign`` on the
+request id), logs the predictions with the given timestamps, and returns the answers; the
+caller logs the outcomes (``log_outcomes``) and ticks the controller (``run_once``) with the
+replay's clock. The demo (``loopwise.examples.demo_autopilot``) and the tests use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import loopwise as lw
+from loopwise.context import current
+from loopwise.deployments import assign
+from loopwise.store.predictions import PredictionRecord, write_predictions
+
+__all__ = ["Replayer"]
+
+
+def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as the prediction log keeps them: categories as their text, numbers as numbers."""
+    coded = frame.astype(
+        {c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    )
+    return [{str(k): v for k, v in row.items()} for row in coded.to_dict("records")]
+
+
+class Replayer:
+    """Serves rows through deployment ``deployment`` (see the module docstring).
+
+    ``prepare`` turns the rows as logged into what the model takes (e.g. types); default: as
+    they are. Loaded versions are kept between calls.
+    """
+
+    def __init__(
+        self,
+        deployment: str,
+        *,
+        prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+        latency_ms: float = 1.0,
+    ) -> None:
+        self.deployment = deployment
+        self.prepare = prepare or (lambda frame: frame)
+        self.latency_ms = latency_ms
+        self.models: dict[int, Any] = {}
+
+    def _model(self, name: str, version: int) -> Any:
+        if version not in self.models:
+            self.models[version] = lw.models.load(f"{name}/{version}")
+        return self.models[version]
+
+    def serve(
+        self,
+        inputs: pd.DataFrame,
+        request_ids: Sequence[str],
+        timestamps_ms: Sequence[int] | np.ndarray[Any, Any],
+    ) -> np.ndarray[Any, Any]:
+        """Answer and log ``inputs`` (one row per request); the answers, in row order."""
+        ctx = current()
+        stamps = np.asarray(timestamps_ms, dtype=np.int64)
+        deployment = lw.deployments.get(self.deployment)
+        versions = np.asarray([assign(deployment, key) for key in request_ids])
+        typed = self.prepare(inputs)
+        answers: np.ndarray[Any, Any] = np.empty(len(inputs), dtype=object)
+        probabilities: list[list[float] | None] = [None] * len(inputs)
+        for version in np.unique(versions):
+            chosen = versions == version
+            model = self._model(deployment.model, int(version))
+            rows = typed[chosen]
+            answers[chosen] = list(model.predict(rows))
+            if hasattr(model, "predict_proba"):
+                proba = model.predict_proba(rows)
+                for at, p in zip(np.flatnonzero(chosen).tolist(), proba, strict=True):
+                    probabilities[at] = [float(x) for x in p]
+        records = []
+        for i, (request_id, row) in enumerate(zip(request_ids, _jsonable(inputs), strict=True)):
+            answer = answers[i].item() if isinstance(answers[i], np.generic) else answers[i]
+            outputs: dict[str, Any] = {"predict": answer}
+            if probabilities[i] is not None:
+                outputs["predict_proba"] = probabilities[i]
+            records.append(
+                PredictionRecord(
+                    project=ctx.project,
+                    deployment=self.deployment,
+                    request_id=str(request_id),
+                    model=deployment.model,
+                    version=int(versions[i]),
+                    timestamp_ms=int(stamps[i]),
+                    latency_ms=self.latency_ms,
+                    inputs=row,
+                    outputs=outputs,
+                )
+            )
+        write_predictions(ctx.store, records)
+        return answers

@@ -1,0 +1,147 @@
+"""The queue in front of one served model, or of one version of a deployment.
+
+``ModelQueue`` holds what computes a served name's requests: its ``Batcher``, its model process
+(with ``processes=True``), its response cache and the input schema of the version it last
+saw. The app has one per served model and, for a deployment, one per version and role (live
+or shadow) of the plan in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from loopwise.errors import LoopwiseError, UnavailableError
+from loopwise.registry import LoadedModel
+from loopwise.serving.batching import Batcher, BatchPolicy
+from loopwise.serving.cache import ResponseCache
+from loopwise.serving.compute import Batch, predict_batch
+from loopwise.serving.schema import InputSchema
+from loopwise.serving.workers import ModelProcess
+
+if TYPE_CHECKING:
+    from loopwise.serving.app import ServingApp
+
+__all__ = ["ModelQueue"]
+
+
+class ModelQueue:
+    """One served name's queue: its batcher, its model process and the input schema of the
+    version last seen.
+
+    A deployment has one per version and role, live or shadow (a *lane*, see
+    ``deployments.py``): ``key`` is then the version's name in ``ServedModels``, ``label`` the
+    deployment's model (for metrics and the prediction log's ``model``) and ``name`` the
+    deployment's (the log's ``deployment``). For a served model all three are its name.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        app: ServingApp,
+        policy: BatchPolicy,
+        cache: ResponseCache | None,
+        *,
+        key: str | None = None,
+        label: str | None = None,
+        version: int = 0,
+        shadow: bool = False,
+    ) -> None:
+        self.name = name
+        self.key = key or name
+        self.label = label or name
+        self.version = version  # a lane's version (0 for a served model)
+        self.shadow = shadow
+        self.active = 0  # a lane's requests in progress (counted on the deployment path only)
+        self.queued = 0
+        self.app = app
+        self.cache = cache
+        self.schema: InputSchema | None = None
+        self.schema_version: int | None = None
+        queue = f"{self.label}/{version}" if key else name  # how errors name the queue
+        self.worker = (
+            ModelProcess(queue, app.model_threads, app.log_target(name, shadow))
+            if app.processes
+            else None
+        )
+        metrics = app.metrics
+        label = self.label
+        self.batcher = Batcher(
+            queue,
+            self.run_batch if self.worker is None else self.run_batch_in_process,
+            policy,
+            on_batch=(lambda rows, s: metrics.batch(label, str(self.schema_version), rows, s))
+            if metrics is not None
+            else None,
+            on_queue=self.queue_changed if metrics is not None else None,
+        )
+
+    def queue_changed(self, rows: int) -> None:
+        assert self.app.metrics is not None
+        self.app.metrics.queue_change(self.label, rows - self.queued)
+        self.queued = rows
+
+    async def prepare(self, model: LoadedModel) -> None:
+        """Start the model process (if any) with ``model`` before requests arrive."""
+        if self.worker is not None:
+            await self.worker.prepare(model)
+
+    async def stop(self) -> None:
+        """Stop an idle lane without blocking the event loop."""
+        self.batcher.close()
+        if self.worker is not None:
+            await self.worker.stop()
+
+    def close(self) -> None:
+        self.batcher.close()
+        if self.worker is not None:
+            self.worker.close()
+
+    def schema_for(self, model: LoadedModel) -> InputSchema:
+        version = model.version.version
+        if self.schema is None or self.schema_version != version:
+            self.schema = InputSchema(model.signature)
+            self.schema_version = version
+        return self.schema
+
+    def run_batch(self, payloads: Sequence[Any]) -> list[Any]:
+        """In the batch thread: the served version computes the batch."""
+        model = self.app.models.get(self.key)
+        return predict_batch(model, self.schema_for(model), payloads)
+
+    async def run_batch_in_process(self, payloads: Sequence[Any]) -> list[Any]:
+        """On the event loop: join the batch here, compute it in the model's process."""
+        worker = self.worker
+        assert worker is not None
+        model = self.app.models.current(self.key)
+        if model is None:
+            model = await asyncio.to_thread(self.app.models.get, self.key)
+        as_array = await worker.load(model)
+        batch = Batch(self.schema_for(model), model.version.version, payloads, as_array)
+        if not batch.live:
+            return batch.split({})
+        try:
+            outputs, receipt = await worker.compute(
+                batch.joined(), batch.wanted, batch.log_rows(batch.live)
+            )
+            return batch.split(outputs, receipt)
+        except UnavailableError:
+            raise  # the process died: the whole batch is told to retry
+        except LoopwiseError as exc:
+            if len(batch.live) == 1:
+                batch.failed[batch.live[0]] = exc
+                return batch.split({})
+        answers: list[Any] = []
+        for i, wanted in enumerate(batch.wants):
+            if i in batch.failed:
+                answers.append(batch.failed[i])
+                continue
+            try:
+                alone, receipt = await worker.compute(batch.alone(i), wanted, batch.log_rows([i]))
+                answers.append((batch.version, alone, receipt))
+            except UnavailableError:
+                raise
+            except LoopwiseError as alone:
+                answers.append(alone)
+        return answers

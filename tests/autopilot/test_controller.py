@@ -1,0 +1,132 @@
+"""The controller on a synthetic stream with a known change point (and a data bug): it
+notices the change, retrains, gates, canaries and promotes; it refuses broken data and
+escalates; a rollback and a pause follow bad candidates; the state survives in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import loopwise as lw
+from loopwise.context import Context
+from loopwise.errors import ConflictError
+from loopwise.monitoring import list_alerts
+
+from .world import DAY_MS, DEPLOYMENT, START_MS, World, policy_text
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Context]:
+    context = lw.init(project="auto", uri=tmp_path / "store")
+    yield context
+    lw.shutdown()
+
+
+def test_a_change_point_is_noticed_retrained_canaried_and_promoted(store: Context) -> None:
+    world = World(change=3)
+    world.setup()
+    world.play(range(0, 3))
+    assert "retrain" not in world.kinds()  # before the change: checks, no churn
+    assert world.kinds()[0] == "start"
+    assert "observe" in world.kinds()
+    world.play(range(3, 6))
+    kinds = world.kinds()
+    assert kinds.count("retrain") == 1
+    assert kinds.count("promote") == 1
+    assert kinds.index("retrain") < kinds.index("rollout") < kinds.index("promote")
+    deployment = lw.deployments.get(DEPLOYMENT)
+    assert deployment.plan.shares == {2: 100}
+    assert lw.models.get("synthetic@production").version == 2
+    # Served accuracy collapsed at the change and came back once the candidate took over.
+    assert world.served[3] < 0.75
+    assert world.served[5] > 0.85
+    # Every decision is in the audit trail with its evidence and the state it left.
+    history = lw.autopilot.history(DEPLOYMENT)
+    promote = next(d for d in history if d.kind == "promote")
+    assert promote.state["production"] == 2
+    trigger = next(d for d in history if d.evidence.get("drop", {}).get("triggered"))
+    assert trigger.evidence["drop"]["p_value"] < 0.05
+    # The change point is found inside the check window: training starts at the change.
+    change_ms = trigger.state["drop_since_ms"]
+    assert abs(change_ms - (START_MS + 3 * DAY_MS)) < DAY_MS / 8
+    gate = next(d for d in history if d.kind == "rollout")
+    assert gate.evidence["gates"]["holdout"]["passed"] is True
+    changes = lw.deployments.history(DEPLOYMENT)
+    assert [c.plan.shares for c in changes] == [{1: 100}, {1: 80, 2: 20}, {2: 100}]
+    assert all("autopilot decision #" in c.reason for c in changes[1:])
+
+
+    world.play(range(6, 8))
+    assert world.kinds().count("retrain") == 1  # the new model holds: no further churn
+
+
+def test_broken_inputs_are_escalated_in_their_window_and_never_trained_on(store: Context) -> None:
+    world = World(change=100, bug=2)
+    world.setup()
+    world.play(range(0, 4))
+    history = lw.autopilot.history(DEPLOYMENT)
+    escalations = [d for d in history if d.kind == "escalate"]
+    # The check at the end of the broken window escalates it, and only that window.
+    (escalation,) = escalations
+    assert escalation.at_ms == START_MS + 3 * DAY_MS
+    assert "x1" in escalation.summary and "range" in escalation.summary
+    assert escalation.state["quarantine"] == [[START_MS + 2 * DAY_MS, START_MS + 3 * DAY_MS]]
+    assert "retrain" not in [d.kind for d in history]
+    assert lw.deployments.get(DEPLOYMENT).plan.shares == {1: 100}
+    (alert,) = list_alerts(DEPLOYMENT)  # one open alert for the problem, however many windows
+    assert alert.rule == "autopilot" and alert.severity == "critical"
+    assert alert.occurrences == len(escalations)
+
+
+def test_failed_candidates_pause_the_autopilot_until_a_person_resumes(store: Context) -> None:
+    # A gate no candidate can pass (it must be 50% better): each retrain is rejected, and the
+    # second failure in a row escalates and pauses instead of retraining in a loop.
+    policy = policy_text(gates={"min_improvement": 5.0})
+    world = World(change=1)
+    world.setup(policy)
+    world.play(range(0, 5))
+    kinds = world.kinds()
+    assert kinds.count("reject") == 1
+    assert kinds.count("escalate") == 1
+    assert kinds.count("retrain") == 2
+    state = lw.autopilot.state(DEPLOYMENT)
+    assert state is not None and state.phase == "paused"
+    assert "hold" in kinds[kinds.index("escalate") :]
+    assert lw.deployments.get(DEPLOYMENT).plan.shares == {1: 100}
+    resumed = lw.autopilot.resume(DEPLOYMENT, reason="looked at it")
+    assert resumed.kind == "resume" and resumed.state["phase"] == "watching"
+    with pytest.raises(ConflictError, match="not paused"):
+        lw.autopilot.resume(DEPLOYMENT, reason="again")
+
+
+def test_a_regressor_is_watched_on_rmse_by_default(store: Context) -> None:
+    world = World(task="regression", change=2)
+    world.setup(policy_text("regression"))
+    world.play(range(0, 5))
+    kinds = world.kinds()
+    assert kinds.count("promote") == 1
+    first_check = next(d for d in lw.autopilot.history(DEPLOYMENT) if d.kind == "observe")
+    assert first_check.evidence["metric"] == "rmse"
+    assert world.served[-1] < world.served[2] / 2
+
+
+def test_a_plan_changed_by_a_person_is_adopted(store: Context) -> None:
+    world = World(change=1)
+    world.setup()
+    world.play(range(0, 3))  # promotes version 2
+    assert lw.deployments.get(DEPLOYMENT).plan.shares == {2: 100}
+    now = lw.autopilot.history(DEPLOYMENT)[-1].at_ms + 1
+    lw.deployments.set_plan(DEPLOYMENT, 1, reason="a person prefers the old one")
+    tick = lw.autopilot.run_once(DEPLOYMENT, now_ms=now)
+    assert [d.kind for d in tick.decisions] == ["adopt"]
+    state = lw.autopilot.state(DEPLOYMENT)
+    assert state is not None and state.production == 1 and state.phase == "watching"
+    # A split set by hand is not something the autopilot acts from: it pauses.
+    lw.deployments.set_plan(DEPLOYMENT, {1: 50, 2: 50}, reason="a person tries a split")
+    tick = lw.autopilot.run_once(DEPLOYMENT, now_ms=now + 1)
+    assert [d.kind for d in tick.decisions] == ["hold"]
+    state = lw.autopilot.state(DEPLOYMENT)
+    assert state is not None and state.phase == "paused"
+    assert lw.deployments.get(DEPLOYMENT).plan.shares == {1: 50, 2: 50}  # left as the person set it
