@@ -15,6 +15,7 @@ import loopwise as lw
 from loopwise.errors import ValidationFailedError
 from loopwise.examples import ACS_FEATURES, load_acs
 from loopwise.examples.demo import run_demo
+from loopwise.examples.demo_autopilot import BUG_WINDOW, SHOCK_WINDOW, START
 from loopwise.examples.training_pipeline import (
     SEED,
     employment_training,
@@ -34,6 +35,11 @@ STEPS = {
     "evaluate-gradient-boosting",
     "register",
 }
+
+
+def _window_start(index: int) -> int:
+    """When replay window ``index`` of the autopilot act begins (a window is a day)."""
+    return int(START.value // 1_000_000) + index * 86_400_000
 
 
 def _step_runs(pipeline_run: str) -> dict[str, Run]:
@@ -70,6 +76,19 @@ def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     rules = {rule for rule, _ in summary["monitoring"]["alerts"]}
     assert {"skew", "validation"} <= rules and "performance" not in rules
     assert Path(summary["monitoring"]["report"]).stat().st_size > 100_000
+
+    # The third act: the autopilot leaves real drift alone, recovers from the shock, and
+    # escalates the data bug in its window without retraining on it.
+    autopilot = summary["autopilot"]
+    decisions = lw.autopilot.history("employment-prod")
+    retrains = [d for d in decisions if d.kind == "retrain"]
+    assert retrains and min(d.at_ms for d in retrains) > _window_start(SHOCK_WINDOW)
+    assert autopilot["promotions"] >= 1 and autopilot["retrains"] <= 12
+    assert autopilot["bug_escalated_in_window"] == BUG_WINDOW
+    assert not [d for d in retrains if d.at_ms > _window_start(BUG_WINDOW)]
+    accuracy = autopilot["mean_accuracy"]
+    assert accuracy["autopilot"] > accuracy["static 2015 model"]
+    assert Path(autopilot["report"]).stat().st_size > 100_000
 
     # The training was a pipeline run: one finished run per step, linked to it.
     pipeline_run = lw.get_run(summary["pipeline_run"])
@@ -130,5 +149,6 @@ def test_full_demo_command(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "employment@production" in result.stdout
+    assert "Autopilot report" in result.stdout
     lw.init(project="employment", uri=tmp_path / "store")
     assert lw.models.get("employment@production").metrics["valid_auc"] > 0.89

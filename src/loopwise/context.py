@@ -7,15 +7,17 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from loopwise.store import Store, open_store, resolve_uri
 from loopwise.store.validate import check_name
 
-__all__ = ["Context", "current", "init", "shutdown"]
+__all__ = ["Context", "current", "init", "shutdown", "using"]
 
 DEFAULT_PROJECT = "default"
 
@@ -79,3 +81,19 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+@contextlib.contextmanager
+def using(store: Store, project: str) -> Iterator[Context]:
+    """Make ``store`` and ``project`` the current context for the block, then restore the one
+    before (for code that serves several projects, such as the server's autopilot loop). The
+    context is process-wide: do not use it from two threads at once."""
+    global _current
+    with _lock:
+        before = _current
+        _current = Context(store=store, project=project, uri=store.uri)
+    try:
+        yield _current
+    finally:
+        with _lock:
+            _current = before

@@ -57,7 +57,6 @@ def test_a_change_point_is_noticed_retrained_canaried_and_promoted(store: Contex
     assert [c.plan.shares for c in changes] == [{1: 100}, {1: 80, 2: 20}, {2: 100}]
     assert all("autopilot decision #" in c.reason for c in changes[1:])
 
-
     world.play(range(6, 8))
     assert world.kinds().count("retrain") == 1  # the new model holds: no further churn
 

@@ -101,8 +101,9 @@ def run_all(
     store: Store | None = None,
     project: str | None = None,
 ) -> list[Tick]:
-    """One tick of each named deployment (default: every deployment with a policy). A
-    deployment whose tick fails is logged and skipped; the others still run."""
+    """One tick of each named deployment (default: every deployment with a policy; then a
+    deployment whose tick fails is logged and skipped, and the others still run). A named
+    deployment's failure is raised, so that the caller sees it."""
     store, project = _context(store, project)
     if deployments is None:
         names = []

@@ -24,7 +24,7 @@ from loopwise.autopilot.retraining import gate, run_pipeline, training_data
 from loopwise.autopilot.rollout import judge_step, last_step, step_plan
 from loopwise.autopilot.scoring import change_point
 from loopwise.autopilot.state import State
-from loopwise.context import current
+from loopwise.context import current, using
 from loopwise.errors import ConflictError, LoopwiseError
 from loopwise.store import AutopilotDecision, Deployment, Store, TrafficPlan
 
@@ -258,7 +258,13 @@ class _Controller:
             min_labelled=policy.monitor.min_labelled,
             frame=frame,
         )
-        state.last_check_ms = self.now_ms
+        window = duration_ms(policy.monitor.window, "monitor.window")
+        last = state.last_check_ms
+        # Checks keep their cadence from the start (each judges one whole window), however
+        # late in its period a tick comes.
+        state.last_check_ms = (
+            self.now_ms if last is None else last + (self.now_ms - last) // window * window
+        )
         evidence: dict[str, Any] = {"check": seen.to_json(), "metric": metric}
         first = state.baseline is None and seen.realised is not None
         if first:
@@ -573,11 +579,11 @@ class _Controller:
     ) -> None:
         state = self.state
         previous = state.production
+        evidence = {**evidence, "replaced": previous}
         state.phase, state.rollout, state.production = "watching", None, candidate
         state.baseline, state.baseline_source = metric, f"version {candidate} when promoted"
         state.baseline_rows = rows
         state.failed_candidates, state.drop_since_ms = 0, None
-        state.last_check_ms = self.now_ms  # the next check judges a window of the new version
         state.alias = candidate
         self.change_plan(
             TrafficPlan({candidate: 100}),
@@ -600,7 +606,10 @@ def run_once(
     store, project = store or ctx.store, project or ctx.project
     now = int(time.time() * 1000) if now_ms is None else now_ms
     try:
-        return _Controller(store, project, deployment, now).run()
+        if store is ctx.store and project == ctx.project:
+            return _Controller(store, project, deployment, now).run()
+        with using(store, project):  # the monitors read the current context
+            return _Controller(store, project, deployment, now).run()
     except ConflictError:
         log.info("autopilot of %s: another controller acted first; this tick stops", deployment)
         raise

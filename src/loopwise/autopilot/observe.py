@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from loopwise.autopilot.scoring import CLASSIFICATION, Predictions, metric_value, row_losses
+from loopwise.errors import InvalidArgumentError
 from loopwise.monitoring.monitor import monitor
 from loopwise.monitoring.outcomes import monitoring_frame
 from loopwise.monitoring.rules import AlertRules
@@ -22,7 +23,8 @@ __all__ = ["Observation", "infer_metric", "inputs_of", "live_frame", "logged_los
 def live_frame(deployment: str, start_ms: int, end_ms: int, shadow: bool = False) -> pd.DataFrame:
     """Predictions served in ``[start_ms, end_ms)`` with their outcomes; only the answers
     clients got (``shadow=False``) or only shadow answers (``shadow=True``)."""
-    return monitoring_frame(deployment, start_ms, end_ms, shadow=shadow).reset_index(drop=True)
+    frame = monitoring_frame(deployment, max(start_ms, 0), end_ms, shadow=shadow)
+    return frame.reset_index(drop=True)
 
 
 def inputs_of(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +54,13 @@ def logged_losses(frame: pd.DataFrame, metric: str) -> np.ndarray[Any, Any]:
     classes = None
     if metric in ("log_loss", "brier"):
         proba = np.asarray(labelled[OUTPUT_PREFIX + "predict_proba"].tolist(), dtype=np.float64)
-        classes = list(range(proba.shape[1]))
+        # Probability columns follow the model's classes in sorted order (scikit-learn's
+        # classes_); the classes seen in answers and outcomes name them when they all show.
+        seen = sorted(set(labelled["outcome"].tolist()) | set(predicted.tolist()), key=str)
+        numeric = all(isinstance(c, int | float) for c in seen)
+        classes = sorted(seen) if numeric else seen
+        if len(classes) != proba.shape[1]:
+            classes = list(range(proba.shape[1]))
     return row_losses(
         metric, labelled["outcome"].to_numpy(), Predictions(predicted, proba, classes)
     )
@@ -100,15 +108,31 @@ def observe(
     enough = len(losses) >= min_labelled
     realised = metric_value(metric, losses) if enough else None
     realised_se = float(np.std(losses, ddof=1) / math.sqrt(len(losses))) if enough else None
-    report = monitor(
-        deployment,
-        start_ms=start_ms,
-        end_ms=end_ms,
-        window=None,
-        label=label,
-        rules=AlertRules(drift_share=None, skew=False, validation=False),
-        raise_alerts=False,
-    )
+    try:
+        report = monitor(
+            deployment,
+            start_ms=max(start_ms, 0),
+            end_ms=end_ms,
+            window=None,
+            label=label,
+            rules=AlertRules(drift_share=None, skew=False, validation=False),
+            raise_alerts=False,
+        )
+    except InvalidArgumentError as exc:
+        if exc.details.get("parameter") != "reference":
+            raise
+        # A model logged without its training data: the metric can still be watched, but
+        # there is nothing to compare inputs with (no drift, skew or validation).
+        return Observation(
+            start_ms,
+            end_ms,
+            len(frame),
+            len(losses),
+            realised,
+            realised_se,
+            None,
+            findings=[f"inputs not checked: {exc.message}"],
+        )
     drifted = sorted(set(report.drift.loc[report.drift["drifted"].astype(bool), "column"]))
     tested = report.drift["column"].nunique()
     errors = report.validation[report.validation["severity"] == "error"]

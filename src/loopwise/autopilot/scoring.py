@@ -162,8 +162,8 @@ def compare_paired(
     on these rows? One-sided paired z-test on per-row loss differences, at ``alpha``."""
     base, cand = row_losses(metric, labels, baseline), row_losses(metric, labels, candidate)
     diff = base - cand  # > 0: the candidate loses less
-    margin = _loss_margin(metric, min_improvement, float(np.mean(base)))
     n = len(diff)
+    margin = _loss_margin(metric, min_improvement, float(np.mean(base))) if n else math.nan
     se = float(np.std(diff, ddof=1)) / math.sqrt(n) if n > 1 else math.inf
     mean = float(np.mean(diff)) if n else 0.0
     z = (mean - margin) / se if se > 0 else (math.inf if mean > margin else -math.inf)
@@ -250,7 +250,7 @@ def prediction_shift(baseline: npt.NDArray[Any], candidate: npt.NDArray[Any]) ->
     # small canary arms do not look shifted by chance.
     p = (b + 0.5) / (b.sum() + 0.5 * len(b))
     q = (c + 0.5) / (c.sum() + 0.5 * len(c))
-    noise = (len(b) - 1) * (1 / b.sum() + 1 / c.sum())
+    noise = float((len(b) - 1) * (1 / b.sum() + 1 / c.sum()))
     return max(0.0, float(np.sum((q - p) * np.log(q / p))) - noise)
 
 

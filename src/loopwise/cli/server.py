@@ -39,6 +39,16 @@ def server(
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error.")
     ] = "info",
+    autopilot_every: Annotated[
+        float,
+        typer.Option(
+            "--autopilot-every",
+            min=0,
+            help="Run the autopilot in the server: every this many seconds, tick each "
+            "deployment that has an autopilot policy, in every project (as `loopwise autopilot "
+            "run-once` does). 0 (the default): off.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve the store (--uri: a folder or a database URL) as a REST API under /api/v1.
 
@@ -64,7 +74,7 @@ def server(
 
     store = open_store(uri)  # refuses a stale schema, naming the upgrade command
     try:
-        app = create_app(store, auth=not no_auth)
+        app = create_app(store, auth=not no_auth, autopilot_every_s=autopilot_every)
         if no_auth:
             err_console.print(
                 "[yellow]Authentication is off:[/] every caller on this machine is an admin."
@@ -75,6 +85,12 @@ def server(
                 highlight=False,
             )
         console.print(f"Loopwise server for {uri} on http://{host}:{port} (API docs at /docs)")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+        if autopilot_every:
+            console.print(
+                f"The autopilot ticks every deployment with a policy every {autopilot_every:g} s."
+            )
+        # The lifespan starts and stops the autopilot's thread; without it there is none.
+        lifespan = "on" if autopilot_every else "off"
+        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan=lifespan)
     finally:
         store.close()

@@ -1,6 +1,8 @@
 """The main demo: the training pipeline (``training_pipeline.py``: version the 2015 ACS data,
 validate, split, train candidates in parallel, evaluate with slices, register the best), then
-serve 2016-2018 (and a broken batch) and monitor what happens (``demo_monitoring.py``).
+serve 2016-2018 (and a broken batch) and monitor what happens (``demo_monitoring.py``), then
+let the autopilot run a deployment through 2016-2018 with a shock and a data bug
+(``demo_autopilot.py``).
 
 Run it with ``loopwise demo`` (or ``make demo``). It needs the ``sklearn`` extra.
 """
@@ -17,6 +19,7 @@ from rich.table import Table
 
 import loopwise as lw
 from loopwise.examples import ACS_FEATURES, ACS_LABEL, load_acs
+from loopwise.examples.demo_autopilot import run_autopilot
 from loopwise.examples.demo_monitoring import run_monitoring
 from loopwise.examples.training_pipeline import (
     CANDIDATES,
@@ -193,13 +196,20 @@ def run_demo(
     )
     full_2015 = load_acs([2015])
     monitoring = run_monitoring(data, full_2015, quick, console, project)
+    console.print(
+        "\n[bold]Act three: the autopilot[/] runs deployment employment-prod through 2016-2018, "
+        "a window per survey month, through real drift, a simulated labour-market shock and an "
+        "upstream data bug (see loopwise.examples.demo_autopilot)."
+    )
+    autopilot = run_autopilot(load_acs([2016, 2017, 2018]), version.version, quick, console)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
     console.print(
         f"Next: [cyan]loopwise -p {project} runs list[/], [cyan]loopwise -p {project} models show "
         f"{MODEL_NAME}[/], [cyan]loopwise pipeline show "
         f"loopwise.examples.training_pipeline:employment_training[/], "
         f"[cyan]loopwise -p {project} monitor status {MODEL_NAME} --label "
-        f"{ACS_LABEL}[/], [cyan]loopwise -p {project} monitor alerts[/]"
+        f"{ACS_LABEL}[/], [cyan]loopwise -p {project} monitor alerts[/], "
+        f"[cyan]loopwise -p {project} autopilot history employment-prod[/]"
     )
     return {
         "best": best.name,
@@ -208,6 +218,7 @@ def run_demo(
         "accuracy_2018": accuracy_2018,
         "dataset": train_version.ref,
         "monitoring": monitoring,
+        "autopilot": autopilot,
         "pipeline_run": result.run_id,
         "cached": result.cached,
         "slices": slices,

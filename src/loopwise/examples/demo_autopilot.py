@@ -247,7 +247,7 @@ def run_autopilot(
     data: pd.DataFrame, production: int, quick: bool, console: Console
 ) -> dict[str, Any]:
     """The act as the demo runs it: the replay, its table, the report."""
-    found = replay(data, production, rows_per_window=400 if quick else None, console=console)
+    found = replay(data, production, rows_per_window=2000 if quick else None, console=console)
     summary = found.summary()
     path = write_report(
         report_path(),
@@ -276,7 +276,9 @@ def run_autopilot(
         str(summary["oracle_retrains"]),
     )
     console.print(table)
-    for decision in autopilot.history(DEPLOYMENT, changes_only=True):
+    for decision in autopilot.history(DEPLOYMENT):
+        if decision.kind == "observe":
+            continue
         month = found.windows[max(found.window_of(decision.at_ms), 0)].situation
         console.print(f"  {month} [bold]{decision.kind}[/]: {decision.summary}")
     console.print(f"Autopilot report: [bold]{path}[/]")

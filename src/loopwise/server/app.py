@@ -153,9 +153,18 @@ def create_app(
     *,
     auth: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
+    autopilot_every_s: float = 0,
 ) -> FastAPI:
-    """The REST API over ``store``. With ``auth`` false every caller is an admin (loopback only)."""
+    """The REST API over ``store``. With ``auth`` false every caller is an admin (loopback only).
+    With ``autopilot_every_s`` > 0, while the app runs (its lifespan) a thread ticks every
+    deployment with an autopilot policy that often (``server/autopilot_loop.py``)."""
+    lifespan = None
+    if autopilot_every_s != 0:
+        from loopwise.server.autopilot_loop import autopilot_lifespan
+
+        lifespan = autopilot_lifespan(autopilot_every_s)
     app = FastAPI(
+        lifespan=lifespan,
         title="Loopwise control plane",
         version=__version__,
         description="Projects, runs, metrics, artifacts, datasets and models of one Loopwise "
