@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines clean
+.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-drift: $(VENV)/.installed-dev
 ## bench-pipelines: overhead of 10 trivial steps (cold, cached) and 4 CPU-bound branches on local and Ray
 bench-pipelines: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/pipelines.py $(BENCH_ARGS)
+
+## bench-autopilot: the autopilot on ACS 2016-2018 (drift, a shock, a data bug) against a static model and an oracle
+bench-autopilot: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/autopilot.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache

@@ -80,6 +80,7 @@ def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     # The third act: the autopilot leaves real drift alone, recovers from the shock, and
     # escalates the data bug in its window without retraining on it.
     autopilot = summary["autopilot"]
+    assert autopilot["deployment"] == "employment-prod"  # a fresh store: the first name
     decisions = lw.autopilot.history("employment-prod")
     retrains = [d for d in decisions if d.kind == "retrain"]
     assert retrains and min(d.at_ms for d in retrains) > _window_start(SHOCK_WINDOW)
@@ -116,12 +117,15 @@ def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
         == steps[f"evaluate-{best}"].metrics["slice/SEX:1/accuracy"]
     )
 
-    # Run again on the same store: every step is reused, no model version is added.
+    # Run again on the same store: every step is reused, no model version is added (the
+    # versions after the first are the autopilot's retrained ones).
+    registered = [v.version for v in lw.models.versions("employment")]
+    assert registered[0] == summary["version"]
     again = employment_training.run({"quick": True, "seed": SEED}, seed=SEED, workers=2)
     assert sorted(again.cached) == sorted(STEPS) and again.executed == []
     assert again.run_id != pipeline_run.id
     assert again.output("register").version == summary["version"]
-    assert [v.version for v in lw.models.versions("employment")] == [summary["version"]]
+    assert [v.version for v in lw.models.versions("employment")] == registered
     assert _step_runs(again.run_id) == {}  # a cached step runs nothing, so logs no run
 
 

@@ -26,7 +26,8 @@ def store(tmp_path: Path) -> Iterator[Context]:
 
 def test_a_change_point_is_noticed_retrained_canaried_and_promoted(store: Context) -> None:
     world = World(change=3)
-    world.setup()
+    rollout = {"strategy": "canary", "steps": [20, 100], "min_samples": 60, "alias": "production"}
+    world.setup(policy_text(rollout=rollout))
     world.play(range(0, 3))
     assert "retrain" not in world.kinds()  # before the change: checks, no churn
     assert world.kinds()[0] == "start"
@@ -129,3 +130,34 @@ def test_a_plan_changed_by_a_person_is_adopted(store: Context) -> None:
     state = lw.autopilot.state(DEPLOYMENT)
     assert state is not None and state.phase == "paused"
     assert lw.deployments.get(DEPLOYMENT).plan.shares == {1: 50, 2: 50}  # left as the person set it
+
+
+def test_a_shadow_rollout_judges_the_candidate_on_copies_before_it_takes_traffic(
+    store: Context,
+) -> None:
+    rollout = {"strategy": "shadow", "min_samples": 60}
+    world = World(change=2)
+    world.setup(policy_text(rollout=rollout))
+    world.play(range(0, 5))
+    history = lw.autopilot.history(DEPLOYMENT)
+    kinds = [d.kind for d in history]
+    assert kinds.count("rollout") == 1 and kinds.count("promote") == 1
+    shadowing = [c.plan for c in lw.deployments.history(DEPLOYMENT) if c.plan.shadow]
+    assert [(p.shares, p.shadow) for p in shadowing] == [({1: 100}, [2])]
+    promote = next(d for d in history if d.kind == "promote")
+    # Judged on the shadow's answers to live requests: both arms saw the same rows.
+    assert promote.evidence["rows"]["candidate"] == promote.evidence["rows"]["production"]
+    assert promote.evidence["metric"]["candidate"] > promote.evidence["metric"]["baseline"]
+    assert lw.deployments.get(DEPLOYMENT).plan.shares == {2: 100}
+
+
+def test_a_blue_green_rollout_switches_at_once_after_the_gates(store: Context) -> None:
+    world = World(change=2)
+    world.setup(policy_text(rollout={"strategy": "blue-green"}))
+    world.play(range(0, 4))
+    kinds = world.kinds()
+    assert "rollout" not in kinds and kinds.count("promote") == 1
+    assert kinds.index("retrain") < kinds.index("promote")
+    assert [c.plan.shares for c in lw.deployments.history(DEPLOYMENT)] == [{1: 100}, {2: 100}]
+    # No rollout.alias in the policy: the registry's aliases are left alone.
+    assert lw.models.get("synthetic/2").aliases == []

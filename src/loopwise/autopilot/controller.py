@@ -116,14 +116,17 @@ class _Controller:
             self._move_alias()
 
     def _move_alias(self) -> None:
+        """Point ``rollout.alias`` at the promoted version (if the policy names one)."""
+        name = self.policy.rollout.alias
+        if name is None or self.state.alias is None:
+            return
         model = self.deployment().model
         try:
-            if self.store.resolve_alias(self.project, model, "production") == self.state.alias:
+            if self.store.resolve_alias(self.project, model, name) == self.state.alias:
                 return
         except LoopwiseError:
             pass
-        assert self.state.alias is not None
-        self.store.set_alias(self.project, model, "production", self.state.alias)
+        self.store.set_alias(self.project, model, name, self.state.alias)
 
     def escalate(
         self, summary: str, evidence: dict[str, Any], *, pause: bool, problem: str = ""

@@ -184,6 +184,17 @@ def _params(value: object, path: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _alias(value: object, path: str) -> str:
+    from loopwise.store.validate import check_name
+
+    text = _text(value, path)
+    try:
+        check_name(text, path)
+    except LoopwiseError as exc:
+        raise InvalidArgumentError(exc.message, parameter=path) from None
+    return text
+
+
 def _url(value: object, path: str) -> str:
     text = _text(value, path)
     if not text.startswith(("http://", "https://")):
@@ -314,6 +325,9 @@ class Rollout:
     (population stability index) exceeds the distance measured at the gate by more than this."""
     max_latency_ms: float | None = None
     """Rollback when the candidate's 99th percentile latency exceeds this."""
+    alias: str | None = None
+    """A registry alias of the model (e.g. ``production``) moved to each promoted version;
+    None: the deployment's plan alone says what serves."""
 
     _checks: ClassVar[Checks] = {
         "strategy": _choice(STRATEGIES),
@@ -323,6 +337,7 @@ class Rollout:
         "alpha": lambda v, p: _number(v, p, 0.0, 0.5, open_low=True),
         "max_prediction_shift": lambda v, p: _number(v, p, 0.0, 1e6, open_low=True),
         "max_latency_ms": _optional(lambda v, p: _number(v, p, 0.0, 1e9, open_low=True)),
+        "alias": _optional(_alias),
     }
 
 

@@ -2,7 +2,8 @@
 inference servers would, and log them, so that the autopilot can be run over past data.
 
 ``Replayer.serve`` answers each row with the version its plan assigns (``assign`` on the
-request id), logs the predictions with the given timestamps, and returns the answers; the
+request id), computes the plan's shadow versions' answers too (logged with ``shadow=True``),
+logs the predictions with the given timestamps, and returns the live answers; the
 caller logs the outcomes (``log_outcomes``) and ticks the controller (``run_once``) with the
 replay's clock. The demo (``loopwise.examples.demo_autopilot``) and the tests use it.
 """
@@ -18,6 +19,7 @@ import pandas as pd
 import loopwise as lw
 from loopwise.context import current
 from loopwise.deployments import assign
+from loopwise.store import Deployment
 from loopwise.store.predictions import PredictionRecord, write_predictions
 
 __all__ = ["Replayer"]
@@ -55,6 +57,42 @@ class Replayer:
             self.models[version] = lw.models.load(f"{name}/{version}")
         return self.models[version]
 
+    def _shadow_records(
+        self,
+        deployment: Deployment,
+        typed: pd.DataFrame,
+        request_ids: Sequence[str],
+        rows: list[dict[str, Any]],
+        stamps: np.ndarray[Any, Any],
+    ) -> list[PredictionRecord]:
+        """What each shadow version of the plan answers, logged beside the live answers."""
+        ctx = current()
+        records = []
+        for version in deployment.plan.shadow:
+            model = self._model(deployment.model, version)
+            answers = model.predict(typed)
+            proba = model.predict_proba(typed) if hasattr(model, "predict_proba") else None
+            for i, request_id in enumerate(request_ids):
+                answer = answers[i].item() if isinstance(answers[i], np.generic) else answers[i]
+                outputs: dict[str, Any] = {"predict": answer}
+                if proba is not None:
+                    outputs["predict_proba"] = [float(x) for x in proba[i]]
+                records.append(
+                    PredictionRecord(
+                        project=ctx.project,
+                        deployment=self.deployment,
+                        request_id=str(request_id),
+                        model=deployment.model,
+                        version=version,
+                        timestamp_ms=int(stamps[i]),
+                        latency_ms=self.latency_ms,
+                        inputs=rows[i],
+                        outputs=outputs,
+                        shadow=True,
+                    )
+                )
+        return records
+
     def serve(
         self,
         inputs: pd.DataFrame,
@@ -78,8 +116,9 @@ class Replayer:
                 proba = model.predict_proba(rows)
                 for at, p in zip(np.flatnonzero(chosen).tolist(), proba, strict=True):
                     probabilities[at] = [float(x) for x in p]
-        records = []
-        for i, (request_id, row) in enumerate(zip(request_ids, _jsonable(inputs), strict=True)):
+        rows_json = _jsonable(inputs)
+        records = self._shadow_records(deployment, typed, request_ids, rows_json, stamps)
+        for i, (request_id, row) in enumerate(zip(request_ids, rows_json, strict=True)):
             answer = answers[i].item() if isinstance(answers[i], np.generic) else answers[i]
             outputs: dict[str, Any] = {"predict": answer}
             if probabilities[i] is not None:

@@ -144,8 +144,11 @@ def render_report(
     )
     shown = [d for d in decisions if d.kind != "observe"]
     rows = table(
-        ["#", "when", "decision", "why"],
-        [[d.seq, utc_text(d.at_ms), d.kind, d.summary] for d in shown],
+        ["#", "window", "at", "decision", "why"],
+        [
+            [d.seq, _window_label(d.at_ms, starts_ms, labels), utc_text(d.at_ms), d.kind, d.summary]
+            for d in shown
+        ],
         numeric=[0],
     )
     plotly = require_extra("plotly.offline", "monitoring")

@@ -50,7 +50,7 @@ class State:
     expect: dict[str, Any] | None = None
     """The plan (JSON) and revision the deployment must be at after the last change."""
     alias: int | None = None
-    """The version the model's ``production`` alias must point at (None: leave it)."""
+    """The version the policy's ``rollout.alias`` must point at (None: leave it)."""
     paused_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:

@@ -209,7 +209,7 @@ def run_demo(
         f"loopwise.examples.training_pipeline:employment_training[/], "
         f"[cyan]loopwise -p {project} monitor status {MODEL_NAME} --label "
         f"{ACS_LABEL}[/], [cyan]loopwise -p {project} monitor alerts[/], "
-        f"[cyan]loopwise -p {project} autopilot history employment-prod[/]"
+        f"[cyan]loopwise -p {project} autopilot history {autopilot['deployment']}[/]"
     )
     return {
         "best": best.name,

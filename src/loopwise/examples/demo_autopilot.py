@@ -40,7 +40,6 @@ import loopwise as lw
 from loopwise import autopilot
 from loopwise.autopilot.replay import Replayer
 from loopwise.autopilot.report import write_report
-from loopwise.errors import NotFoundError
 from loopwise.examples import ACS_FEATURES, ACS_LABEL
 from loopwise.examples.retraining_pipeline import acs_types
 from loopwise.monitoring import log_outcomes
@@ -115,6 +114,7 @@ def windows(data: pd.DataFrame, rows_per_window: int | None, seed: int) -> list[
 class Replay:
     """What the replay measured, window by window, and what the autopilot did."""
 
+    deployment: str = DEPLOYMENT
     accuracy: dict[str, list[float]] = field(default_factory=dict)
     windows: list[Window] = field(default_factory=list)
     decisions: list[Any] = field(default_factory=list)
@@ -129,6 +129,7 @@ class Replay:
             None,
         )
         return {
+            "deployment": self.deployment,
             "mean_accuracy": {k: float(np.mean(v)) for k, v in self.accuracy.items()},
             "retrains": kinds.count("retrain"),
             "promotions": kinds.count("promote"),
@@ -188,19 +189,24 @@ def replay(
     console = console or Console()
     started = time.perf_counter()
     model_name = lw.models.get(f"employment/{production}").name
-    try:
-        lw.deployments.get(DEPLOYMENT)
-    except NotFoundError:
-        lw.deployments.create(DEPLOYMENT, model_name, production, reason="the demo's deployment")
-    autopilot.set_policy(DEPLOYMENT, policy_text())
+    name = _fresh_name()
+    lw.deployments.create(name, model_name, production, reason="the demo's deployment")
+    autopilot.set_policy(name, policy_text())
     static = lw.models.load(f"{model_name}/{production}")
     result = Replay(accuracy={"static 2015 model": [], "autopilot": [], "oracle": []})
     result.windows = windows(data, rows_per_window, seed)
-    replayer = Replayer(DEPLOYMENT, prepare=acs_types)
+    replayer = Replayer(name, prepare=acs_types)
     oracle: Any = None
     # Switched on as the replay begins, so that each check judges one whole window.
-    autopilot.run_once(DEPLOYMENT, now_ms=result.windows[0].start_ms)
-    with console.status("Replaying 2016-2018 through employment-prod…") as status:
+    autopilot.run_once(name, now_ms=result.windows[0].start_ms)
+    # One OpenMP thread: gradient boosting's threads spin against whatever else runs on a
+    # small machine (tests in parallel, say) and slow both down many times over.
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    with (
+        threadpool_limits(limits=1),
+        console.status("Replaying 2016-2018 through employment-prod…") as status,
+    ):
         for window in result.windows:
             rows = window.rows
             labels = rows[ACS_LABEL].to_numpy()
@@ -213,9 +219,9 @@ def replay(
                 served[part] = replayer.serve(
                     rows.iloc[part][ACS_FEATURES], chunk_ids, times[part]
                 ).astype(np.int64)
-                log_outcomes(DEPLOYMENT, chunk_ids, labels[part].tolist())
+                log_outcomes(name, chunk_ids, labels[part].tolist())
                 tick_ms = int(times[part[-1]]) + 1 if part[-1] < len(rows) - 1 else window.end_ms
-                autopilot.run_once(DEPLOYMENT, now_ms=tick_ms)
+                autopilot.run_once(name, now_ms=tick_ms)
             result.accuracy["autopilot"].append(float((served == labels).mean()))
             result.accuracy["static 2015 model"].append(
                 float((static.predict(typed) == labels).mean())
@@ -232,15 +238,24 @@ def replay(
                 f"/{len(result.windows)}"
             )
     result.oracle_retrains -= 1  # the last one serves nothing
-    result.decisions = autopilot.history(DEPLOYMENT)
+    result.deployment = name
+    result.decisions = autopilot.history(name)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def report_path() -> Path:
+def _fresh_name() -> str:
+    """``employment-prod``, or the first of ``employment-prod-2``, ``-3``, … not taken: each
+    run of the demo replays the stream through a deployment of its own."""
+    taken = {d.name for d in lw.deployments.list_deployments()}
+    candidates = (DEPLOYMENT if n == 1 else f"{DEPLOYMENT}-{n}" for n in range(1, 10_000))
+    return next(c for c in candidates if c not in taken)
+
+
+def report_path(deployment: str) -> Path:
     uri = lw.context.current().store.uri
     folder = Path(uri) if "://" not in uri and os.path.isdir(uri) else Path.cwd()
-    return folder / "reports" / f"autopilot-{DEPLOYMENT}.html"
+    return folder / "reports" / f"autopilot-{deployment}.html"
 
 
 def run_autopilot(
@@ -250,14 +265,16 @@ def run_autopilot(
     found = replay(data, production, rows_per_window=2000 if quick else None, console=console)
     summary = found.summary()
     path = write_report(
-        report_path(),
-        deployment=DEPLOYMENT,
+        report_path(found.deployment),
+        deployment=found.deployment,
         starts_ms=[w.start_ms for w in found.windows],
         series=found.accuracy,
         labels=[w.situation for w in found.windows],
         decisions=found.decisions,
     )
-    table = Table(title=f"{DEPLOYMENT} under the autopilot, a window per survey month (2016-2018)")
+    table = Table(
+        title=f"{found.deployment} under the autopilot, a window per survey month (2016-2018)"
+    )
     for column in ("", "mean accuracy", "retrains", "promotions"):
         table.add_column(column, justify="left" if not column else "right")
     table.add_row(
@@ -276,7 +293,7 @@ def run_autopilot(
         str(summary["oracle_retrains"]),
     )
     console.print(table)
-    for decision in autopilot.history(DEPLOYMENT):
+    for decision in autopilot.history(found.deployment):
         if decision.kind == "observe":
             continue
         month = found.windows[max(found.window_of(decision.at_ms), 0)].situation
