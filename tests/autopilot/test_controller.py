@@ -161,3 +161,34 @@ def test_a_blue_green_rollout_switches_at_once_after_the_gates(store: Context) -
     assert [c.plan.shares for c in lw.deployments.history(DEPLOYMENT)] == [{1: 100}, {2: 100}]
     # No rollout.alias in the policy: the registry's aliases are left alone.
     assert lw.models.get("synthetic/2").aliases == []
+
+
+def test_the_report_draws_the_lines_and_marks_the_decisions(store: Context, tmp_path: Path) -> None:
+    from loopwise.autopilot.report import write_report
+
+    world = World(change=2)
+    world.setup()
+    world.play(range(0, 4))
+    starts = [START_MS + i * DAY_MS for i in range(4)]
+    path = write_report(
+        tmp_path / "reports" / "autopilot.html",
+        deployment=DEPLOYMENT,
+        starts_ms=starts,
+        series={"autopilot": world.served, "<static>": [0.9, 0.9, 0.5, 0.5]},
+        labels=["day 0", "day 1", "day 2", "day 3"],
+        decisions=lw.autopilot.history(DEPLOYMENT),
+    )
+    page = path.read_text()
+    assert page.count("<script>") >= 2  # plotly.js inlined: no network needed
+    assert "&lt;static&gt;" in page and "<static>" not in page  # names are escaped
+    promote = next(d for d in lw.autopilot.history(DEPLOYMENT) if d.kind == "promote")
+    assert promote.summary.split(":")[0] in page
+    assert '"promoted"' in page and "day 2" in page
+    with pytest.raises(lw.LoopwiseError, match="one value per window"):
+        write_report(
+            tmp_path / "x.html",
+            deployment=DEPLOYMENT,
+            starts_ms=starts,
+            series={"short": [1.0]},
+            decisions=[],
+        )
