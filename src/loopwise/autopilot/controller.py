@@ -175,15 +175,20 @@ class _Controller:
             self._finish_retrain()
         elif self.state.phase == "rollout":
             self._judge_rollout()
-        elif self.state.awaiting_rows and self.state.phase == "watching":
-            if not self._retrain_blocked():
-                since = _when(self.state.drop_since_ms)
-                self._retrain(f"Enough labelled rows since the drop began ({since})", {})
         else:
+            if self.state.awaiting_rows and self.state.phase == "watching":
+                # A retrain waits for rows since the drop: try at every tick, not per window.
+                if not self._retrain_blocked():
+                    since = _when(self.state.drop_since_ms)
+                    self._retrain(
+                        f"Enough labelled rows since the drop began ({since})", {}, quiet=True
+                    )
+                if self.tick.decisions:
+                    return self.tick
             window = duration_ms(self.policy.monitor.window, "monitor.window")
             last = self.state.last_check_ms
             if last is None or self.now_ms - last >= window:
-                self._check(self.now_ms - window)
+                self._check(self.now_ms - window)  # may find the drop gone: no retrain then
         return self.tick
 
     def _reconcile(self) -> bool:
@@ -408,11 +413,13 @@ class _Controller:
         return ""
 
     # -- retraining and gating -----------------------------------------------------------------
-    def _retrain(self, why: str, evidence: dict[str, Any]) -> None:
+    def _retrain(self, why: str, evidence: dict[str, Any], *, quiet: bool = False) -> None:
+        """Retrain, gate and start a rollout; without enough rows since the drop, wait (a
+        'hold' decision, unless ``quiet``: a tick that only looks again records nothing)."""
         model = self.deployment().model
         data = training_data(self.name, self.policy, self.state, self.now_ms, model)
         if data is None:
-            if not self.state.awaiting_rows:
+            if not quiet:
                 self.state.awaiting_rows = True
                 since = self.state.drop_since_ms
                 self.record(
