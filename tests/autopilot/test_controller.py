@@ -192,3 +192,14 @@ def test_the_report_draws_the_lines_and_marks_the_decisions(store: Context, tmp_
             series={"short": [1.0]},
             decisions=[],
         )
+
+
+def test_an_unreachable_metrics_url_is_recorded_and_does_not_stop_the_rollout(
+    store: Context,
+) -> None:
+    rollout = {"steps": [20, 100], "min_samples": 60, "metrics_url": "http://127.0.0.1:9/metrics"}
+    world = World(change=2)
+    world.setup(policy_text(rollout=rollout))
+    world.play(range(0, 4))
+    promote = next(d for d in lw.autopilot.history(DEPLOYMENT) if d.kind == "promote")
+    assert "could not be read" in promote.evidence["errors"]["unavailable"]

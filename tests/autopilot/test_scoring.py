@@ -286,3 +286,17 @@ def test_logged_log_loss_of_string_labels() -> None:
         }
     )
     assert logged_losses(frame, "log_loss") == pytest.approx([-math.log(0.9), -math.log(0.8)])
+
+
+def test_error_rates_roll_back_only_a_clear_increase() -> None:
+    from loopwise.autopilot.scoring import compare_error_rates
+
+    worse = compare_error_rates((3, 300), (30, 300), max_increase=0.01, alpha=0.05)
+    assert not worse["passed"] and worse["candidate"]["rate"] == 0.1
+    same = compare_error_rates((3, 300), (4, 300), max_increase=0.01, alpha=0.05)
+    assert same["passed"]
+    # Within the margin: 1 point more failures is allowed by max_increase=0.02.
+    allowed = compare_error_rates((0, 2000), (20, 2000), max_increase=0.02, alpha=0.05)
+    assert allowed["passed"]
+    nothing = compare_error_rates((0, 0), (0, 0), max_increase=0.01, alpha=0.05)
+    assert nothing["passed"]

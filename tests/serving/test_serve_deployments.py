@@ -198,3 +198,29 @@ def test_serve_refuses_an_unknown_deployment(tmp_path: Path) -> None:
     assert "loopwise deploy create" in unknown.stderr
     nothing = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert nothing.returncode == 1 and "--deployment" in nothing.stderr
+
+
+def test_the_autopilot_reads_each_versions_requests_from_the_servers_metrics(
+    server: Server,
+) -> None:
+    """The autopilot's error-rate guardrail counts answers per version where the server counts
+    them (``/metrics``): the counts move by what each version answered."""
+    from loopwise.autopilot.rollout import serving_counts
+
+    url = f"{server.url}/metrics"
+    before = serving_counts(url, "toy")
+    answered = {1: 0, 2: 0}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for i in range(60):
+            response = client.post(
+                "/predict?model=toy-ab", json=[{"x": 1.0}], headers={"X-Request-Key": f"m-{i}"}
+            )
+            assert response.status_code == 200, response.text
+            answered[int(response.headers["x-model-version"])] += 1
+    after = serving_counts(url, "toy")
+    for version, count in answered.items():
+        errors, total = after[str(version)]
+        assert total - before.get(str(version), [0, 0])[1] >= count > 0
+        assert errors == 0
+    with pytest.raises(httpx.HTTPError):
+        serving_counts(f"{server.url}/no-such-page", "toy")

@@ -21,7 +21,7 @@ from typing import Any
 from loopwise.autopilot.observe import infer_metric, live_frame, logged_losses, observe
 from loopwise.autopilot.policy import Policy, duration_ms, parse_policy
 from loopwise.autopilot.retraining import gate, run_pipeline, training_data
-from loopwise.autopilot.rollout import judge_step, last_step, step_plan
+from loopwise.autopilot.rollout import counts_now, judge_step, last_step, step_plan
 from loopwise.autopilot.scoring import change_point
 from loopwise.autopilot.state import State
 from loopwise.context import current, using
@@ -510,6 +510,7 @@ class _Controller:
             "gate_metric": result.candidate_metric,
             "gate_rows": result.rows,
             "expected_shift": result.checks["prediction_shift"],
+            "counts_at_start": counts_now(policy, model)[0],
         }
         plan = step_plan(policy, state.production, candidate.version, 0)
         summary = (
@@ -546,6 +547,8 @@ class _Controller:
             self.now_ms,
             shadow,
             expected_shift=rollout.get("expected_shift") or 0.0,
+            model=self.deployment().model,
+            counts_at_start=rollout.get("counts_at_start"),
         )
         candidate = rollout["candidate"]
         if verdict.action == "wait":
@@ -575,7 +578,8 @@ class _Controller:
                 evidence,
             )
             return
-        rollout.update(step=step, started_ms=self.now_ms)
+        counts = counts_now(policy, self.deployment().model)[0]
+        rollout.update(step=step, started_ms=self.now_ms, counts_at_start=counts)
         plan = step_plan(policy, state.production, candidate, step)
         self.change_plan(
             plan,

@@ -325,6 +325,11 @@ class Rollout:
     (population stability index) exceeds the distance measured at the gate by more than this."""
     max_latency_ms: float | None = None
     """Rollback when the candidate's 99th percentile latency exceeds this."""
+    metrics_url: str | None = None
+    """The inference server's Prometheus ``/metrics`` (``loopwise serve``): with it, a
+    candidate whose share of failed requests (HTTP 5xx) rises beyond production's by more than
+    ``max_error_rate_increase`` is rolled back."""
+    max_error_rate_increase: float = 0.01
     alias: str | None = None
     """A registry alias of the model (e.g. ``production``) moved to each promoted version;
     None: the deployment's plan alone says what serves."""
@@ -337,6 +342,8 @@ class Rollout:
         "alpha": lambda v, p: _number(v, p, 0.0, 0.5, open_low=True),
         "max_prediction_shift": lambda v, p: _number(v, p, 0.0, 1e6, open_low=True),
         "max_latency_ms": _optional(lambda v, p: _number(v, p, 0.0, 1e9, open_low=True)),
+        "metrics_url": _optional(_url),
+        "max_error_rate_increase": lambda v, p: _number(v, p, 0.0, 1.0),
         "alias": _optional(_alias),
     }
 

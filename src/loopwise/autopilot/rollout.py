@@ -11,11 +11,55 @@ import numpy as np
 
 from loopwise.autopilot.observe import live_frame, logged_losses
 from loopwise.autopilot.policy import Policy
-from loopwise.autopilot.scoring import compare_unpaired, prediction_shift
+from loopwise.autopilot.scoring import compare_error_rates, compare_unpaired, prediction_shift
 from loopwise.store import TrafficPlan
 from loopwise.store.prediction_segments import OUTPUT_PREFIX
 
-__all__ = ["Verdict", "judge_step", "step_plan"]
+__all__ = ["Verdict", "judge_step", "serving_counts", "step_plan"]
+
+Counts = dict[str, list[int]]
+"""Per version (as text): ``[failed requests (HTTP 5xx), all requests]`` so far."""
+
+
+def serving_counts(url: str, model: str, timeout_s: float = 5.0) -> Counts:
+    """The requests an inference server has answered for ``model``, per version, from its
+    Prometheus ``/metrics`` (``loopwise_requests_total``): failed (5xx) and all."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url, timeout=timeout_s)
+    response.raise_for_status()
+    counts: Counts = {}
+    for family in text_string_to_metric_families(response.text):
+        if family.name != "loopwise_requests":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if not sample.name.endswith("_total") or labels.get("model") != model:
+                continue
+            found = counts.setdefault(labels.get("version", ""), [0, 0])
+            found[1] += int(sample.value)
+            if labels.get("status", "").startswith("5"):
+                found[0] += int(sample.value)
+    return counts
+
+
+def counts_now(policy: Policy, model: str) -> tuple[Counts | None, str]:
+    """``serving_counts`` from the policy's ``rollout.metrics_url`` (None without one, or
+    when the server cannot be read: then the reason)."""
+    url = policy.rollout.metrics_url
+    if url is None:
+        return None, ""
+    try:
+        return serving_counts(url, model), ""
+    except Exception as exc:  # a monitoring outage must not stop the controller
+        return None, f"{url} could not be read ({type(exc).__name__}: {exc})"
+
+
+def _since(now: Counts, start: Counts, version: int) -> tuple[int, int]:
+    errors, total = now.get(str(version), [0, 0])
+    errors0, total0 = start.get(str(version), [0, 0])
+    return max(errors - errors0, 0), max(total - total0, 0)
 
 
 def step_plan(policy: Policy, production: int, candidate: int, step: int) -> TrafficPlan:
@@ -63,6 +107,8 @@ def judge_step(
     shadow: bool,
     *,
     expected_shift: float = 0.0,
+    model: str = "",
+    counts_at_start: Counts | None = None,
 ) -> Verdict:
     """The guardrails on traffic since ``started_ms``: the candidate's latency; while too few
     outcomes are in, the shift of its predictions from production's beyond the shift its gate
@@ -113,6 +159,7 @@ def judge_step(
                 f"{comparison.baseline:.4f}: worse beyond the margin (p = "
                 f"{comparison.p_value:.3g})"
             )
+    breaches += _error_rate(policy, model, production, candidate, counts_at_start, evidence)
     if breaches:
         return Verdict("rollback", "; ".join(breaches), evidence)
     if labelled < rollout.min_samples:
@@ -122,3 +169,33 @@ def judge_step(
             evidence,
         )
     return Verdict("advance", "no guardrail breached", evidence)
+
+
+def _error_rate(
+    policy: Policy,
+    model: str,
+    production: int,
+    candidate: int,
+    at_start: Counts | None,
+    evidence: dict[str, Any],
+) -> list[str]:
+    """The error-rate guardrail, from the inference server's counters since the step began."""
+    now, problem = counts_now(policy, model)
+    if problem:
+        evidence["errors"] = {"unavailable": problem}
+    if now is None or at_start is None:
+        return []
+    base, cand = _since(now, at_start, production), _since(now, at_start, candidate)
+    if cand[1] < policy.rollout.min_samples:
+        evidence["errors"] = {"requests": {"production": base[1], "candidate": cand[1]}}
+        return []
+    found = compare_error_rates(
+        base, cand, max_increase=policy.rollout.max_error_rate_increase, alpha=policy.rollout.alpha
+    )
+    evidence["errors"] = found
+    if found["passed"]:
+        return []
+    return [
+        f"the candidate failed {found['candidate']['rate']:.1%} of its requests against "
+        f"production's {found['baseline']['rate']:.1%} (p = {found['p_value']:.3g})"
+    ]

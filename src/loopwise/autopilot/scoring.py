@@ -26,6 +26,7 @@ __all__ = [
     "Comparison",
     "Predictions",
     "change_point",
+    "compare_error_rates",
     "compare_paired",
     "compare_unpaired",
     "metric_value",
@@ -269,3 +270,28 @@ def change_point(losses: Floats, min_share: float = 0.05) -> int:
     after = (cumulative[-1] - cumulative[split - 1]) / (n - split)
     score = np.abs(after - before) * np.sqrt(split * (n - split) / n)
     return int(split[int(np.argmax(score))])
+
+
+def compare_error_rates(
+    baseline: tuple[int, int], candidate: tuple[int, int], *, max_increase: float, alpha: float
+) -> dict[str, Any]:
+    """Is the candidate's share of failed requests (``(errors, requests)``) higher than the
+    baseline's by more than ``max_increase`` (absolute)? One-sided two-proportion z-test;
+    ``passed`` means "not shown worse"."""
+    (eb, nb), (ec, nc) = baseline, candidate
+    rb, rc = (eb / nb if nb else 0.0), (ec / nc if nc else 0.0)
+    pooled = (eb + ec) / (nb + nc) if nb + nc else 0.0
+    se = math.sqrt(pooled * (1 - pooled) * (1 / max(nb, 1) + 1 / max(nc, 1)))
+    excess = rc - rb - max_increase
+    z = excess / se if se > 0 else (math.inf if excess > 0 else -math.inf)
+    p = _normal_sf(z)
+    return {
+        "test": "one-sided two-proportion z-test for an error-rate increase beyond the margin",
+        "baseline": {"errors": eb, "requests": nb, "rate": rb},
+        "candidate": {"errors": ec, "requests": nc, "rate": rc},
+        "margin": max_increase,
+        "z": z if math.isfinite(z) else None,
+        "p_value": p,
+        "alpha": alpha,
+        "passed": bool(not p < alpha),
+    }
