@@ -72,6 +72,7 @@ class _Controller:
         self.state = State.from_json(latest.state) if latest else State()
         self.tick = Tick(deployment, now_ms)
         self.observed_rows = 0
+        self.refreshing = False
 
     # -- recording ------------------------------------------------------------------------------
     def record(self, kind: str, summary: str, evidence: dict[str, Any] | None = None) -> None:
@@ -317,6 +318,8 @@ class _Controller:
             state.drop_since_ms, state.awaiting_rows = None, False
             if seen.realised is not None and not first:
                 self._update_baseline(seen.realised, seen.labelled)
+            if self._refresh(drop["summary"], evidence):
+                return
             self.record(
                 "observe", f"{drift_note.capitalize()}{drop['summary']}: no action.", evidence
             )
@@ -337,6 +340,28 @@ class _Controller:
             self.record("hold", f"{drop['summary']}; {wait}.", evidence)
             return
         self._retrain(f"{drift_note.capitalize()}{drop['summary']}", evidence)
+
+    def _refresh(self, summary: str, evidence: dict[str, Any]) -> bool:
+        """Retrain once more after a change, when its data have grown ``refresh_factor``
+        times over what the production model learnt from (see ``Retrain.refresh_factor``)."""
+        state, factor = self.state, self.policy.retrain.refresh_factor
+        if state.regime_start_ms is None or factor <= 0 or state.phase != "watching":
+            return False
+        if self._retrain_blocked():
+            return False
+        frame = live_frame(self.name, state.regime_start_ms, self.now_ms)
+        rows = int(frame["outcome"].notna().sum()) if len(frame) else 0
+        if rows < factor * max(state.regime_rows, 1):
+            return False
+        state.drop_since_ms = state.regime_start_ms
+        state.regime_start_ms = None  # one refresh per change
+        self.refreshing = True
+        self._retrain(
+            f"{summary}; {rows:,} labelled rows since the change began, {rows / max(state.regime_rows, 1):.1f} "
+            f"times what version {state.production} learnt from (retrain.refresh_factor)",
+            evidence,
+        )
+        return True
 
     def _update_baseline(self, value: float, rows: int) -> None:
         """Fold a healthy check into the baseline (a running mean over the latest rows)."""
@@ -445,7 +470,13 @@ class _Controller:
         evidence["data"] |= {"train": data.train.ref, "holdout": data.holdout.ref}
         self.state.retrains_ms = [t for t in self.state.retrains_ms if t >= self.now_ms - DAY_MS]
         self.state.retrains_ms.append(self.now_ms)
-        self.state.pending_retrain = {"train": data.train.ref, "holdout": data.holdout.ref}
+        self.state.pending_retrain = {
+            "train": data.train.ref,
+            "holdout": data.holdout.ref,
+            "since_ms": self.state.drop_since_ms,
+            "rows": data.rows,
+            "refresh": self.refreshing,
+        }
         self.record(
             "retrain",
             f"{why}: retraining {self.policy.retrain.pipeline} on {data.rows:,} labelled rows.",
@@ -491,8 +522,15 @@ class _Controller:
             )
             return
         if not result.passed:
-            state.failed_candidates += 1
             summary = f"Version {candidate.version} failed its gates: {'; '.join(result.failed)}."
+            if pending.get(
+                "refresh"
+            ):  # production is fine; a refresh that does not help is no failure
+                self.record(
+                    "reject", summary + " Production stays (a refresh, not a repair).", evidence
+                )
+                return
+            state.failed_candidates += 1
             if self._too_many_failures():
                 self.escalate(
                     f"{summary} {state.failed_candidates} candidates in a row failed; paused.",
@@ -511,6 +549,9 @@ class _Controller:
             "gate_rows": result.rows,
             "expected_shift": result.checks["prediction_shift"],
             "counts_at_start": counts_now(policy, model)[0],
+            "since_ms": pending.get("since_ms"),
+            "rows": pending.get("rows", 0),
+            "refresh": pending.get("refresh", False),
         }
         plan = step_plan(policy, state.production, candidate.version, 0)
         summary = (
@@ -594,6 +635,11 @@ class _Controller:
         state = self.state
         previous = state.production
         evidence = {**evidence, "replaced": previous}
+        made = state.rollout or {}
+        if made.get("refresh") or made.get("since_ms") is None:
+            state.regime_start_ms, state.regime_rows = None, 0
+        else:  # trained on the little data after a change: refresh once more data are in
+            state.regime_start_ms, state.regime_rows = made["since_ms"], int(made["rows"])
         state.phase, state.rollout, state.production = "watching", None, candidate
         state.baseline, state.baseline_source = metric, f"version {candidate} when promoted"
         state.baseline_rows = rows

@@ -262,6 +262,10 @@ class Retrain:
     """The latest share of that data, kept out of training to judge the candidate on."""
     cooldown: str = "1D"
     """Least time between two retrains."""
+    refresh_factor: float = 3.0
+    """A model retrained right after a change learnt from little data: once the labelled
+    traffic since that change reaches this many times what it was trained on, retrain once
+    more (gated as usual). 0: never."""
     max_per_day: int = 3
     """Budget: most retrains in any 24 hours."""
 
@@ -275,6 +279,7 @@ class Retrain:
         "min_rows": lambda v, p: _count(v, p, 10),
         "holdout_fraction": lambda v, p: _number(v, p, 0.0, 0.9, open_low=True),
         "cooldown": lambda v, p: (duration_ms(v, p), v)[1],
+        "refresh_factor": lambda v, p: _number(v, p, 0.0, 1000.0),
         "max_per_day": lambda v, p: _count(v, p, 1, 1000),
     }
 

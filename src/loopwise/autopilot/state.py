@@ -39,6 +39,10 @@ class State:
     """A retrain waits for ``retrain.min_rows`` labelled rows since the drop: each tick looks."""
     retrains_ms: list[int] = field(default_factory=list)
     """When each retrain started (the last day's, for the budget and the cooldown)."""
+    regime_start_ms: int | None = None
+    """Where the change behind the production model began (None: no refresh pending)."""
+    regime_rows: int = 0
+    """Labelled rows since that change the production model was trained on."""
     failed_candidates: int = 0
     """Candidates in a row that failed their gates or were rolled back."""
     rollout: dict[str, Any] | None = None
