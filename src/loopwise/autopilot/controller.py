@@ -662,13 +662,13 @@ def run_once(
 ) -> Tick:
     """One tick of ``deployment``'s autopilot at ``now_ms`` (default: now); see the module
     docstring. ConflictError when another controller recorded a decision meanwhile."""
-    ctx = current()
-    store, project = store or ctx.store, project or ctx.project
     now = int(time.time() * 1000) if now_ms is None else now_ms
     try:
-        if store is ctx.store and project == ctx.project:
-            return _Controller(store, project, deployment, now).run()
-        with using(store, project):  # the monitors read the current context
+        if store is None or project is None:
+            ctx = current()
+            store, project = store or ctx.store, project or ctx.project
+        # The monitors read the current context: make it the store and project ticked.
+        with using(store, project):
             return _Controller(store, project, deployment, now).run()
     except ConflictError:
         log.info("autopilot of %s: another controller acted first; this tick stops", deployment)

@@ -1,9 +1,9 @@
 """The autopilot inside ``loopwise server --autopilot-every SECONDS``: one background thread that
 ticks, every so often, each deployment of each project that has an autopilot policy.
 
-The controller reads traffic through the SDK's current context (``lw.init``), so the thread
-points that context at the served store, one project at a time: the server process has no
-other use for it. A tick that fails is logged and tried again next time; it never stops the
+``run_once`` makes the served store and each project the SDK's current context while it
+ticks (the monitors read through it); the server process has no other use for that context.
+A tick that fails is logged and tried again next time; it never stops the
 server. The app's lifespan starts the thread and stops it on shutdown.
 """
 
@@ -78,7 +78,6 @@ class AutopilotLoop:
     def tick(self) -> None:
         """One round: every project's deployments with a policy, once (errors logged)."""
         from loopwise import autopilot
-        from loopwise.context import init
 
         try:
             projects = [p.name for p in self.store.list_projects()]
@@ -89,25 +88,16 @@ class AutopilotLoop:
             if self._stop.is_set():
                 return
             try:
-                context = init(project=project, uri=self.store.uri, create=False)
                 with acting_as(AUTOPILOT_ACTOR):
-                    autopilot.run_all(store=context.store, project=project)
+                    autopilot.run_all(store=self.store, project=project)
             except Exception:
                 log.exception("autopilot: the round of project %s failed", project)
 
     def _run(self) -> None:
-        from loopwise.context import shutdown
-
-        try:
-            while not self._stop.is_set():
-                self.tick()
-                self.rounds_ += 1
-                self._stop.wait(self.every_s)
-        finally:
-            try:
-                shutdown()
-            except Exception:
-                log.exception("autopilot: closing its store connection failed")
+        while not self._stop.is_set():
+            self.tick()
+            self.rounds_ += 1
+            self._stop.wait(self.every_s)
 
 
 def autopilot_lifespan(

@@ -543,10 +543,7 @@ def check_policy_text(text: object) -> str:
             "A policy names its pipeline and thresholds; keep data out of it.",
             parameter="text",
         )
-    try:
-        return check_storable_text(text, "the policy text")
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(exc.message, parameter="text") from None
+    return _json_text(text, "text", "the policy text")
 
 
 def check_expected_policy_revision(revision: object) -> int | None:
