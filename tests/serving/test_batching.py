@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from loopwise.errors import InvalidArgumentError, UnavailableError
+from loopwise.serving import batching
 from loopwise.serving.batching import Batcher, BatchPolicy, LatencyModel
 
 
@@ -191,6 +192,87 @@ def test_async_run_batch_runs_on_the_loop() -> None:
     assert sum(seen) == 5
 
 
+class Gate:
+    """An async model whose batches finish only when the test opens their gate, in order."""
+
+    def __init__(self) -> None:
+        self.started: list[list[int]] = []
+        self.gates: list[asyncio.Event] = []
+        self.running = 0
+        self.most_running = 0
+
+    async def run(self, payloads: Sequence[Any]) -> list[Any]:
+        gate = asyncio.Event()
+        self.started.append(list(payloads))
+        self.gates.append(gate)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        await gate.wait()
+        self.running -= 1
+        return [p * 10 for p in payloads]
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2, 3])
+def test_batches_pipeline_up_to_max_in_flight(max_in_flight: int) -> None:
+    model = Gate()
+    batcher = Batcher("m", model.run, BatchPolicy(max_wait_s=0, max_in_flight=max_in_flight))
+
+    async def main() -> list[Any]:
+        first = batcher.submit(0, 1)  # an idle model takes it at once
+        await _until(lambda: len(model.started) == 1)
+        later = [batcher.submit(i, 1) for i in range(1, 6)]
+        await _until(lambda: len(model.started) == max_in_flight)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # No more than max_in_flight batches are handed over, each of the rows queued by then.
+        assert len(model.started) == max_in_flight
+        while not all(f.done() for f in [first, *later]):
+            for gate in model.gates:
+                gate.set()
+            await asyncio.sleep(0)
+        return [await f for f in [first, *later]]
+
+    assert asyncio.run(main()) == [0, 10, 20, 30, 40, 50]
+    batcher.close()
+    assert model.most_running == max_in_flight
+    assert sorted(p for batch in model.started for p in batch) == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_pipelined_batch_is_timed_from_the_end_of_the_one_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The latency model learns the model's own time, not the wait behind another batch."""
+    now = [100.0]
+    clock = type("Clock", (), {"monotonic": lambda: now[0], "perf_counter": lambda: now[0]})
+    monkeypatch.setattr(batching, "time", clock)
+    model = Gate()
+    batcher = Batcher("m", model.run, BatchPolicy(max_wait_s=0, max_in_flight=2))
+
+    async def main() -> None:
+        first = batcher.submit(1, 1)
+        second = batcher.submit(2, 1)  # handed over at once, behind the first
+        await _until(lambda: len(model.gates) == 2)
+        now[0] += 0.020  # the first computes for 20 ms
+        model.gates[0].set()
+        await first
+        now[0] += 0.020  # then the second for 20 ms: 40 ms after it was handed over
+        model.gates[1].set()
+        await second
+
+    asyncio.run(main())
+    batcher.close()
+    assert model.started == [[1], [2]]
+    assert batcher.latency.predict(1) == pytest.approx(0.020)
+
+
 def test_latency_model_learns_fixed_and_per_row_cost() -> None:
     latency = LatencyModel()
     for rows in (1, 8, 32, 64, 128) * 10:
@@ -211,7 +293,14 @@ def test_latency_model_follows_a_slower_model() -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("max_batch_rows", 0), ("max_wait_s", -1), ("slo_s", 0), ("max_queue_rows", 0)],
+    [
+        ("max_batch_rows", 0),
+        ("max_wait_s", -1),
+        ("slo_s", 0),
+        ("max_queue_rows", 0),
+        ("max_in_flight", 0),
+        ("max_in_flight", 17),
+    ],
 )
 def test_policy_rejects_out_of_range_values(field: str, value: float) -> None:
     with pytest.raises(InvalidArgumentError, match=field):

@@ -217,6 +217,35 @@ def test_a_cancelled_waiter_is_skipped(spool: DurableSpool, syncs: SyncCounter) 
     assert spool.durable_seq == 2
 
 
+def test_sync_makes_records_durable_in_the_calling_thread(
+    spool: DurableSpool, syncs: SyncCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    counted = syncs.__call__
+
+    def sync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        counted(fd)
+
+    monkeypatch.setattr(durable_spool, "_datasync", sync)
+    seq = spool.append_payloads(_payloads(2))
+    assert spool.durable_seq == 0
+    assert spool.sync() == seq == spool.durable_seq
+    assert threads == [threading.current_thread().name]
+    assert spool.sync() == seq and threads == [threading.current_thread().name]  # nothing new
+    spool.wait_durable(seq)  # already durable: the flusher is not asked
+    assert syncs.calls == 1 and spool.fsync_count == 1
+
+
+def test_sync_after_a_failed_fsync_raises(spool: DurableSpool, syncs: SyncCounter) -> None:
+    syncs.fail = True
+    spool.append_payloads(_payloads(1))
+    with pytest.raises(StoreError, match="Could not make records durable"):
+        spool.sync()
+    with pytest.raises(StoreError, match="Could not make records durable"):
+        spool.sync()
+
+
 def test_write_mode_acknowledges_without_fsync(
     tmp_path: Path, db: FakeDatabase, syncs: SyncCounter
 ) -> None:

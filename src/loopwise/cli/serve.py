@@ -68,6 +68,17 @@ def serve(
     max_queue_rows: Annotated[
         int, typer.Option("--max-queue-rows", min=1, help="Rows allowed to wait per model.")
     ] = 4096,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            "--max-in-flight",
+            min=1,
+            max=16,
+            help="Batches handed to a model at once: with 2 (the default) the next batch waits "
+            "at the model while the last computes, so the model never idles while the server "
+            "is busy; 1 computes strictly one batch at a time.",
+        ),
+    ] = 2,
     poll_s: Annotated[
         float,
         typer.Option(
@@ -160,6 +171,7 @@ def serve(
         max_wait_s=max_wait_ms / 1000,
         slo_s=slo_ms / 1000,
         max_queue_rows=max_queue_rows,
+        max_in_flight=max_in_flight,
     )
     refs, deployments = refs or [], deployments or []
     if not refs and not deployments:

@@ -1,9 +1,13 @@
 """Adaptive batching: concurrent requests for one model merged into batches and split back.
 
 Each served model has a ``Batcher``. A request joins the model's queue with its rows and a
-deadline (the model's latency SLO, or the request's own). The batcher runs one batch at a time
-in a worker thread (the event loop never computes); while one batch runs, the next requests
-queue up, so batches grow with load by themselves and a lone request waits for nothing.
+deadline (the model's latency SLO, or the request's own). The batcher computes in a worker
+thread or a model process, never on the event loop; while a batch runs, the next requests queue
+up, so batches grow with load by themselves and a lone request waits for nothing.
+
+Batches are pipelined: while one computes, the next is handed over as soon as it is worth a
+batch (``max_in_flight``, 2 by default), so the model starts it the moment the last one ends
+rather than when a busy event loop gets round to noticing the answer.
 
 The batcher learns how long the model takes for a batch of ``n`` rows (a least-squares line
 ``a + b·n`` over recent batches, weighted toward the newest) and uses it twice:
@@ -54,6 +58,9 @@ class BatchPolicy:
     """Default deadline: a request must be answered within this, or get 503 at once."""
     max_queue_rows: int = 4096
     """Rows allowed to wait; beyond them requests get 503."""
+    max_in_flight: int = 2
+    """Batches handed to the model at once; above 1, the next batch waits at the model while the
+    last computes (pipelining), so the model does not idle while the event loop is busy."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -61,13 +68,14 @@ class BatchPolicy:
             "max_wait_s": 0 <= self.max_wait_s <= 10,
             "slo_s": 0 < self.slo_s <= 3600,
             "max_queue_rows": self.max_queue_rows >= 1,
+            "max_in_flight": 1 <= self.max_in_flight <= 16,
         }
         for name, ok in checks.items():
             if not ok:
                 raise InvalidArgumentError(
                     f"Batch policy {name}={getattr(self, name)!r} is out of range "
                     "(max_batch_rows and max_queue_rows >= 1, 0 <= max_wait_s <= 10, "
-                    "0 < slo_s <= 3600).",
+                    "0 < slo_s <= 3600, 1 <= max_in_flight <= 16).",
                     parameter=name,
                 )
 
@@ -144,7 +152,9 @@ class Batcher:
         self._own_executor = executor is None
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
-        self._busy_until: float | None = None  # predicted end of the running batch
+        self._busy_until: float | None = None  # predicted end of the batches in flight
+        self._in_flight = 0
+        self._last_end = 0.0  # when the last batch finished (perf_counter)
         self._timer: asyncio.TimerHandle | None = None
         self._last_arrival = 0.0
         self._gap = math.inf  # smoothed time between arrivals
@@ -177,7 +187,7 @@ class Batcher:
         self._queued_rows += rows
         if self.on_queue is not None:
             self.on_queue(self._queued_rows)
-        if self._busy_until is None:
+        if self._in_flight < self.policy.max_in_flight:
             if self._timer is not None and self._queued_rows >= self._hold_target():
                 self._timer.cancel()
                 self._timer = None
@@ -219,11 +229,21 @@ class Batcher:
 
     # -- dispatch ----------------------------------------------------------------------------
     def _schedule(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
-        """The worker is idle: dispatch now, or hold briefly if more rows are on their way."""
+        """Dispatch now, hold briefly if more rows are on their way, or leave the queue to the
+        end of a batch in flight."""
         if self._timer is not None or not self._queue:
             return
         hold = 0.0
         policy = self.policy
+        if self._in_flight:
+            # Pipelining: hand the next batch over while the last computes, once it is about as
+            # big as what arrives during the model's fixed cost; a smaller one waits for the end
+            # of the batch in flight (whose completion schedules again).
+            if self._in_flight < policy.max_in_flight and self._queued_rows >= min(
+                policy.max_batch_rows, max(1.0, self._hold_target())
+            ):
+                self._dispatch(loop)
+            return
         # Holding pays only when requests arrive faster than the model's fixed cost per batch:
         # hold until about as many rows wait as arrive during that fixed cost, but at most
         # max_wait_s, and never past what the oldest request's deadline allows.
@@ -242,10 +262,13 @@ class Batcher:
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        if self._busy_until is None:
+        if self._in_flight < self.policy.max_in_flight:
             self._dispatch(loop)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         now = time.monotonic()
         batch: list[_Pending] = []
         rows = 0
@@ -270,7 +293,8 @@ class Batcher:
             if queue:
                 self._dispatch(loop)
             return
-        self._busy_until = now + self.latency.predict(rows)
+        self._busy_until = max(now, self._busy_until or now) + self.latency.predict(rows)
+        self._in_flight += 1
         started = time.perf_counter()
         payloads = [p.payload for p in batch]
         work: asyncio.Future[Sequence[Any]]
@@ -288,8 +312,13 @@ class Batcher:
         started: float,
         done: asyncio.Future[Sequence[Any]],
     ) -> None:
-        self._busy_until = None
-        seconds = time.perf_counter() - started
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._busy_until = None
+        # A pipelined batch waited for the one before it: its own time starts when that ended.
+        ended = time.perf_counter()
+        seconds = ended - max(started, self._last_end)
+        self._last_end = ended
         error = done.exception()
         if error is None:
             results = done.result()

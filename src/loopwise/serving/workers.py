@@ -10,10 +10,14 @@ pickled, before its first batch and whenever the served version changes (a hot s
 the child with the next batch). A child that dies is started again for the next batch; the
 batch it was computing fails with 503.
 
-With a prediction log, the child spools each batch's rows and replies at once with the outputs
-and the rows' sequence number; it tells the server separately when the spool's group commit
-has made them durable (``_Channel``). The response waits for that, but the model process does
-not: it computes the next batch while the last one's fsync runs.
+Batches pipeline: the next one may be sent while the last computes (the batcher's
+``max_in_flight``); the child takes them in order and the replies come back in order.
+
+With a prediction log, the child spools each batch's rows and replies with the outputs, the
+rows' sequence number and how far its spool is durable. With fsync and no window it syncs
+before replying, so the answer is durable on arrival; otherwise it tells the server separately
+when the spool's group commit has made the rows durable (``_Channel``), computing the next
+batch meanwhile. The response waits for durability either way.
 
 The child is a fresh interpreter (``python -m loopwise.serving._child``), not a fork of the
 server and not multiprocessing's spawn (which would import the server's ``__main__`` again).
@@ -241,9 +245,13 @@ class ModelProcess:
         the next ``load``).
         """
         assert self._lock is not None, "load() first"
-        async with self._lock:
+        async with self._lock:  # held only to send: batches pipeline, replies come in order
             channel = self._channel
-            reply, seq = await self._call(("compute", (X, frozenset(wanted), log_rows)))
+            reply_future = self._send(("compute", (X, frozenset(wanted), log_rows)))
+        try:
+            reply, seq = await reply_future
+        except OSError as exc:
+            raise self._died(exc) from exc
         if isinstance(reply, dict) and "error" in reply:
             raise error_from_dict(reply, 400)
         assert channel is not None
@@ -252,15 +260,23 @@ class ModelProcess:
 
     async def _call(self, message: Any, pickle_in_thread: bool = False) -> Any:
         """Send one request; its ``(value, seq)`` reply."""
+        data = None
+        if pickle_in_thread:  # a model can take a while to pickle: keep the loop free
+            data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
+        try:
+            return await self._send(message, data)
+        except OSError as exc:
+            raise self._died(exc) from exc
+
+    def _send(self, message: Any, data: bytes | None = None) -> asyncio.Future[Any]:
+        """Send one request (pickled now unless ``data`` is given); the future of its reply."""
         channel = self._channel
         if channel is None:
             raise self._died(ConnectionResetError("the model process is not running"))
-        if pickle_in_thread:  # a model can take a while to pickle: keep the loop free
-            data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
-        else:
+        if data is None:
             data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         try:
-            return await channel.request(data)
+            return channel.request(data)
         except OSError as exc:
             raise self._died(exc) from exc
 
