@@ -14,8 +14,11 @@ runs ``--repeats`` times for ``--duration-s`` seconds; the table quotes the medi
 * the ceiling: a raw ASGI callable that reads the body and returns a constant, on the same
   uvicorn (uvloop + httptools), at 64 connections.
 
-Loopwise's batch sizes come from its own ``/metrics``. The table goes to stdout, JSON to
-``benchmarks/results/serving.json``, progress to stderr.
+Loopwise's batch sizes come from its own ``/metrics``. Each run also counts the CPU time spent
+per request (Linux ``/proc``): by the server's process, by the processes it started (Loopwise's
+model processes, MLflow's workers) and by wrk — where the two cores go, and why a server that
+computes a model cannot come close to a ceiling that computes nothing. The table goes to
+stdout, JSON to ``benchmarks/results/serving.json``, progress to stderr.
 
     .venv/bin/python benchmarks/serving.py                        # 3 x 15 s per case
     .venv/bin/python benchmarks/serving.py --duration-s 5 --repeats 1   # a quick look
@@ -28,12 +31,14 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,6 +68,8 @@ class Run:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: dict[str, float] = field(default_factory=dict)
+    """CPU microseconds per request: ``server``, ``children`` (its processes) and ``wrk``."""
 
 
 @dataclass
@@ -75,6 +82,10 @@ class Case:
 
     def median(self, attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in self.runs)
+
+    def median_cpu(self, part: str) -> float:
+        values = [r.cpu_us[part] for r in self.runs if part in r.cpu_us]
+        return statistics.median(values) if values else float("nan")
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -120,15 +131,57 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, script: Path, connections: int, duration_s: float) -> Run:
+def _ticks(pid: int) -> tuple[int, int]:
+    """CPU clock ticks (user + system) of ``pid`` and of all its descendants."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, ticks)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command name may hold spaces: the fields after it start past the last ')'.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # gone meanwhile
+            continue
+        stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    own = stats.get(pid, (0, 0))[1]
+    below, todo = 0, list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        below += stats[child][1]
+        todo.extend(children.get(child, []))
+    return own, below
+
+
+def cpu_counter(pid: int | None) -> Callable[[], tuple[float, float, float]]:
+    """A function returning (server, children, wrk) CPU seconds so far; zeros where /proc or
+    the process is missing."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def read() -> tuple[float, float, float]:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has been waited for
+        own, below = _ticks(pid) if pid is not None and Path("/proc").is_dir() else (0, 0)
+        return own / tick, below / tick, usage.ru_utime + usage.ru_stime
+
+    return read
+
+
+def run_wrk(
+    url: str, script: Path, connections: int, duration_s: float, server_pid: int | None = None
+) -> Run:
     wrk = shutil.which("wrk")
     if wrk is None:
         sys.exit("wrk is not installed: apt-get install wrk (CI's .ci/run installs it).")
+    cpu = cpu_counter(server_pid)
+    before = cpu()
     result = subprocess.run(
         [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "10s", "--latency",
          "-s", str(script), url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
+    after = cpu()
     out = result.stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))
     if len(latency) < 2:
@@ -143,12 +196,18 @@ def run_wrk(url: str, script: Path, connections: int, duration_s: float) -> Run:
     errors = int(non_2xx.group(1)) if non_2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
+    done = max(requests, 1)
+    spent = {
+        part: (a - b) * 1e6 / done
+        for part, a, b in zip(("server", "children", "wrk"), after, before, strict=True)
+    }
     return Run(
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         p50_ms=_ms(latency["50"]) if "50" in latency else float("nan"),
         p99_ms=_ms(latency["99"]) if "99" in latency else float("nan"),
         errors=errors,
         requests=requests,
+        cpu_us=spent if server_pid is not None else {"wrk": spent["wrk"]},
     )
 
 
@@ -357,8 +416,9 @@ def main() -> None:
                     console.print(
                         f"  {name}, {connections} connection(s), run {i + 1}/{args.repeats}…"
                     )
+                    pid = server.process.pid if server.process else None
                     case.runs.append(
-                        run_wrk(server.url + path, script, connections, args.duration_s)
+                        run_wrk(server.url + path, script, connections, args.duration_s, pid)
                     )
                 if counted:
                     case.batch_rows = batch_summary(before, batch_histogram(server.url))
@@ -372,6 +432,10 @@ def main() -> None:
     report(cases, args)
 
 
+def _us(value: float) -> str:
+    return "" if value != value else f"{value:.0f}"
+
+
 def report(cases: list[Case], args: argparse.Namespace) -> None:
     by = {(c.name, c.connections): c for c in cases}
     mlflow = by.get(("MLflow /invocations", args.connections))
@@ -381,7 +445,8 @@ def report(cases: list[Case], args: argparse.Namespace) -> None:
         f"{args.duration_s:g} s)"
     )
     for column in ("case", "conns", "requests/s", "p50 ms", "p99 ms", "errors", "x MLflow req/s",
-                   "MLflow p99 ÷ p99", "% of ceiling", "batch rows (mean)"):  # fmt: skip
+                   "MLflow p99 ÷ p99", "% of ceiling", "batch rows (mean)",
+                   "CPU µs/req server", "+ its processes", "+ wrk"):  # fmt: skip
         table.add_column(column, justify="left" if column == "case" else "right")
     for case in cases:
         rps, p99 = case.median("requests_per_s"), case.median("p99_ms")
@@ -403,8 +468,9 @@ def report(cases: list[Case], args: argparse.Namespace) -> None:
             if ceiling and case.connections == ceiling.connections
             else "",
             f"{case.batch_rows['mean_rows']:.1f}" if case.batch_rows else "",
+            *(_us(case.median_cpu(part)) for part in ("server", "children", "wrk")),
         )
-    Console(width=180).print(table)
+    Console(width=220).print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from loopwise.errors import InvalidArgumentError, PermissionDeniedError
@@ -27,6 +28,7 @@ from loopwise.store.predictions import (
     _encode,
     decode_record,
     default_directory,
+    encode_batch,
     read_predictions,
     write_predictions,
 )
@@ -62,33 +64,33 @@ def _request_ids(store: Store, deployment: str = "churn") -> list[str]:
 
 
 # -- checking records -----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"request_id": ""}, "request_id of 1-256 characters"),
-        ({"request_id": 17}, "request_id of 1-256 characters"),
-        ({"request_id": "x" * 257}, "request_id of 1-256 characters"),
-        ({"request_id": "bad\ud800"}, "lone surrogates"),
-        ({"project": "no spaces"}, "project name"),
-        ({"deployment": ""}, "deployment name"),
-        ({"model": None}, "model name"),
-        ({"version": "1"}, "integer version"),
-        ({"version": 0}, "version >= 1"),
-        ({"version": True}, "integer version"),
-        ({"timestamp_ms": 1.7e12}, "integer timestamp_ms"),
-        ({"timestamp_ms": -1}, "timestamp_ms >= 0"),
-        ({"latency_ms": "fast"}, "number latency_ms"),
-        ({"latency_ms": math.nan}, "finite latency_ms"),
-        ({"latency_ms": -0.5}, "finite latency_ms"),
-        ({"inputs": [1, 2]}, "inputs as a dict"),
-        ({"inputs": {1: "a"}}, "non-empty string names in inputs"),
-        ({"inputs": {"": "a"}}, "non-empty string names in inputs"),
-        ({"inputs": {"when": object()}}, r"inputs\['when'\] cannot be logged"),
-        ({"outputs": {"predict": {1, 2}}}, r"outputs\['predict'\] cannot be logged"),
-        ({"outputs": {"text": "\udcff"}}, r"outputs\['text'\] cannot be logged"),
-        ({"shadow": 1}, "shadow True or False"),
-    ],
-)
+BAD_RECORDS = [
+    ({"request_id": ""}, "request_id of 1-256 characters"),
+    ({"request_id": 17}, "request_id of 1-256 characters"),
+    ({"request_id": "x" * 257}, "request_id of 1-256 characters"),
+    ({"request_id": "bad\ud800"}, "lone surrogates"),
+    ({"project": "no spaces"}, "project name"),
+    ({"deployment": ""}, "deployment name"),
+    ({"model": None}, "model name"),
+    ({"version": "1"}, "integer version"),
+    ({"version": 0}, "version >= 1"),
+    ({"version": True}, "integer version"),
+    ({"timestamp_ms": 1.7e12}, "integer timestamp_ms"),
+    ({"timestamp_ms": -1}, "timestamp_ms >= 0"),
+    ({"latency_ms": "fast"}, "number latency_ms"),
+    ({"latency_ms": math.nan}, "finite latency_ms"),
+    ({"latency_ms": -0.5}, "finite latency_ms"),
+    ({"inputs": [1, 2]}, "inputs as a dict"),
+    ({"inputs": {1: "a"}}, "non-empty string names in inputs"),
+    ({"inputs": {"": "a"}}, "non-empty string names in inputs"),
+    ({"inputs": {"when": object()}}, r"inputs\['when'\] cannot be logged"),
+    ({"outputs": {"predict": {1, 2}}}, r"outputs\['predict'\] cannot be logged"),
+    ({"outputs": {"text": "\udcff"}}, r"outputs\['text'\] cannot be logged"),
+    ({"shadow": 1}, "shadow True or False"),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_RECORDS)
 def test_bad_records_are_refused_with_what_to_fix(
     store: Store, changes: dict[str, Any], message: str
 ) -> None:
@@ -104,6 +106,49 @@ def test_records_must_come_in_a_list(store: Store) -> None:
         PredictionSpool(store, durability="write").append(record(0))  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="Expected PredictionRecord objects, got dict"):
         write_predictions(store, [{"request_id": "x"}])  # type: ignore[list-item]
+
+
+def _batch_rows(records: list[PredictionRecord]) -> list[Any]:
+    return [(r.request_id, r.timestamp_ms, r.latency_ms, r.inputs, r.outputs) for r in records]
+
+
+def test_a_batch_encodes_the_records_append_would() -> None:
+    """The model process's batch encoder: the same records back, NaN kept as NaN."""
+    records = [
+        record(0),
+        record(1, inputs={"x": math.nan, "y": 1}, outputs={"predict_proba": [math.inf, 0.5]}),
+        record(2, inputs={"big": 2**70, "text": "café ✓", "none": None, "flag": True}),
+        record(3, inputs={"n": np.float64(0.5), "tags": ["a", "b"]}, latency_ms=0.0),
+        record(4, outputs={"nested": [[0.1, math.nan]]}),
+    ]
+    shared = record(99, shadow=True)
+    payloads = encode_batch(shared, _batch_rows(records))
+    decoded = [decode_record(p) for p in payloads]
+    expected = [dataclasses.replace(r, shadow=True) for r in records]
+    for got, want in zip(decoded, expected, strict=True):
+        assert got.inputs.keys() == want.inputs.keys()
+        for key, value in want.inputs.items():
+            assert got.inputs[key] == value or (
+                value != value and got.inputs[key] != got.inputs[key]
+            )
+        assert dataclasses.replace(got, inputs={}, outputs={}) == dataclasses.replace(
+            want, inputs={}, outputs={}
+        )
+    assert math.isnan(decoded[1].inputs["x"]) and decoded[1].outputs["predict_proba"][0] == math.inf
+    assert math.isnan(decoded[4].outputs["nested"][0][1])
+    assert decoded[0] == decode_record(_encode(expected[0]))  # as append encodes it
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_RECORDS)
+def test_a_batch_refuses_what_append_refuses(changes: dict[str, Any], message: str) -> None:
+    bad = record(1, **changes)
+    shared_fields = {"project", "deployment", "model", "version", "shadow"}
+    if shared_fields & changes.keys():
+        with pytest.raises(InvalidArgumentError, match=message):
+            encode_batch(bad, _batch_rows([record(0)]))
+    else:
+        with pytest.raises(InvalidArgumentError, match=message):
+            encode_batch(record(0), _batch_rows([record(0), bad]))
 
 
 def test_decode_returns_what_was_encoded() -> None:

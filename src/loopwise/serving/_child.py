@@ -74,7 +74,7 @@ class _Log:
     ) -> int:
         """Spool the rows of one batch; their sequence number (durable later, see ``notify``)."""
         from loopwise.serving.predictions import prediction_rows
-        from loopwise.store.predictions import PredictionRecord
+        from loopwise.store.predictions import PredictionRecord, Row
 
         columns: Any = X
         if isinstance(X, np.ndarray) and X.ndim == 2 and self.names:
@@ -83,27 +83,35 @@ class _Log:
             columns = {str(c): X[c].to_numpy() for c in X.columns}
         every = prediction_rows(columns, outputs)
         now = time.perf_counter()
-        records = []
+        rows: list[Row] = []
         start = 0
         for (request_id, arrived_ms, started), count in log_rows:
+            latency_ms = (now - started) * 1000
             for i in range(count):
                 row_inputs, row_outputs = every[start + i]
-                records.append(
-                    PredictionRecord(
-                        project=self.target.project,
-                        deployment=self.target.deployment,
-                        request_id=request_id if count == 1 else f"{request_id}:{i}",
-                        model=model,
-                        version=version,
-                        timestamp_ms=arrived_ms,
-                        latency_ms=(now - started) * 1000,
-                        inputs=row_inputs,
-                        outputs=row_outputs,
-                        shadow=self.target.shadow,
+                rows.append(
+                    (
+                        request_id if count == 1 else f"{request_id}:{i}",
+                        arrived_ms,
+                        latency_ms,
+                        row_inputs,
+                        row_outputs,
                     )
                 )
             start += count
-        return self.spool.append(records)
+        shared = PredictionRecord(
+            project=self.target.project,
+            deployment=self.target.deployment,
+            request_id="-",
+            model=model,
+            version=version,
+            timestamp_ms=0,
+            latency_ms=0.0,
+            inputs={},
+            outputs={},
+            shadow=self.target.shadow,
+        )
+        return self.spool.append_batch(shared, rows)
 
     def notify(self, seq: int) -> None:
         """Have the notifier tell the server once ``seq`` is durable."""

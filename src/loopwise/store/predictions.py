@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ __all__ = [
     "PredictionSpool",
     "decode_record",
     "default_directory",
+    "encode_batch",
     "read_predictions",
     "recover_predictions",
     "write_predictions",
@@ -86,6 +87,29 @@ _encode_json = json.JSONEncoder(
     ensure_ascii=False, check_circular=False, separators=(",", ":"), default=_jsonable
 ).encode
 _valid_names: set[str] = set()
+
+_fast_json: Callable[[Any], bytes] | None
+try:  # the server's extra: JSON five times faster, for rows without NaN or infinities
+    from orjson import dumps as _fast_json
+except ImportError:  # pragma: no cover - the store alone does not need it
+    _fast_json = None
+
+
+def _finite(values: dict[str, Any]) -> bool:
+    """No float in ``values`` (or in a list among them) is NaN or infinite: orjson would write
+    it as null, where the log keeps NaN."""
+    for value in values.values():
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # NaN or ±inf
+                return False
+        elif kind is list:
+            for item in value:
+                if type(item) is float and item - item != 0.0:
+                    return False
+                if type(item) is list:
+                    return False  # deeper lists: leave them to the standard encoder
+    return True
 
 
 def _bad(record: PredictionRecord, parameter: str, message: str) -> InvalidArgumentError:
@@ -176,6 +200,75 @@ def _encode(record: PredictionRecord) -> bytes:
         return _encode_json(fields).encode()
     except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
         raise _unencodable(record) from None
+
+
+Row = tuple[str, int, float, dict[str, Any], dict[str, Any]]
+"""``(request_id, timestamp_ms, latency_ms, inputs, outputs)`` of one record of a batch."""
+
+
+def encode_batch(shared: PredictionRecord, rows: Sequence[Row]) -> list[bytes]:
+    """Records that take project, deployment, model, version and shadow from ``shared`` and the
+    rest from ``rows``, encoded byte for byte as ``PredictionSpool.append`` encodes them, and
+    checked the same way — the shared fields once (a model process logs whole batches).
+
+    A row that fails the quick checks is built as a ``PredictionRecord`` and encoded the usual
+    way, so its error is the one ``append`` raises.
+    """
+    _encode(shared)  # checks the shared fields
+    project, deployment, model = shared.project, shared.deployment, shared.model
+    version, shadow = int(shared.version), shared.shadow
+    payloads = []
+    for row in rows:
+        request_id, timestamp_ms, latency_ms, inputs, outputs = row
+        if (
+            type(request_id) is str
+            and 0 < len(request_id) <= MAX_REQUEST_ID_CHARS
+            and type(timestamp_ms) is int
+            and 0 <= timestamp_ms < 2**63
+            and type(latency_ms) is float
+            and 0 <= latency_ms < math.inf
+            and type(inputs) is dict
+            and type(outputs) is dict
+            and all(type(k) is str and k for k in inputs)
+            and all(type(k) is str and k for k in outputs)
+        ):
+            fields = {
+                "project": project,
+                "deployment": deployment,
+                "request_id": request_id,
+                "model": model,
+                "version": version,
+                "timestamp_ms": timestamp_ms,
+                "latency_ms": latency_ms,
+                "input": inputs,
+                "output": outputs,
+                "shadow": shadow,
+            }
+            try:
+                if _fast_json is not None and _finite(inputs) and _finite(outputs):
+                    payloads.append(_fast_json(fields))
+                else:
+                    payloads.append(_encode_json(fields).encode())
+                continue
+            except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
+                pass  # the slow path names the value
+        payloads.append(
+            _encode(
+                PredictionRecord(
+                    project=project,
+                    deployment=deployment,
+                    request_id=request_id,
+                    model=model,
+                    version=version,
+                    timestamp_ms=timestamp_ms,
+                    latency_ms=latency_ms,
+                    inputs=inputs,
+                    outputs=outputs,
+                    shadow=shadow,
+                )
+            )
+        )
+    return payloads
 
 
 def _unencodable(record: PredictionRecord) -> InvalidArgumentError:
@@ -277,6 +370,11 @@ class PredictionSpool(DurableSpool):
                 parameter="records",
             )
         return self.append_payloads([_encode(r) for r in records])
+
+    def append_batch(self, shared: PredictionRecord, rows: Sequence[Row]) -> int:
+        """``append`` for records that share all but their ``Row`` fields (see
+        ``encode_batch``): the same records, checked and encoded with less work per row."""
+        return self.append_payloads(encode_batch(shared, rows))
 
 
 def default_directory(store: Store) -> Path:
