@@ -10,10 +10,6 @@ traffic is sent well inside it, so a late tick still judges all of it.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +24,7 @@ import loopwise as lw
 from loopwise.store import open_store
 from loopwise.store.predictions import read_predictions
 
-from ..server.harness import free_port
-from ..serving.test_serve_command import _wait_ready
+from ..serving.live import live_serve
 from .world import FEATURES, PIPELINE, policy_text, window_rows
 
 pytestmark = pytest.mark.slow
@@ -62,24 +57,14 @@ def live(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )  # fmt: skip
     lw.autopilot.set_policy(DEPLOYMENT, policy)
     lw.shutdown()
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "p", "serve",
-             "--deployment", DEPLOYMENT, "--port", str(port), "--poll-s", "0.2",
-             "--log-durability", "write", "--compute", "thread"],
-            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(process, url, log)
+    args = ["--deployment", DEPLOYMENT, "--poll-s", "0.2", "--log-durability", "write",
+            "--compute", "thread"]  # fmt: skip
+    with live_serve(store, args, tmp_path / "serve.log") as url:
         lw.init(project="p", uri=store)
-        yield url, store
-    finally:
-        lw.shutdown()
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+        try:
+            yield url, store
+        finally:
+            lw.shutdown()
 
 
 def _send(client: httpx.Client, ids: list[str], frame: pd.DataFrame) -> list[tuple[int, int, int]]:

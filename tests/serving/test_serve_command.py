@@ -22,21 +22,9 @@ import loopwise as lw
 from ..prometheus_harness import PrometheusServer, values
 from ..server.harness import free_port
 from ..services import missing_service
+from .live import live_serve, wait_ready
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
 
 
 def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
@@ -51,26 +39,13 @@ def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
     lw.models.set_alias("toy", version.version, "production")
     lw.shutdown()
 
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "p", "serve",
-             "toy@production", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(process, url, log)
+    with live_serve(store, ["toy@production"], tmp_path / "serve.log") as url:
         answer = httpx.post(url + "/predict", json=[{"x": 0.0}, {"x": 3.0}]).json()
         assert answer["predictions"] == [0, 1]
         assert answer["version"] == version.version
         wrong = httpx.post(url + "/predict", json=[{"y": 1.0}])
         assert wrong.status_code == 422
         assert "'x'" in wrong.json()["error"]["message"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
 
 
 def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Path) -> None:
@@ -117,7 +92,7 @@ def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Pat
                     failures.append(f"version {body['version']} answered {body}")
 
     try:
-        _wait_ready(process, url, log)
+        wait_ready(process, url, log)
         threads = [threading.Thread(target=hammer) for _ in range(4)]
         for thread in threads:
             thread.start()
@@ -204,7 +179,7 @@ def test_serve_survives_overload_with_503s_and_bounded_memory(tmp_path: Path) ->
         f"wrk.body = [==[{body}]==]\n"
     )
     try:
-        _wait_ready(process, url, log)
+        wait_ready(process, url, log)
         baseline = _rss_mb(process.pid)
         load = subprocess.Popen(
             [wrk, "-t1", "-c256", "-d6s", "-s", str(script), url + "/invocations"],
@@ -265,7 +240,7 @@ def test_every_answered_prediction_is_logged_once_across_sigkill(tmp_path: Path)
                 stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(process, url, log)
+        wait_ready(process, url, log)
         return process, url
 
     process, url = start()

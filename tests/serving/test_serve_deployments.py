@@ -8,8 +8,6 @@ than the tests take (test_shadow.py runs a deployment in model processes).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,8 +24,7 @@ import loopwise as lw
 from loopwise.store import open_store
 from loopwise.store.predictions import read_predictions
 
-from ..server.harness import free_port
-from .test_serve_command import _wait_ready
+from .live import live_serve
 
 pytestmark = pytest.mark.slow
 
@@ -73,23 +70,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     lw.deployments.create("toy-switch", "toy", {1: 50, 2: 50})
     lw.shutdown()
 
-    port = free_port()
     log = folder / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "loopwise", "--uri", str(store), "-p", "p", "serve",
-             "--deployment", "toy-ab", "--deployment", "toy-shadow", "--deployment", "toy-switch",
-             "--port", str(port), "--poll-s", "0.2", "--log-durability", "write",
-             "--compute", "thread"],
-            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(process, url, log)
+    args = ["--deployment", "toy-ab", "--deployment", "toy-shadow", "--deployment", "toy-switch",
+            "--poll-s", "0.2", "--log-durability", "write", "--compute", "thread"]  # fmt: skip
+    with live_serve(store, args, log) as url:
         yield Server(url, store, log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
 
 
 def test_each_key_gets_its_assigned_version_and_the_log_says_so(server: Server) -> None:
