@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -119,3 +121,60 @@ def test_rows_waiting_to_be_durable_fail_when_the_process_dies(
         assert list(outputs["predict"]) == list(loaded.predict(FRAME))
 
     asyncio.run(scenario())
+
+
+def test_pipelined_batches_get_their_own_answers_durable_on_arrival(
+    loaded: models.LoadedModel, tmp_path: Path
+) -> None:
+    """Batches sent while others compute come back in order, each with its own rows; with
+    fsync and no window the process syncs before it answers, so each answer is durable."""
+    target = dataclasses.replace(_target(tmp_path), fsync_window_ms=0.0)
+    worker = ModelProcess("employment", log=target)
+    frames = [FRAME.iloc[[i % len(FRAME)] * (i + 1)].reset_index(drop=True) for i in range(6)]
+
+    async def scenario() -> list[tuple[Any, Any]]:
+        try:
+            await worker.load(loaded)
+            wanted = frozenset({"predict"})
+            return await asyncio.gather(
+                *(worker.compute(f, wanted, [((f"r{i}", 0, time.perf_counter()), len(f))])
+                  for i, f in enumerate(frames))
+            )  # fmt: skip
+        finally:
+            worker.close()
+
+    answers = asyncio.run(scenario())
+    for frame, (outputs, receipt) in zip(frames, answers, strict=True):
+        assert list(outputs["predict"]) == list(loaded.predict(frame))
+        assert receipt.channel.durable_seq >= receipt.seq > 0  # durable when it arrived
+    assert [r.seq for _, r in answers] == sorted(r.seq for _, r in answers)
+    store = open_store(target.uri)
+    recover_predictions(store, Path(target.spool_dir))
+    assert len(read_predictions(store, "serve", "employment")) == sum(len(f) for f in frames)
+    store.close()
+
+
+def test_every_batch_in_flight_fails_when_the_process_dies(
+    loaded: models.LoadedModel, tmp_path: Path
+) -> None:
+    worker = ModelProcess("employment")
+    big = pd.concat([FRAME] * 100_000, ignore_index=True)  # tens of ms to receive and compute
+
+    async def scenario() -> list[Any]:
+        try:
+            await worker.load(loaded)
+            wanted = frozenset({"predict"})
+            flights = [asyncio.ensure_future(worker.compute(big, wanted)) for _ in range(2)]
+            await asyncio.sleep(0)  # both are sent: the process has two batches in flight
+            assert worker._process is not None and len(worker._channel.replies) == 2  # type: ignore[union-attr]
+            os.kill(worker._process.pid, signal.SIGKILL)
+            failed = await asyncio.gather(*flights, return_exceptions=True)
+            await worker.load(loaded)  # a new process for the next batch
+            outputs, _ = await worker.compute(FRAME, wanted)
+            assert list(outputs["predict"]) == list(loaded.predict(FRAME))
+            return failed
+        finally:
+            worker.close()
+
+    failed = asyncio.run(scenario())
+    assert all(isinstance(f, UnavailableError) for f in failed), failed
