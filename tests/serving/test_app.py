@@ -19,6 +19,7 @@ from loopwise.registry import models
 from loopwise.serving import create_serving_app
 from loopwise.serving.batching import BatchPolicy
 from loopwise.serving.metrics import ServingMetrics
+from loopwise.serving.queues import ModelQueue
 
 from ..server.harness import AppTransport, serve_in_thread
 
@@ -348,3 +349,23 @@ def test_a_request_id_too_long_to_log_is_refused(client: httpx.Client) -> None:
         "/predict", json=[{"age": 1.0, "hours": 2}], headers={"X-Request-Id": "x" * 300}
     )
     assert response.status_code == 400 and "X-Request-Id" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_computing_in_threads_gives_the_model_model_threads(
+    loaded: models.LoadedModel, threads: int
+) -> None:
+    """With --compute thread the batch thread's OpenMP pool has --model-threads threads, as a
+    model process's has (spinning idle OpenMP threads would take the event loop's CPU)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 (loads OpenMP)
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    app = create_serving_app({"employment": loaded}, model_threads=threads)
+    try:
+        queue = app._served["employment"]
+        assert isinstance(queue, ModelQueue) and queue.executor is not None
+        seen = queue.executor.submit(threadpool_info).result()
+        openmp = {lib["num_threads"] for lib in seen if lib["user_api"] == "openmp"}
+        assert openmp == {threads}
+    finally:
+        app.close()

@@ -110,8 +110,8 @@ def serve(
         typer.Option(
             "--model-threads",
             min=1,
-            help="Threads each model process computes with (OMP/BLAS); batches already give "
-            "each call many rows.",
+            help="Threads each model computes with (OpenMP/BLAS), in its process or, with "
+            "--compute thread, in its batch thread; batches already give each call many rows.",
         ),
     ] = 1,
     log_predictions: Annotated[

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import LoopwiseError, UnavailableError
@@ -23,7 +24,17 @@ from loopwise.serving.workers import ModelProcess
 if TYPE_CHECKING:
     from loopwise.serving.app import ServingApp
 
-__all__ = ["ModelQueue"]
+__all__ = ["ModelQueue", "limit_threads"]
+
+
+def limit_threads(threads: int) -> None:
+    """Give this thread's OpenMP and BLAS pools ``threads`` threads (threadpoolctl, which comes
+    with scikit-learn; without it there is nothing to limit)."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - scikit-learn is not installed
+        return
+    threadpool_limits(limits=threads)  # kept for the thread's life: never restored
 
 
 class ModelQueue:
@@ -67,10 +78,24 @@ class ModelQueue:
         )
         metrics = app.metrics
         label = self.label
+        # Computing in the server's process: the batch thread's own OpenMP/BLAS pools get
+        # app.model_threads threads, as a model process's do; idle OpenMP threads spinning on
+        # both cores would take the event loop's CPU.
+        self.executor = (
+            ThreadPoolExecutor(
+                1,
+                thread_name_prefix=f"batch-{queue}",
+                initializer=limit_threads,
+                initargs=(app.model_threads,),
+            )
+            if self.worker is None
+            else None
+        )
         self.batcher = Batcher(
             queue,
             self.run_batch if self.worker is None else self.run_batch_in_process,
             policy,
+            executor=self.executor,
             on_batch=(lambda rows, s: metrics.batch(label, str(self.schema_version), rows, s))
             if metrics is not None
             else None,
@@ -90,11 +115,15 @@ class ModelQueue:
     async def stop(self) -> None:
         """Stop an idle lane without blocking the event loop."""
         self.batcher.close()
+        if self.executor is not None:
+            await asyncio.to_thread(self.executor.shutdown, wait=True)
         if self.worker is not None:
             await self.worker.stop()
 
     def close(self) -> None:
         self.batcher.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
         if self.worker is not None:
             self.worker.close()
 
