@@ -139,6 +139,13 @@ def test_a_batch_encodes_the_records_append_would() -> None:
     assert decoded[0] == decode_record(_encode(expected[0]))  # as append encodes it
 
 
+def test_a_batch_keeps_nan_inside_nested_values() -> None:
+    nested = record(0, inputs={"meta": {"score": math.nan, "tags": [math.inf]}, "x": 1.0})
+    (payload,) = encode_batch(record(99), _batch_rows([nested]))
+    meta = decode_record(payload).inputs["meta"]
+    assert math.isnan(meta["score"]) and meta["tags"] == [math.inf]
+
+
 @pytest.mark.parametrize(("changes", "message"), BAD_RECORDS)
 def test_a_batch_refuses_what_append_refuses(changes: dict[str, Any], message: str) -> None:
     bad = record(1, **changes)

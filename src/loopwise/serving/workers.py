@@ -248,10 +248,7 @@ class ModelProcess:
         async with self._lock:  # held only to send: batches pipeline, replies come in order
             channel = self._channel
             reply_future = self._send(("compute", (X, frozenset(wanted), log_rows)))
-        try:
-            reply, seq = await reply_future
-        except OSError as exc:
-            raise self._died(exc) from exc
+        reply, seq = await reply_future  # a lost process fails it with UnavailableError
         if isinstance(reply, dict) and "error" in reply:
             raise error_from_dict(reply, 400)
         assert channel is not None
@@ -263,10 +260,7 @@ class ModelProcess:
         data = None
         if pickle_in_thread:  # a model can take a while to pickle: keep the loop free
             data = await asyncio.to_thread(pickle.dumps, message, pickle.HIGHEST_PROTOCOL)
-        try:
-            return await self._send(message, data)
-        except OSError as exc:
-            raise self._died(exc) from exc
+        return await self._send(message, data)
 
     def _send(self, message: Any, data: bytes | None = None) -> asyncio.Future[Any]:
         """Send one request (pickled now unless ``data`` is given); the future of its reply."""

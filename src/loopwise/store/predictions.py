@@ -95,9 +95,13 @@ except ImportError:  # pragma: no cover - the store alone does not need it
     _fast_json = None
 
 
+_PLAIN = (int, str, bool, type(None))
+
+
 def _finite(values: dict[str, Any]) -> bool:
-    """No float in ``values`` (or in a list among them) is NaN or infinite: orjson would write
-    it as null, where the log keeps NaN."""
+    """Every value is a plain scalar, or a list of them, and no float is NaN or infinite:
+    orjson would write those as null, where the log keeps NaN. Anything else (nested lists or
+    dicts, NumPy values) is left to the standard encoder."""
     for value in values.values():
         kind = type(value)
         if kind is float:
@@ -105,10 +109,13 @@ def _finite(values: dict[str, Any]) -> bool:
                 return False
         elif kind is list:
             for item in value:
-                if type(item) is float and item - item != 0.0:
+                if type(item) is float:
+                    if item - item != 0.0:
+                        return False
+                elif type(item) not in _PLAIN:
                     return False
-                if type(item) is list:
-                    return False  # deeper lists: leave them to the standard encoder
+        elif kind not in _PLAIN:
+            return False
     return True
 
 
