@@ -336,20 +336,40 @@ def check_dataset_suite(suite: object, on_failure: object) -> tuple[str, str]:
             f"(refuse the version), got {on_failure!r}.",
             parameter="on_failure",
         )
-    if not isinstance(suite, str) or not suite.strip():
-        got = "blank text" if isinstance(suite, str) else type(suite).__name__
+    text = _yaml_text(
+        suite,
+        ("the suite", "a suite"),
+        MAX_SUITE_CHARS,
+        "suite",
+        build="Build one with loopwise.data.validation.infer_suite(df).to_yaml().",
+        shorten="Split it, or check fewer columns.",
+    )
+    return check_storable_text(text, "the suite"), str(on_failure)
+
+
+def _yaml_text(
+    text: object,
+    names: tuple[str, str],
+    limit: int,
+    parameter: str,
+    *,
+    build: str,
+    shorten: str,
+) -> str:
+    """Non-blank YAML text of at most ``limit`` characters; ``names`` say what it is
+    (``("the suite", "a suite")``), ``build`` how to make one, ``shorten`` how to trim one."""
+    if not isinstance(text, str) or not text.strip():
+        got = "blank text" if isinstance(text, str) else type(text).__name__
         raise InvalidArgumentError(
-            f"Expected the suite as non-empty YAML text, got {got}. Build one with "
-            "loopwise.data.validation.infer_suite(df).to_yaml().",
-            parameter="suite",
+            f"Expected {names[0]} as non-empty YAML text, got {got}. {build}",
+            parameter=parameter,
         )
-    if len(suite) > MAX_SUITE_CHARS:
+    if len(text) > limit:
         raise InvalidArgumentError(
-            f"Expected a suite of at most {MAX_SUITE_CHARS} characters, got {len(suite)}. "
-            "Split it, or check fewer columns.",
-            parameter="suite",
+            f"Expected {names[1]} of at most {limit} characters, got {len(text)}. {shorten}",
+            parameter=parameter,
         )
-    return check_storable_text(suite, "the suite"), str(on_failure)
+    return text
 
 
 MAX_PLAN_VERSIONS = 10
@@ -530,20 +550,16 @@ _DECISION_KIND = re.compile(r"^[a-z][a-z_-]{0,39}$")
 def check_policy_text(text: object) -> str:
     """An autopilot policy as stored: non-blank text of bounded size (its YAML is the
     autopilot's to check)."""
-    if not isinstance(text, str) or not text.strip():
-        got = "blank text" if isinstance(text, str) else type(text).__name__
-        raise InvalidArgumentError(
-            f"Expected the autopilot policy as non-empty YAML text, got {got}. Write the policy "
-            "in a file and set it with: loopwise autopilot set-policy DEPLOYMENT FILE.",
-            parameter="text",
-        )
-    if len(text) > MAX_POLICY_CHARS:
-        raise InvalidArgumentError(
-            f"Expected a policy of at most {MAX_POLICY_CHARS} characters, got {len(text)}. "
-            "A policy names its pipeline and thresholds; keep data out of it.",
-            parameter="text",
-        )
-    return _json_text(text, "text", "the policy text")
+    checked = _yaml_text(
+        text,
+        ("the autopilot policy", "a policy"),
+        MAX_POLICY_CHARS,
+        "text",
+        build="Write the policy in a file and set it with: loopwise autopilot set-policy "
+        "DEPLOYMENT FILE.",
+        shorten="A policy names its pipeline and thresholds; keep data out of it.",
+    )
+    return _json_text(checked, "text", "the policy text")
 
 
 def check_expected_policy_revision(revision: object) -> int | None:
