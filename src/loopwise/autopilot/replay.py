@@ -73,25 +73,52 @@ class Replayer:
             answers = model.predict(typed)
             proba = model.predict_proba(typed) if hasattr(model, "predict_proba") else None
             for i, request_id in enumerate(request_ids):
-                answer = answers[i].item() if isinstance(answers[i], np.generic) else answers[i]
-                outputs: dict[str, Any] = {"predict": answer}
-                if proba is not None:
-                    outputs["predict_proba"] = [float(x) for x in proba[i]]
+                probabilities = None if proba is None else [float(x) for x in proba[i]]
                 records.append(
-                    PredictionRecord(
-                        project=ctx.project,
-                        deployment=self.deployment,
-                        request_id=str(request_id),
-                        model=deployment.model,
-                        version=version,
-                        timestamp_ms=int(stamps[i]),
-                        latency_ms=self.latency_ms,
-                        inputs=rows[i],
-                        outputs=outputs,
+                    self._record(
+                        ctx.project,
+                        deployment.model,
+                        version,
+                        request_id,
+                        int(stamps[i]),
+                        rows[i],
+                        answers[i],
+                        probabilities,
                         shadow=True,
                     )
                 )
         return records
+
+    def _record(
+        self,
+        project: str,
+        model: str,
+        version: int,
+        request_id: str,
+        timestamp_ms: int,
+        row: dict[str, Any],
+        answer: Any,
+        probabilities: list[float] | None,
+        shadow: bool = False,
+    ) -> PredictionRecord:
+        """One logged answer, as the server would log it."""
+        outputs: dict[str, Any] = {
+            "predict": answer.item() if isinstance(answer, np.generic) else answer
+        }
+        if probabilities is not None:
+            outputs["predict_proba"] = probabilities
+        return PredictionRecord(
+            project=project,
+            deployment=self.deployment,
+            request_id=str(request_id),
+            model=model,
+            version=version,
+            timestamp_ms=timestamp_ms,
+            latency_ms=self.latency_ms,
+            inputs=row,
+            outputs=outputs,
+            shadow=shadow,
+        )
 
     def serve(
         self,
@@ -119,21 +146,16 @@ class Replayer:
         rows_json = _jsonable(inputs)
         records = self._shadow_records(deployment, typed, request_ids, rows_json, stamps)
         for i, (request_id, row) in enumerate(zip(request_ids, rows_json, strict=True)):
-            answer = answers[i].item() if isinstance(answers[i], np.generic) else answers[i]
-            outputs: dict[str, Any] = {"predict": answer}
-            if probabilities[i] is not None:
-                outputs["predict_proba"] = probabilities[i]
             records.append(
-                PredictionRecord(
-                    project=ctx.project,
-                    deployment=self.deployment,
-                    request_id=str(request_id),
-                    model=deployment.model,
-                    version=int(versions[i]),
-                    timestamp_ms=int(stamps[i]),
-                    latency_ms=self.latency_ms,
-                    inputs=row,
-                    outputs=outputs,
+                self._record(
+                    ctx.project,
+                    deployment.model,
+                    int(versions[i]),
+                    request_id,
+                    int(stamps[i]),
+                    row,
+                    answers[i],
+                    probabilities[i],
                 )
             )
         write_predictions(ctx.store, records)
