@@ -98,3 +98,35 @@ def test_a_scoped_editor_trains_and_loads_a_model_through_the_server(
     loaded = lw.models.load(f"toy/{version.version}")
     assert list(loaded.predict(pd.DataFrame({"x": [0.0, 3.0]}))) == [0, 1]
     lw.shutdown()
+
+
+def test_a_manifest_read_too_early_is_not_remembered_by_any_replica(
+    backend: Store, tmp_path: Path
+) -> None:
+    """Two servers on one store: naming a manifest before it exists must not make the first one
+    forget what the manifest lists, nor let the second one serve what it lists."""
+    files = {"model.bin": {"digest": SECRET_DIGEST, "size_bytes": len(SECRET_BYTES)}}
+    manifest = json.dumps({"files": files}).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    _, secret = backend.create_token("editor", project="A")
+    replica = open_store(tmp_path / "store")  # a second server process's view of the store
+    first = RemoteStore(
+        "http://t", secret, transport=AppTransport(create_app(backend)), spool_dir=tmp_path / "1"
+    ).open()
+    second = RemoteStore(
+        "http://t", secret, transport=AppTransport(create_app(replica)), spool_dir=tmp_path / "2"
+    ).open()
+    try:
+        with pytest.raises(PermissionDeniedError):  # the manifest is not there yet
+            first.create_model_version("A", "m", flavour="onnx", artifact_digest=manifest_digest)
+        assert first.artifacts.put_bytes(manifest)[0] == manifest_digest
+        with pytest.raises(PermissionDeniedError):  # it lists B's file, which A may not name
+            first.create_model_version("A", "m", flavour="onnx", artifact_digest=manifest_digest)
+        assert first.list_models("A") == []
+        for remote in (first, second):
+            with pytest.raises(PermissionDeniedError):
+                remote.artifacts.read_bytes(SECRET_DIGEST)
+    finally:
+        first.close()
+        second.close()
+        replica.close()

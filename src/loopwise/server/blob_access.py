@@ -20,6 +20,7 @@ from loopwise.store import Store
 __all__ = ["BlobAccess"]
 
 UPLOADS_REMEMBERED = 100_000
+MANIFESTS_REMEMBERED = 100_000
 
 
 class BlobAccess:
@@ -31,15 +32,28 @@ class BlobAccess:
         self._lock = threading.Lock()
 
     def _manifest_files(self, store: Store, digest: str) -> frozenset[str]:
+        """The digests a manifest lists; none if it cannot be read now.
+
+        Only what the verified bytes say is remembered: a manifest's content never changes, so
+        every server process reads the same list from it. A failure to read it (not uploaded
+        yet, corrupted, the artifact store unreachable) is not remembered: the blob may arrive
+        later, and a server that went on believing it empty would judge differently from a
+        fresh one (and refuse too little when the manifest is named again).
+        """
         with self._lock:
             known = self._manifests.get(digest)
-        if known is None:
-            try:
-                known = frozenset(d for d, _ in store.artifacts.read_manifest(digest).values())
-            except (LoopwiseError, ValueError, KeyError, TypeError, AttributeError):
-                known = frozenset()  # e.g. a version registered with a bare file's digest
-            with self._lock:
-                self._manifests[digest] = known
+        if known is not None:
+            return known
+        try:
+            known = frozenset(d for d, _ in store.artifacts.read_manifest(digest).values())
+        except LoopwiseError:
+            return frozenset()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            known = frozenset()  # not a manifest, e.g. a version registered with a bare file
+        with self._lock:
+            if len(self._manifests) >= MANIFESTS_REMEMBERED:
+                self._manifests.clear()
+            self._manifests[digest] = known
         return known
 
     def readable(self, store: Store, who: Caller, digest: str) -> bool:
