@@ -12,8 +12,12 @@ A flavour is done when these pass, not when it imports.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,8 @@ import pytest
 
 import loopwise as lw
 from loopwise.context import Context
-from loopwise.errors import ArtifactCorruptedError
+from loopwise.errors import ArtifactCorruptedError, UnsafeModelError
+from loopwise.registry.flavours import get_flavour
 from loopwise.registry.signature import infer_signature, schema_of
 from loopwise.store.artifacts import LocalArtifactStore
 
@@ -56,6 +61,8 @@ class FlavourCase:
     predict_proba: Callable[[Any, Any], Any] | None = None
     """How the original gives probabilities; None means a loaded model must not offer them."""
     log_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    load_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """What the one who loads passes to ``lw.models.load`` (``allow_pickle=True`` for pickles)."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def model(self) -> Any:
@@ -72,6 +79,9 @@ class FlavourCase:
         kwargs = {"input_example": rows(self.X(), slice(0, EXAMPLE_ROWS)), **self.log_kwargs}
         with lw.start_run(name=f"check-{self.id}") as run:
             return run.log_model(self.model(), name=self.id, **{**kwargs, **overrides})
+
+    def load(self, ref: str | lw.ModelVersion) -> Any:
+        return lw.models.load(ref, **self.load_kwargs)
 
 
 Check = Callable[[FlavourCase, Context], None]
@@ -117,7 +127,7 @@ def check_detected_flavour(case: FlavourCase, ctx: Context) -> None:
 def check_round_trip(case: FlavourCase, ctx: Context) -> None:
     """Log then load gives exactly the original's predictions (and probabilities, if any)."""
     mv = case.log()
-    loaded = lw.models.load(mv.ref)
+    loaded = case.load(mv.ref)
     X = case.X()
     assert_same_numbers(loaded.predict(X), case.predict(case.model(), X))
     if case.predict_proba is None:
@@ -129,7 +139,7 @@ def check_round_trip(case: FlavourCase, ctx: Context) -> None:
 
 def check_batch_equals_loop(case: FlavourCase, ctx: Context) -> None:
     """Predicting n rows at once equals predicting each row alone and concatenating."""
-    loaded = lw.models.load(case.log().ref)
+    loaded = case.load(case.log().ref)
     X = rows(case.X(), slice(0, LOOP_ROWS))
     methods = ["predict"] + (["predict_proba"] if case.predict_proba is not None else [])
     for method in methods:
@@ -144,7 +154,7 @@ def check_batch_equals_loop(case: FlavourCase, ctx: Context) -> None:
 
 def check_records_input(case: FlavourCase, ctx: Context) -> None:
     """JSON-shaped input (records, nested lists) predicts the same as the typed original."""
-    loaded = lw.models.load(case.log().ref)
+    loaded = case.load(case.log().ref)
     X = rows(case.X(), slice(0, LOOP_ROWS))
     assert_same_numbers(loaded.predict(as_records(X)), loaded.predict(X))
 
@@ -158,7 +168,7 @@ def check_signature_recorded(case: FlavourCase, ctx: Context) -> None:
     output = np.asarray(case.predict(case.model(), example))
     assert mv.signature["outputs"] == schema_of(output)
     assert lw.models.get(mv.ref).signature == mv.signature
-    assert lw.models.load(mv.ref).signature == mv.signature
+    assert case.load(mv.ref).signature == mv.signature
 
 
 def check_corrupted_blob_refused(case: FlavourCase, ctx: Context) -> None:
@@ -176,10 +186,39 @@ def check_corrupted_blob_refused(case: FlavourCase, ctx: Context) -> None:
         changed[len(changed) // 2] ^= 0xFF
         blob.write_bytes(bytes(changed))
         with pytest.raises(ArtifactCorruptedError, match="corrupted") as info:
-            lw.models.load(mv.ref)
+            case.load(mv.ref)
         assert file_name in info.value.message
         blob.write_bytes(original)
-    lw.models.load(mv.ref).predict(rows(case.X(), slice(0, EXAMPLE_ROWS)))
+    case.load(mv.ref).predict(rows(case.X(), slice(0, EXAMPLE_ROWS)))
+
+
+def check_file_outside_the_tree_is_refused(case: FlavourCase, ctx: Context) -> None:
+    """``metadata.file`` names one of the version's verified files, never a file elsewhere.
+
+    The file outside is a working copy of the model's own, so only the refusal stops it loading.
+    """
+    mv = case.log()
+    name = str(mv.metadata["file"])
+    outside = Path(tempfile.gettempdir()) / f"loopwise-outside-{uuid.uuid4().hex}"
+    try:
+        ctx.store.artifacts.get_tree(mv.artifact_digest, outside)
+        escapes = [
+            str(outside / name),  # absolute
+            f"../{outside.name}/{name}",  # beside the folder the loader verified into
+            f"sub/../../{outside.name}/{name}",
+        ]
+        flavour = get_flavour(mv.flavour)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = ctx.store.artifacts.get_tree(mv.artifact_digest, Path(tmp) / "tree")
+            flavour.load(folder, mv.metadata, **case.load_kwargs)  # as stored: loads
+            for escape in escapes:
+                metadata = {**mv.metadata, "file": escape}
+                with pytest.raises(UnsafeModelError, match="outside"):
+                    flavour.load(folder, metadata, **case.load_kwargs)
+                with pytest.raises(UnsafeModelError, match="outside"):
+                    case.load(replace(mv, metadata=metadata))
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 CHECKS: list[Check] = [
@@ -189,6 +228,7 @@ CHECKS: list[Check] = [
     check_records_input,
     check_signature_recorded,
     check_corrupted_blob_refused,
+    check_file_outside_the_tree_is_refused,
 ]
 
 

@@ -168,7 +168,7 @@ def test_pickle_needs_allow_pickle(lw_ctx: Context) -> None:
             Threshold(), name="rule", allow_pickle=True, input_example=acs_numeric()[:3]
         )
     assert mv.flavour == "python"
-    loaded = lw.models.load("rule")
+    loaded = lw.models.load("rule", allow_pickle=True)
     np.testing.assert_array_equal(loaded.predict(acs_numeric()), Threshold().predict(acs_numeric()))
     assert not isinstance(loaded, lw.models.LoadedClassifier)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError, LoopwiseError, UnsafeModelError
 from loopwise.registry.flavours import detect_flavour, get_flavour
+from loopwise.registry.flavours.python import pickle_refused
 from loopwise.registry.signature import check_input, infer_signature
 from loopwise.store import ModelVersion, RegisteredModel, Store
 from loopwise.store.validate import check_name
@@ -169,17 +171,38 @@ class LoadedClassifier(LoadedModel):
 
 
 def load(
-    ref: str | ModelVersion, *, store: Store | None = None, project: str | None = None
+    ref: str | ModelVersion,
+    *,
+    store: Store | None = None,
+    project: str | None = None,
+    allow_pickle: bool = False,
+    trusted_types: Collection[str] = (),
 ) -> LoadedModel:
-    """Load a model version after verifying every file against the registry's digests."""
+    """Load a model version after verifying every file against the registry's digests.
+
+    Whoever may register models in the project writes the version, so nothing stored decides
+    what runs here: a pickled model (flavour ``python``) loads only with ``allow_pickle=True``,
+    and skops builds only the types Loopwise trusts plus ``trusted_types``. Pass them only for
+    models whose every possible author you trust.
+    """
     store, project = _context(store, project)
     version = ref if isinstance(ref, ModelVersion) else get(ref, store=store, project=project)
     flavour = get_flavour(version.flavour)
+    if flavour.uses_pickle and not allow_pickle:
+        raise pickle_refused(version.ref, version.project)  # before fetching any file
+    if isinstance(trusted_types, str):
+        raise InvalidArgumentError(
+            f"Expected trusted_types as a list of type names, got the string "
+            f"{trusted_types[:120]!r}; pass [{trusted_types[:120]!r}].",
+            parameter="trusted_types",
+        )
     with tempfile.TemporaryDirectory(prefix="loopwise-load-") as tmp:
         folder = store.artifacts.get_tree(
             version.artifact_digest, Path(tmp), name=f"model {version.ref}"
         )
-        model = flavour.load(folder, version.metadata)
+        model = flavour.load(
+            folder, version.metadata, allow_pickle=allow_pickle, trusted_types=trusted_types
+        )
     wrapper = LoadedClassifier if hasattr(model, "predict_proba") else LoadedModel
     return wrapper(version, model)
 

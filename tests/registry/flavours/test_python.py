@@ -53,6 +53,7 @@ CASES = [
         features,
         predict_proba=native_predict_proba,
         log_kwargs={"allow_pickle": True},
+        load_kwargs={"allow_pickle": True},
     ),
     FlavourCase(
         "python-score",
@@ -60,6 +61,7 @@ CASES = [
         AgeScore,
         features,
         log_kwargs={"allow_pickle": True},
+        load_kwargs={"allow_pickle": True},
     ),
 ]
 

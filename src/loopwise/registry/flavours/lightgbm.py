@@ -7,14 +7,14 @@ classifier's labels are recorded beside the file, to turn probabilities back int
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from loopwise.errors import InvalidArgumentError, require_extra
-from loopwise.registry.flavours.base import Flavour
+from loopwise.registry.flavours.base import Flavour, model_file
 
 __all__ = ["LightGBMClassifier", "LightGBMFlavour", "LightGBMModel"]
 
@@ -105,9 +105,16 @@ class LightGBMFlavour(Flavour):
             "classes_dtype": classes.dtype.str if classes.dtype.kind != "O" else "object",
         }
 
-    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
+    def load(
+        self,
+        folder: Path,
+        metadata: Mapping[str, Any],
+        *,
+        allow_pickle: bool = False,
+        trusted_types: Collection[str] = (),
+    ) -> Any:
         lightgbm = require_extra("lightgbm", EXTRA)
-        path = folder / str(metadata.get("file", FILE))
+        path = model_file(folder, metadata, FILE)
         booster = lightgbm.Booster(model_file=str(path))
         if metadata.get("kind") == "classifier":
             classes = np.asarray(metadata["classes"], dtype=np.dtype(metadata["classes_dtype"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError, SignatureMismatchError, require_extra
-from loopwise.registry.flavours.base import Flavour, module_of
+from loopwise.registry.flavours.base import Flavour, model_file, module_of
 
 __all__ = ["OnnxClassifier", "OnnxFlavour", "OnnxModel"]
 
@@ -226,7 +226,14 @@ class OnnxFlavour(Flavour):
             "onnxruntime_version": ort.__version__,
         }
 
-    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
+    def load(
+        self,
+        folder: Path,
+        metadata: Mapping[str, Any],
+        *,
+        allow_pickle: bool = False,
+        trusted_types: Collection[str] = (),
+    ) -> Any:
         require_extra("onnxruntime", EXTRA)  # say what is missing before touching the files
-        data = (folder / str(metadata.get("file", FILE))).read_bytes()
+        data = model_file(folder, metadata, FILE).read_bytes()
         return _wrap(_session(data), metadata.get("classes"))

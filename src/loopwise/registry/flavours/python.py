@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.errors import InvalidArgumentError
-from loopwise.registry.flavours.base import Flavour
+from loopwise.errors import InvalidArgumentError, UnsafeModelError
+from loopwise.registry.flavours.base import Flavour, model_file
 
 __all__ = ["PythonFlavour", "PythonModel"]
 
@@ -53,7 +53,31 @@ class PythonFlavour(Flavour):
             "pickle": True,
         }
 
-    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
-        # Only reached for files whose digest matched the registry's record.
-        with (folder / str(metadata.get("file", FILE))).open("rb") as f:
+    def load(
+        self,
+        folder: Path,
+        metadata: Mapping[str, Any],
+        *,
+        allow_pickle: bool = False,
+        trusted_types: Collection[str] = (),
+    ) -> Any:
+        # A matching digest says the bytes are the registered ones, not that whoever
+        # registered them is trusted to run code here: only the caller can say that.
+        if not allow_pickle:
+            raise pickle_refused()
+        with model_file(folder, metadata, FILE).open("rb") as f:
             return pickle.load(f)
+
+
+def pickle_refused(ref: str = "", project: str = "") -> UnsafeModelError:
+    """The error for loading a pickle without the loader's ``allow_pickle=True``."""
+    which = f"Model {ref}" if ref else "This model"
+    whose = f"project {project!r}" if project else "its project"
+    return UnsafeModelError(
+        f"{which} is stored with pickle (flavour 'python'): loading it runs whatever code its "
+        f"file holds, and anyone who may register models in {whose} can write that file. It "
+        "was not loaded. If you trust them, opt in where you load it: "
+        "lw.models.load(..., allow_pickle=True), or `loopwise serve --allow-pickle`.",
+        flavour="python",
+        ref=ref,
+    )

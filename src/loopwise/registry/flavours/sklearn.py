@@ -1,9 +1,12 @@
 """scikit-learn models, saved with skops (no code runs on load).
 
-skops only builds the types it is told to trust. At save time we record the types the file
-contains; at load time we trust exactly those, and only for a file whose digest matched the
-registry's record, so Loopwise loads what it wrote without asking and never widens trust for a
-file it cannot vouch for.
+skops only builds the types it is told to trust. Loopwise trusts a fixed set, written here:
+the classes of scikit-learn, NumPy and SciPy (classes only: a function such as
+``subprocess.run`` or ``numpy.load`` inside a ``FunctionTransformer`` would run when the model
+predicts) and a few named functions that scikit-learn's own estimators hold. The one who loads
+may add names (``load(..., trusted_types=[...])``, ``loopwise serve --trust-type``); the types a
+version's metadata records at save time are kept for information only, since whoever registers
+a version writes its metadata.
 
 A skops file is a zip whose bytes change from one save to the next (entry times, object ids as
 names); ``save`` rewrites it so that the same fitted model always gives the same bytes, and so the
@@ -12,18 +15,46 @@ same digest in the registry, the pipeline cache and ``loopwise reproduce``.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import json
 import stat
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError, UnsafeModelError, require_extra
-from loopwise.registry.flavours.base import Flavour
+from loopwise.registry.flavours.base import MAX_QUOTED_CHARS, Flavour, model_file
 
-__all__ = ["SklearnFlavour"]
+__all__ = ["TRUSTED_FUNCTIONS", "TRUSTED_PACKAGES", "SklearnFlavour", "trusted_by_default"]
+
+TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
+"""Packages whose classes skops may build (a class defined there, not one imported into them)."""
+TRUSTED_FUNCTIONS = frozenset(
+    {
+        # A class outside the packages; it can only wrap callables that are trusted themselves.
+        "functools.partial",
+        # HistGradientBoosting's categorical preprocessing.
+        "sklearn.utils.validation.check_array",
+        # Default score functions of the univariate feature selectors.
+        "sklearn.feature_selection._univariate_selection.f_classif",
+        "sklearn.feature_selection._univariate_selection.f_regression",
+        "sklearn.feature_selection._univariate_selection.chi2",
+        "sklearn.feature_selection._mutual_info.mutual_info_classif",
+        "sklearn.feature_selection._mutual_info.mutual_info_regression",
+        # KMeans' and BisectingKMeans' inner loops; FeatureAgglomeration's pooling.
+        "sklearn.cluster._kmeans._kmeans_single_lloyd",
+        "sklearn.cluster._kmeans._kmeans_single_elkan",
+        "numpy.mean",
+        # SplineTransformer's array conversion.
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    }
+)
+"""Functions trusted by exact name: ones scikit-learn's estimators hold by default, which
+compute on their arguments and nothing else."""
+MAX_LISTED_TYPES = 20
 
 FILE = "model.skops"
 SCHEMA = "schema.json"
@@ -65,19 +96,55 @@ class SklearnFlavour(Flavour):
             "sklearn_version": sklearn.__version__,
         }
 
-    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
+    def load(
+        self,
+        folder: Path,
+        metadata: Mapping[str, Any],
+        *,
+        allow_pickle: bool = False,
+        trusted_types: Collection[str] = (),
+    ) -> Any:
         sio = require_extra("skops.io", "sklearn")
-        path = folder / str(metadata.get("file", FILE))
-        recorded = set(metadata.get("trusted_types", []))
-        found = set(sio.get_untrusted_types(file=path))
-        unexpected = sorted(found - recorded)
-        if unexpected:
+        path = model_file(folder, metadata, FILE)
+        found = sorted(set(sio.get_untrusted_types(file=path)))
+        extra = set(trusted_types)
+        untrusted = [t for t in found if t not in extra and not trusted_by_default(t)]
+        if untrusted:
+            listed = [t[:MAX_QUOTED_CHARS] for t in untrusted[:MAX_LISTED_TYPES]]
+            more = len(untrusted) - len(listed)
             raise UnsafeModelError(
-                f"The model file {path.name} contains types that were not recorded when it was "
-                f"saved: {unexpected}. It was not loaded. Register the model again from its source.",
-                unexpected_types=unexpected,
+                f"The model file {path.name} holds types Loopwise does not trust: {listed}"
+                + (f" and {more} more" if more else "")
+                + ". skops would build them, and a function among them runs when the model "
+                "predicts. It was not loaded. If you know these types are safe, trust them where "
+                "you load it: lw.models.load(..., trusted_types=[...]), or "
+                "`loopwise serve --trust-type NAME`.",
+                untrusted_types=listed,
             )
-        return sio.load(path, trusted=sorted(found))
+        return sio.load(path, trusted=found)
+
+
+def trusted_by_default(name: str) -> bool:
+    """Whether skops may build ``name`` (a type name as skops reports it) without being told."""
+    return name in TRUSTED_FUNCTIONS or _package_class(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _package_class(name: str) -> bool:
+    """``name`` is a class defined in a trusted package (imported to find out, never called)."""
+    parts = name.split(".")
+    if len(parts) < 2 or parts[0] not in TRUSTED_PACKAGES:
+        return False
+    if not all(p.isidentifier() for p in parts) or any(
+        p.startswith("test") or p == "conftest" for p in parts[:-1]
+    ):
+        return False
+    try:
+        module = importlib.import_module(".".join(parts[:-1]))
+    except Exception:  # not a module of the package: not something it defines
+        return False
+    found = getattr(module, parts[-1], None)
+    return isinstance(found, type) and found.__module__.split(".")[0] in TRUSTED_PACKAGES
 
 
 class _Renumbering:

@@ -8,14 +8,14 @@ wrapped so that ``predict`` takes a DataFrame or an array like every other loade
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from loopwise.errors import InvalidArgumentError, UnsafeModelError, require_extra
-from loopwise.registry.flavours.base import Flavour
+from loopwise.registry.flavours.base import Flavour, model_file
 
 __all__ = ["BoosterModel", "XGBoostFlavour"]
 
@@ -115,9 +115,16 @@ class XGBoostFlavour(Flavour):
         }
         return {**metadata, "kind": "sklearn", "class": _wrapper_class(model), "params": params}
 
-    def load(self, folder: Path, metadata: Mapping[str, Any]) -> Any:
+    def load(
+        self,
+        folder: Path,
+        metadata: Mapping[str, Any],
+        *,
+        allow_pickle: bool = False,
+        trusted_types: Collection[str] = (),
+    ) -> Any:
         xgboost = require_extra("xgboost", EXTRA)
-        path = folder / str(metadata.get("file", FILE))
+        path = model_file(folder, metadata, FILE)
         if metadata.get("kind") == "booster":
             return BoosterModel(xgboost.Booster(model_file=str(path)))
         class_name = str(metadata.get("class"))
