@@ -67,17 +67,16 @@ from loopwise.serving.http import (
 from loopwise.serving.models import ServedModels
 from loopwise.serving.predictions import PredictionWriter
 from loopwise.serving.protocols import (
-    decode_oip_inputs,
+    decode_infer_request,
     encode_binary_tensor,
     encode_tensor,
     load_json,
     oip_tensor_specs,
     parse_invocations,
     parse_records,
-    split_binary_request,
 )
 from loopwise.serving.queues import ModelQueue
-from loopwise.serving.schema import Inputs, rows_of
+from loopwise.serving.schema import NO_SIGNATURE_LIMIT, ColumnLimit, Inputs, rows_of
 from loopwise.serving.shadow import ShadowTraffic
 from loopwise.serving.workers import LogTarget
 from loopwise.store import Deployment
@@ -91,6 +90,10 @@ __all__ = ["ServingApp", "create_serving_app"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+INLINE_PARSE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed and checked on the event loop (microseconds, no thread
+hop); larger ones, and every CSV body (pandas), in a worker thread, so that one big request
+never holds up the others."""
 _PREDICT = frozenset({"predict"})
 _BOTH = frozenset({"predict", "predict_proba"})
 
@@ -295,14 +298,27 @@ class ServingApp:
                 served = self._only(scope)
                 record.served(served.label, "invocations")
                 body = await self._body(receive)
-                inputs = parse_invocations(body, header(scope, b"content-type", "application/json"))
+                content_type = header(scope, b"content-type", "application/json")
+                limit = self._column_limit(served)
+                csv = not content_type.startswith("application/json")  # pandas: a thread
+                if csv or len(body) > INLINE_PARSE_BYTES:
+                    record.off_loop = True
+                    inputs = await asyncio.to_thread(parse_invocations, body, content_type, limit)
+                else:
+                    inputs = parse_invocations(body, content_type, limit)
                 version, results = await self._infer(served, inputs, _PREDICT, record)
                 record.version = version
                 return Response(200, dumps({"predictions": results["predict"].tolist()}))
             if path == "/predict":
                 served = self._only(scope)
                 record.served(served.label, "predict")
-                inputs = parse_records(load_json(await self._body(receive)))
+                body = await self._body(receive)
+                limit = self._column_limit(served)
+                if len(body) > INLINE_PARSE_BYTES:
+                    record.off_loop = True
+                    inputs = await asyncio.to_thread(_parse_predict, body, limit)
+                else:
+                    inputs = _parse_predict(body, limit)
                 version, results = await self._infer(served, inputs, _BOTH, record)
                 record.version = version
                 answer: dict[str, Any] = {
@@ -419,6 +435,23 @@ class ServingApp:
                 raise not_found(f"served version of model {name!r}", version, [str(current)])
         return served
 
+    def _column_limit(self, served: ModelQueue | ServedDeployment[ModelQueue]) -> ColumnLimit:
+        """The most columns a request to ``served`` may send, from its model's signature (the
+        widest of a deployment's live versions); generous while a model is not loaded."""
+        if isinstance(served, ModelQueue):
+            model = self.models.current(served.key)
+            return served.schema_for(model).limit if model is not None else NO_SIGNATURE_LIMIT
+        routing = served.routing
+        limit = None
+        for lane in routing.live.values() if routing is not None else ():
+            model = self.models.current(lane.key)
+            if model is None:
+                return NO_SIGNATURE_LIMIT
+            lane_limit = lane.schema_for(model).limit
+            if limit is None or lane_limit.most > limit.most:
+                limit = lane_limit
+        return limit or NO_SIGNATURE_LIMIT
+
     def _only(self, scope: Scope) -> ModelQueue | ServedDeployment[ModelQueue]:
         query = scope.get("query_string", b"")
         if query:
@@ -508,7 +541,11 @@ class ServingApp:
         model = self.models.current(served.key)
         if model is None:  # evicted or still loading: load it off the event loop
             model = await asyncio.to_thread(self.models.get, served.key)
-        checked = served.schema_for(model).check(inputs)
+        schema = served.schema_for(model)
+        if record.off_loop:  # a large request: its check may take a while
+            checked = await asyncio.to_thread(schema.check, inputs)
+        else:
+            checked = schema.check(inputs)
         deadline = request_deadline(scope)
         cache = served.cache
         if cache is None:
@@ -570,34 +607,20 @@ class ServingApp:
         record: Exchange,
         pinned: str | None,
     ) -> Response:
-        body, binary = split_binary_request(
-            await self._body(receive),
+        raw = await self._body(receive)
+        args = (
+            raw,
             header(scope, b"inference-header-content-length", None),
+            _BOTH,
+            self._column_limit(served),
         )
-        if not isinstance(body, Mapping):
-            raise InvalidArgumentError("Expected the inference request to be a JSON object.")
-        inputs = decode_oip_inputs(body, binary)
-        requested = body.get("outputs")
-        parameters = body.get("parameters")
-        all_binary = isinstance(parameters, Mapping) and parameters.get("binary_data_output")
-        wanted, binary_outputs = _BOTH, set()
-        if isinstance(requested, list):
-            wanted = frozenset(str(o.get("name")) for o in requested if isinstance(o, Mapping))
-            binary_outputs = {
-                str(o.get("name"))
-                for o in requested
-                if isinstance(o, Mapping)
-                and isinstance(o.get("parameters"), Mapping)
-                and o["parameters"].get("binary_data")
-            }
-            unknown = wanted - _BOTH
-            if unknown:
-                raise InvalidArgumentError(
-                    f"Unknown output(s) {sorted(unknown)}; this model's outputs are predict and, "
-                    "for a classifier, predict_proba.",
-                    field="outputs",
-                )
-        version, results = await self._infer(served, inputs, wanted, record, pinned)
+        if len(raw) > INLINE_PARSE_BYTES:
+            record.off_loop = True
+            request = await asyncio.to_thread(decode_infer_request, *args)
+        else:
+            request = decode_infer_request(*args)
+        body, all_binary, binary_outputs = request.body, request.all_binary, request.binary_outputs
+        version, results = await self._infer(served, request.inputs, request.wanted, record, pinned)
         record.version = version
         outputs, raw_parts = [], []
         for name, values in results.items():
@@ -625,6 +648,10 @@ class ServingApp:
                 (b"inference-header-content-length", str(len(json_part)).encode()),
             ],
         )
+
+
+def _parse_predict(body: bytes, limit: ColumnLimit) -> Inputs:
+    return parse_records(load_json(body), limit)
 
 
 create_serving_app = ServingApp

@@ -81,6 +81,7 @@ class Exchange:
         "arrived_ms",
         "logged",
         "model",
+        "off_loop",
         "protocol",
         "request_id",
         "scope",
@@ -96,14 +97,27 @@ class Exchange:
         self.version: int | None = None
         self.protocol = ""
         self.logged = False  # its rows are in the prediction log already (by the model process)
+        self.off_loop = False  # a large request: parsed and checked in a thread, not on the loop
         self.request_id: str | None = header(scope, b"x-request-id", None)
 
     def check(self) -> None:
-        if self.request_id is not None and not 0 < len(self.request_id) <= MAX_REQUEST_ID_CHARS:
+        request_id = self.request_id
+        if request_id is None:
+            return
+        if not 0 < len(request_id) <= MAX_REQUEST_ID_CHARS:
+            self.request_id = None  # not echoed back
+            raise InvalidArgumentError(
+                f"X-Request-Id has {len(request_id)} characters; expected 1 to "
+                f"{MAX_REQUEST_ID_CHARS}. Send a shorter id, or none (the server then makes one).",
+                field="X-Request-Id",
+            )
+        # Header values arrive as bytes (read as latin-1); an id is logged and echoed, so only
+        # printable ASCII is taken: no control characters, nothing that changes on the way back.
+        if not (request_id.isascii() and request_id.isprintable()):
             self.request_id = None
             raise InvalidArgumentError(
-                f"X-Request-Id has {len(self.request_id or '')} characters; expected 1 to "
-                f"{MAX_REQUEST_ID_CHARS}. Send a shorter id, or none (the server then makes one).",
+                "X-Request-Id must be printable ASCII (space to '~'); it has other characters. "
+                "Send an id such as a UUID, or none (the server then makes one).",
                 field="X-Request-Id",
             )
 
@@ -144,7 +158,7 @@ def request_deadline(scope: Scope) -> float | None:
         value = math.nan
     if not (0 < value <= 3_600_000):
         raise InvalidArgumentError(
-            f"X-Deadline-Ms is {raw!r}; expected a number of milliseconds between 0 and 3600000.",
+            f"X-Deadline-Ms is {raw[:40]!r}; expected a number of milliseconds between 0 and 3600000.",
             field="X-Deadline-Ms",
         )
     return value / 1000

@@ -9,12 +9,15 @@ once per model version from its signature:
   microseconds; anything it cannot vouch for goes through ``registry.signature.check_input``,
   whose error names the column, what was expected and what came;
 * ``frame(requests)`` joins checked requests into the one table (or array) the model is called
-  with: columns in signature order, with the signature's dtypes and categories.
+  with: columns in signature order, with the signature's dtypes and categories;
+* ``limit`` is the most columns a request may send, checked by the parsers before they build
+  anything (a 50,000-column body is refused from its header, not parsed).
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,16 +26,97 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopwise.errors import SignatureMismatchError
+from loopwise.errors import InvalidArgumentError, SignatureMismatchError
 from loopwise.registry.signature import check_input
 
-__all__ = ["InputSchema", "Inputs", "rows_of"]
+__all__ = [
+    "NO_SIGNATURE_LIMIT",
+    "ColumnLimit",
+    "InputSchema",
+    "Inputs",
+    "quoted",
+    "rows_of",
+    "shown",
+]
 
 Columns = dict[str, Any]
 """Column name -> values (a list or a 1-D NumPy array), every column the same length."""
 
 Inputs = Columns | np.ndarray[Any, Any]
 """One request's model input: columns for a table model, an array for an array model."""
+
+
+EXTRA_COLUMNS = 256
+"""Columns a request may send beyond its model's signature (they are ignored)."""
+MAX_COLUMNS_WITHOUT_SIGNATURE = 4096
+"""Columns a request may send to a model without a signature (or one not loaded yet)."""
+
+
+def shown(items: Sequence[Any], most: int = 10) -> str:
+    """The first ``most`` items, quoted, and how many more: a message never lists thousands."""
+    head = ", ".join(quoted(item, 40) for item in items[:most])
+    more = len(items) - most
+    return f"[{head}, … and {more} more]" if more > 0 else f"[{head}]"
+
+
+_SHORT_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 3, 60, 60
+_SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = 5
+
+
+def quoted(value: Any, most_chars: int = 80) -> str:
+    """``repr(value)`` cut short (messages quote user input): ``reprlib`` never walks all of a
+    huge value, and a long string says how long it was."""
+    if isinstance(value, str) and len(value) > most_chars:
+        return f"{value[:most_chars]!r}… ({len(value)} characters)"
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= most_chars else f"{text[:most_chars]}…"
+
+
+@dataclass(frozen=True)
+class ColumnLimit:
+    """The most columns (keys of a record, input tensors) one request may send.
+
+    The parsers check it as soon as they can count — a CSV body from its header line, JSON
+    right after it is read — so that a wide body costs the server next to nothing.
+    """
+
+    most: int
+    expected: int | None = None
+    """How many columns the model's signature has; None without a signature."""
+
+    def check(self, count: int, where: str, at_least: bool = False) -> None:
+        if count <= self.most:
+            return
+        got = f"{count} or more" if at_least else str(count)
+        if self.expected is None:
+            raise InvalidArgumentError(
+                f"{where} has {got} columns; the server takes at most {self.most} per request "
+                "for a model without a table signature. Send fewer columns.",
+                field=where,
+                columns=count,
+                limit=self.most,
+            )
+        raise SignatureMismatchError(
+            f"{where} has {got} columns; the model's signature has {self.expected}, so a "
+            f"request may send at most {self.most} (extra columns are ignored). Send only the "
+            "signature's columns.",
+            field=where,
+            columns=count,
+            limit=self.most,
+        )
+
+
+NO_SIGNATURE_LIMIT = ColumnLimit(MAX_COLUMNS_WITHOUT_SIGNATURE)
+
+
+def _limit_of(inputs: Mapping[str, Any], table_width: int | None) -> ColumnLimit:
+    if table_width is not None:
+        return ColumnLimit(table_width + EXTRA_COLUMNS, table_width)
+    shape = inputs.get("shape")
+    if isinstance(shape, list) and len(shape) == 2 and type(shape[1]) is int and shape[1] > 0:
+        return ColumnLimit(shape[1] + EXTRA_COLUMNS, shape[1])
+    return NO_SIGNATURE_LIMIT
 
 
 def rows_of(inputs: Inputs) -> int:
@@ -183,6 +267,7 @@ class InputSchema:
         numeric = all(c.kind in (_FLOAT, _INT) for c in self.columns)
         self.uniform = np.dtype(dtypes.pop()) if numeric and len(dtypes) == 1 else None
         self.all_floats = bool(self.columns) and all(c.kind == _FLOAT for c in self.columns)
+        self.limit = _limit_of(inputs, len(self.names) if self.table else None)
 
     def check(self, inputs: Inputs) -> Inputs:
         """The request's input if it fits the signature; else a ``SignatureMismatchError``."""
@@ -217,6 +302,17 @@ class InputSchema:
             return inputs
         # The slow path names exactly what is wrong (or accepts what the fast path could not
         # vouch for, e.g. an integer column sent as whole floats).
+        missing = [name for name in self.names if name not in inputs]
+        if missing:  # said here, with the lists cut short (a request may send many columns)
+            sent = list(inputs)
+            raise SignatureMismatchError(
+                f"Input is missing column(s) {shown(missing)}. Expected the {len(self.names)} "
+                f"columns {shown(self.names)}; got {len(sent)}: {shown(sent)}. Add the missing "
+                "columns (extra ones are ignored).",
+                missing=missing[:100],
+                expected=self.names[:100],
+                received=sent[:100],
+            )
         try:
             frame = pd.DataFrame(inputs)
         except ValueError as exc:
