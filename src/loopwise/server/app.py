@@ -1,7 +1,8 @@
 """The control-plane application: ``create_app(store)`` builds the REST API over one store.
 
 Routes live in ``loopwise.server.routes``; this module wires them together with the pieces every
-request shares: authentication, the body-size limit, and the one JSON error envelope.
+request shares, outermost first: the Host check, authentication (before any body is read), the
+body's size and time limits, and the one JSON error envelope.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -32,13 +34,16 @@ from loopwise.server.routes import (
 from loopwise.server.schemas import ErrorBody, Health
 from loopwise.store import Store
 
-__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["API_PREFIX", "BODY_TIMEOUT_S", "MAX_BODY_BYTES", "create_app"]
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 32 * 1024 * 1024
 """JSON request bodies larger than this are refused with 413 (blob uploads are streamed)."""
+BODY_TIMEOUT_S = 60.0
+"""A JSON request body must arrive whole within this many seconds, else 408 (blob uploads are
+streamed and bounded by the HTTP server's idle timeout instead)."""
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -54,8 +59,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(error: LoopwiseError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=HTTP_STATUS.get(error.code, 500))
+def error_response(error: LoopwiseError, *, close: bool = False) -> JSONResponse:
+    """The envelope for ``error``; ``close`` when the request's body was not read to its end,
+    so that the HTTP server hangs up rather than read (or wait for) the rest."""
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse(
+        error.to_dict(), status_code=HTTP_STATUS.get(error.code, 500), headers=headers
+    )
 
 
 ASGIApp = Callable[
@@ -65,17 +75,20 @@ ASGIApp = Callable[
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_body_bytes`` with 413, counting streamed bytes too.
+    """Refuse request bodies over ``max_body_bytes`` with 413, counting streamed bytes too, and
+    bodies that take longer than ``body_timeout_s`` to arrive with 408.
 
-    The body is read here, before the app sees it, so that a chunked body without a
-    Content-Length is refused as soon as it passes the limit (an error raised while the app
-    parses the body would come out as a 400). Blob uploads (``PUT /api/v1/blobs/…``) are
-    exempt: they stream to disk and may be large.
+    The body is read here, after authentication and before the app sees it, so that a chunked
+    body without a Content-Length is refused as soon as it passes the limit (an error raised
+    while the app parses the body would come out as a 400), and a client trickling a body
+    cannot hold a request open for good. Blob uploads (``PUT /api/v1/blobs/…``) are exempt:
+    they stream to disk and may be large and long.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(
         self,
@@ -94,7 +107,8 @@ class BodyLimitMiddleware:
                 f"Expected a request body of at most {limit} bytes. Send fewer items per "
                 "request (e.g. metrics in batches of 10,000), or upload files as blobs.",
                 max_bytes=limit,
-            )
+            ),
+            close=True,
         )
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -102,22 +116,44 @@ class BodyLimitMiddleware:
                 return
         messages: list[Any] = []
         received = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break  # the client went away; the app sees the disconnect
-            received += len(message.get("body", b""))
-            if received > limit:
-                await too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self.body_timeout_s) as deadline:
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break  # the client went away; the app sees the disconnect
+                received += len(message.get("body", b""))
+                if received > limit:
+                    await too_large(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+        if deadline.cancelled_caught:
+            await _body_too_slow(self.body_timeout_s, received)(scope, receive, send)
+            return
 
         async def replay() -> Any:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _body_too_slow(timeout_s: float, received_bytes: int) -> JSONResponse:
+    # No error class maps to 408, and none should: this answer never reaches a caller's code
+    # as an exception worth handling apart from any other failed request.
+    message = (
+        f"Expected the request body within {timeout_s:g} s; {received_bytes} bytes came in "
+        "that time. Send the body at once, as HTTP clients do (large files go to the blob "
+        "upload, which streams)."
+    )
+    body = {
+        "error": {
+            "code": "request_timeout",
+            "message": message,
+            "details": {"timeout_s": timeout_s, "received_bytes": received_bytes},
+        }
+    }
+    return JSONResponse(body, status_code=408, headers={"Connection": "close"})
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -153,9 +189,11 @@ def create_app(
     *,
     auth: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout_s: float = BODY_TIMEOUT_S,
     autopilot_every_s: float = 0,
 ) -> FastAPI:
     """The REST API over ``store``. With ``auth`` false every caller is an admin (loopback only).
+    JSON bodies over ``max_body_bytes`` get 413, and those slower than ``body_timeout_s`` 408.
     With ``autopilot_every_s`` > 0, while the app runs (its lifespan) a thread ticks every
     deployment with an autopilot policy that often (``server/autopilot_loop.py``)."""
     lifespan = None
@@ -226,6 +264,9 @@ def create_app(
     for module in (runs, catalog, deployments, autopilot, predictions, monitoring, blobs, access):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
+    # The last added runs first: authentication before anything reads the body.
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s
+    )
     app.add_middleware(AuthMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     return app

@@ -1,7 +1,9 @@
 """Who is calling, and what they may do.
 
 ``AuthMiddleware`` turns the bearer token into a ``Caller`` and makes it the actor that the
-store's audit log records; each route then asks ``caller.check(permission, project)``.
+store's audit log records. It refuses a request whose route needs a permission the caller lacks
+before anything reads the request's body; each route then asks
+``caller.check(permission, project)`` for the project it touches.
 
 Roles: a viewer reads, an editor reads and writes, an admin also manages tokens and reads the
 audit log. A token with a project sees that project alone.
@@ -10,14 +12,17 @@ audit log. A token with a project sees that project alone.
 from __future__ import annotations
 
 import contextvars
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import anyio.to_thread
+from starlette.responses import JSONResponse
+from starlette.routing import compile_path
 
-from loopwise.errors import AuthenticationError, LoopwiseError, PermissionDeniedError
+from loopwise.errors import HTTP_STATUS, AuthenticationError, LoopwiseError, PermissionDeniedError
 from loopwise.store import Store
 from loopwise.store.actor import Actor, acting_as, current_actor
 from loopwise.store.entities import Role, Token
@@ -99,14 +104,68 @@ ASGIApp = Callable[
 
 
 class AuthMiddleware:
-    """Authenticate the bearer token once per request and act as its owner.
+    """Authenticate the bearer token once per request, check the route's permission, and act as
+    the token's owner.
 
-    A missing or bad token is not refused here, so that public routes (``/health``, the docs)
-    still answer; the ``caller`` dependency of every other route raises it.
+    The route's permission is the ``x-loopwise-permission`` it declares in the OpenAPI spec;
+    routes without one (``/health``, the docs) are public, and a path or method no route takes
+    needs ``read`` (so that a stranger learns nothing from 404s). A request refused here is answered before its body is
+    read, with ``Connection: close`` so that the server does not read the rest either: an
+    anonymous client cannot make the server buffer bodies, and a malformed body cannot turn a
+    401 or 403 into a 400. The project a route touches is checked by the route itself.
     """
+
+    _CACHED_PATHS = 4096
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._routes: list[tuple[re.Pattern[str], dict[str, Permission]]] | None = None
+        self._needed: dict[tuple[str, str], Permission] = {}
+
+    def _route_table(self, app: Any) -> list[tuple[re.Pattern[str], dict[str, Permission]]]:
+        # From the OpenAPI spec, the public description of every route and its permission:
+        # what the table says is what clients and the route-by-route auth test read too.
+        routes = []
+        for path, operations in app.openapi()["paths"].items():
+            regex, _, _ = compile_path(path)
+            routes.append(
+                (
+                    regex,
+                    {
+                        method.upper(): Permission(op.get("x-loopwise-permission", "public"))
+                        for method, op in operations.items()
+                    },
+                )
+            )
+        for url in (
+            app.openapi_url,
+            app.docs_url,
+            app.redoc_url,
+            app.swagger_ui_oauth2_redirect_url,
+        ):
+            if url:
+                routes.append((compile_path(url)[0], {"GET": Permission.PUBLIC}))
+        return routes
+
+    def _permission(self, scope: MutableMapping[str, Any]) -> Permission:
+        method, path = scope["method"], scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root + "/"):
+            path = path[len(root) :]  # mounted under a prefix: routes match what follows it
+        needed = self._needed.get((method, path))
+        if needed is not None:
+            return needed
+        if self._routes is None:
+            self._routes = self._route_table(scope["app"])
+        needed = Permission.READ  # no such route (404, 405): nothing for a stranger
+        for regex, methods in self._routes:
+            if regex.match(path) and (method in methods or (method == "HEAD" and "GET" in methods)):
+                needed = methods.get(method) or methods["GET"]
+                break
+        if len(self._needed) >= self._CACHED_PATHS:
+            self._needed.clear()  # paths carry ids; a bounded memory of the recent ones
+        self._needed[(method, path)] = needed
+        return needed
 
     async def _identify(self, scope: MutableMapping[str, Any]) -> Caller | LoopwiseError:
         state = scope["app"].state
@@ -124,10 +183,12 @@ class AuthMiddleware:
             )
         # A token that is sent is checked even when authentication is off: wrong credentials
         # are an error, never silently ignored.
-        scheme, _, secret = header.partition(" ")
+        scheme, _, secret = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
+            # Never quote the header: without the scheme word, what came is the secret itself.
             return AuthenticationError(
-                f"Expected an 'Authorization: Bearer lw_…' header, got scheme {scheme!r}.",
+                "Expected an 'Authorization: Bearer lw_…' header, got one that does not start "
+                "with the word 'Bearer' and a space. Send the token as 'Bearer <secret>'.",
             )
         try:
             token = await anyio.to_thread.run_sync(store.authenticate, secret.strip())
@@ -144,7 +205,23 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        needed = self._permission(scope)
         identity = await self._identify(scope)
+        if needed is not Permission.PUBLIC:
+            refusal = identity if isinstance(identity, LoopwiseError) else None
+            if isinstance(identity, Caller):
+                try:
+                    identity.check(needed)  # the role; the route checks the project
+                except PermissionDeniedError as exc:
+                    refusal = exc
+            if refusal is not None:
+                response = JSONResponse(
+                    refusal.to_dict(),
+                    status_code=HTTP_STATUS.get(refusal.code, 500),
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
         reset = _caller.set(identity)
         try:
             if isinstance(identity, Caller):
