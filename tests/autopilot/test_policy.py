@@ -356,3 +356,36 @@ def test_set_policy_on_an_unknown_deployment_is_not_found(deployed: Context) -> 
         lw.autopilot.set_policy("no-such-deployment", text())
     with pytest.raises(NotFoundError):
         lw.autopilot.get_policy("no-such-deployment")
+
+
+# -- bounded YAML: an alias bomb, and what a message may quote --------------------------------------
+ALIAS_BOMB = (
+    'label: y\nretrain: {pipeline: "t.py:t", params: {a: &a ["xxxxxxxxxx","xxxxxxxxxx"], '
+    + ", ".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},"
+                f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]" for i in range(9))
+    + "}}\nmonitor: {window: *j}\n"
+)  # fmt: skip
+
+
+def test_an_alias_bomb_is_refused_with_a_short_message() -> None:
+    assert len(ALIAS_BOMB) < 600
+    error = refused(ALIAS_BOMB, check_pipeline=False)
+    assert error.details["parameter"] == "policy"
+    assert "alias" in error.message and len(error.message) < 1000
+
+
+def test_a_value_quoted_in_a_message_is_truncated() -> None:
+    long = "x" * 100_000
+    error = refused(text(monitor={"window": long}), check_pipeline=False)
+    assert error.details["parameter"] == "monitor.window"
+    assert len(error.message) < 1000
+    error = refused(text(rollout={"steps": list(range(1, 50_000))}), check_pipeline=False)
+    assert len(error.message) < 1000
+
+
+def test_a_few_aliases_are_fine() -> None:
+    policy = parse_policy(
+        "label: y\nretrain: {pipeline: 't.py:t', window: &w 3D, cooldown: *w}\n",
+        check_pipeline=False,
+    )
+    assert policy.retrain.cooldown == "3D"

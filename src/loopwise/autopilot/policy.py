@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 
 from loopwise.errors import InvalidArgumentError, LoopwiseError
+from loopwise.store.validate import check_policy_text
 
 __all__ = [
     "Escalation",
@@ -27,6 +29,7 @@ __all__ = [
     "Policy",
     "Retrain",
     "Rollout",
+    "check_outbound",
     "duration_ms",
     "parse_policy",
 ]
@@ -38,6 +41,26 @@ STRATEGIES = ("canary", "blue-green", "shadow")
 TRIGGERS = ("performance", "estimated_performance", "drift")
 
 
+MAX_QUOTED_CHARS = 200
+"""The most of a value an error message quotes (a policy's values are anyone's input)."""
+MAX_KEY_CHARS = 100
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
+def _quoted(value: object) -> str:
+    """``repr(value)``, cut to ``MAX_QUOTED_CHARS`` (the cut is marked)."""
+    if isinstance(value, str | int | float | bool | None):
+        shown = repr(value[: MAX_QUOTED_CHARS + 1] if isinstance(value, str) else value)
+    elif isinstance(value, list | tuple | dict | set):
+        shown = _SHORT.repr(value)
+    else:
+        shown = f"a {type(value).__name__}"
+    return shown if len(shown) <= MAX_QUOTED_CHARS else shown[:MAX_QUOTED_CHARS] + "…"
+
+
 def duration_ms(value: object, path: str) -> int:
     """``"30D"``, ``"12h"``, ``"90m"`` or a number of seconds, in milliseconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
@@ -46,7 +69,7 @@ def duration_ms(value: object, path: str) -> int:
     if match is None or float(match.group(1)) <= 0:
         raise InvalidArgumentError(
             f"{path}: expected a positive duration such as '30D', '12h', '90m' or a number of "
-            f"seconds, got {value!r}.",
+            f"seconds, got {_quoted(value)}.",
             parameter=path,
         )
     return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
@@ -61,7 +84,7 @@ def _number(value: object, path: str, low: float, high: float, *, open_low: bool
         return float(value)  # type: ignore[arg-type]
     bound = f"({low}, {high}]" if open_low else f"[{low}, {high}]"
     raise InvalidArgumentError(
-        f"{path}: expected a number in {bound}, got {value!r}.", parameter=path
+        f"{path}: expected a number in {bound}, got {_quoted(value)}.", parameter=path
     )
 
 
@@ -69,7 +92,8 @@ def _count(value: object, path: str, low: int = 1, high: int = 10**9) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
         return value
     raise InvalidArgumentError(
-        f"{path}: expected a whole number from {low} to {high}, got {value!r}.", parameter=path
+        f"{path}: expected a whole number from {low} to {high}, got {_quoted(value)}.",
+        parameter=path,
     )
 
 
@@ -77,14 +101,16 @@ def _text(value: object, path: str) -> str:
     if isinstance(value, str) and value.strip():
         return value
     raise InvalidArgumentError(
-        f"{path}: expected a non-empty string, got {value!r}.", parameter=path
+        f"{path}: expected a non-empty string, got {_quoted(value)}.", parameter=path
     )
 
 
 def _flag(value: object, path: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise InvalidArgumentError(f"{path}: expected true or false, got {value!r}.", parameter=path)
+    raise InvalidArgumentError(
+        f"{path}: expected true or false, got {_quoted(value)}.", parameter=path
+    )
 
 
 def _optional(check: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,9 +140,9 @@ def _section(cls: type[S], doc: object, path: str) -> S:
         doc = {("on" if k is True else k): v for k, v in doc.items()}
     unknown = sorted(str(k) for k in doc if k not in names)
     if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        where = f"{path}.{unknown[0][:MAX_KEY_CHARS]}" if path else unknown[0][:MAX_KEY_CHARS]
         raise InvalidArgumentError(
-            f"{where}: unknown setting{'s' if len(unknown) > 1 else ''} {unknown} in "
+            f"{where}: unknown setting{'s' if len(unknown) > 1 else ''} {_quoted(unknown)} in "
             f"{path or 'the policy'}; the settings there are {names}.",
             parameter=where,
         )
@@ -133,23 +159,26 @@ def _metric_map(value: object, path: str) -> dict[str, float]:
     if not isinstance(value, Mapping):
         raise InvalidArgumentError(
             f"{path}: expected a mapping of slice column to the lowest acceptable value, e.g. "
-            f"{{SEX: 0.7}}, got {value!r}.",
+            f"{{SEX: 0.7}}, got {_quoted(value)}.",
             parameter=path,
         )
-    return {_text(k, path): _number(v, f"{path}.{k}", -1e12, 1e12) for k, v in value.items()}
+    return {
+        _text(k, path): _number(v, f"{path}.{str(k)[:MAX_KEY_CHARS]}", -1e12, 1e12)
+        for k, v in value.items()
+    }
 
 
 def _steps(value: object, path: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise InvalidArgumentError(
             f"{path}: expected a list of candidate shares in percent ending at 100, e.g. "
-            f"[5, 25, 100], got {value!r}.",
+            f"[5, 25, 100], got {_quoted(value)}.",
             parameter=path,
         )
     steps = tuple(_count(v, f"{path}[{i}]", 1, 100) for i, v in enumerate(value))
     if list(steps) != sorted(set(steps)) or steps[-1] != 100:
         raise InvalidArgumentError(
-            f"{path}: expected increasing shares in percent ending at 100, got {list(steps)}.",
+            f"{path}: expected increasing shares in percent ending at 100, got {_quoted(list(steps))}.",
             parameter=path,
         )
     return steps
@@ -158,7 +187,7 @@ def _steps(value: object, path: str) -> tuple[int, ...]:
 def _triggers(value: object, path: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(v in TRIGGERS for v in value):
         raise InvalidArgumentError(
-            f"{path}: expected a list drawn from {list(TRIGGERS)}, got {value!r}.",
+            f"{path}: expected a list drawn from {list(TRIGGERS)}, got {_quoted(value)}.",
             parameter=path,
         )
     return tuple(value)
@@ -169,7 +198,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
         if value in options:
             return str(value)
         raise InvalidArgumentError(
-            f"{path}: expected one of {list(options)}, got {value!r}.", parameter=path
+            f"{path}: expected one of {list(options)}, got {_quoted(value)}.", parameter=path
         )
 
     return check
@@ -178,7 +207,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
 def _params(value: object, path: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidArgumentError(
-            f"{path}: expected a mapping of pipeline parameter names to values, got {value!r}.",
+            f"{path}: expected a mapping of pipeline parameter names to values, got {_quoted(value)}.",
             parameter=path,
         )
     return dict(value)
@@ -195,12 +224,32 @@ def _alias(value: object, path: str) -> str:
     return text
 
 
+MAX_PIPELINE_CHARS = 1000
+
+
+def _pipeline(value: object, path: str) -> str:
+    text = _text(value, path)
+    if len(text) > MAX_PIPELINE_CHARS:
+        raise InvalidArgumentError(
+            f"{path}: expected a pipeline as 'file.py:name' or 'package.module:name' of at most "
+            f"{MAX_PIPELINE_CHARS} characters, got {_quoted(text)}.",
+            parameter=path,
+        )
+    return text
+
+
 def _url(value: object, path: str) -> str:
+    from loopwise.outbound import parse_url
+
     text = _text(value, path)
     if not text.startswith(("http://", "https://")):
         raise InvalidArgumentError(
-            f"{path}: expected an http(s) URL, got {value!r}.", parameter=path
+            f"{path}: expected an http(s) URL, got {_quoted(value)}.", parameter=path
         )
+    try:
+        parse_url(text, path)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{path}: {exc.message}", parameter=path) from None
     return text
 
 
@@ -270,7 +319,7 @@ class Retrain:
     """Budget: most retrains in any 24 hours."""
 
     _checks: ClassVar[Checks] = {
-        "pipeline": _text,
+        "pipeline": lambda v, p: _pipeline(v, p),
         "on": _triggers,
         "data_param": _text,
         "params": _params,
@@ -409,7 +458,7 @@ def _metric(value: object, path: str) -> str:
         return value
     raise InvalidArgumentError(
         f"{path}: expected one of {list(METRICS)} (the autopilot protects metrics that are "
-        f"means of per-row losses), got {value!r}.",
+        f"means of per-row losses), got {_quoted(value)}.",
         parameter=path,
     )
 
@@ -422,13 +471,17 @@ def parse_policy(text: str, *, check_pipeline: bool = True) -> Policy:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidArgumentError(
-            f"Expected a policy as YAML text, got {text!r}.", parameter="policy"
+            f"Expected a policy as YAML text, got {_quoted(text)}.", parameter="policy"
         )
+    try:
+        check_policy_text(text)  # bounded, aliases expanded, before YAML builds it
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(exc.message, parameter="policy") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidArgumentError(
-            f"The policy is not valid YAML: {exc}", parameter="policy"
+            f"The policy is not valid YAML: {str(exc)[: MAX_QUOTED_CHARS * 2]}", parameter="policy"
         ) from None
     if not isinstance(doc, Mapping):
         raise InvalidArgumentError(
@@ -455,6 +508,21 @@ def parse_policy(text: str, *, check_pipeline: bool = True) -> Policy:
     return policy
 
 
+def check_outbound(policy: Policy) -> None:
+    """Refuse a policy whose URLs name an address this process would never fetch (loopback,
+    private, link-local …; ``loopwise.outbound``) unless the operator allows the host. Checked
+    where a policy is set; names are resolved, and checked again, only when fetched."""
+    from loopwise.outbound import refusal
+
+    for path, url in (
+        ("rollout.metrics_url", policy.rollout.metrics_url),
+        ("escalation.webhook", policy.escalation.webhook),
+    ):
+        problem = "" if url is None else refusal(url, path)
+        if problem:
+            raise InvalidArgumentError(f"{path}: {problem}", parameter=path)
+
+
 def _check_consistency(policy: Policy) -> None:
     bounds = (0.0, 1.0) if policy.metric == "accuracy" else (0.0, math.inf)
     if policy.metric is None:
@@ -468,10 +536,10 @@ def _check_consistency(policy: Policy) -> None:
         )
     for column, floor in policy.gates.slice_minimums.items():
         if not bounds[0] <= floor <= bounds[1]:
+            where = f"gates.slice_minimums.{column[:MAX_KEY_CHARS]}"
             raise InvalidArgumentError(
-                f"gates.slice_minimums.{column}: {policy.metric} lies in [{bounds[0]}, "
-                f"{bounds[1]}], got {floor}.",
-                parameter=f"gates.slice_minimums.{column}",
+                f"{where}: {policy.metric} lies in [{bounds[0]}, {bounds[1]}], got {floor}.",
+                parameter=where,
             )
     if policy.rollout.strategy == "canary" and len(policy.rollout.steps) < 2:
         raise InvalidArgumentError(
@@ -495,7 +563,7 @@ def _check_pipeline(retrain: Retrain) -> None:
         if name not in accepted:
             where = "retrain.data_param" if name == retrain.data_param else f"retrain.params.{name}"
             raise InvalidArgumentError(
-                f"{where}: pipeline {retrain.pipeline!r} has no parameter {name!r}; its "
+                f"{where}: pipeline {_quoted(retrain.pipeline)} has no parameter {_quoted(name)}; its "
                 f"parameters are {sorted(accepted)}.",
                 parameter=where,
             )

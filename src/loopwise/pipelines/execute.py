@@ -124,9 +124,6 @@ def import_module_at(module: str, file: str | None) -> ModuleType:
     existing = sys.modules.get(name)
     if existing is not None and _same_file(existing, file):
         return existing
-    folder = os.path.dirname(os.path.abspath(file))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # so the file's own `import helpers` works
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise InvalidArgumentError(f"Cannot load Python code from {file!r}.", parameter="file")
@@ -134,11 +131,19 @@ def import_module_at(module: str, file: str | None) -> ModuleType:
     sys.modules[name] = loaded
     was_loading = getattr(_loading_script, "active", False)
     _loading_script.active = True
+    # The file's folder is on sys.path while it runs, so that its own `import helpers` works,
+    # and only then: a folder left there would shadow modules for every later import.
+    saved_path = list(sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(file)))
     try:
         spec.loader.exec_module(loaded)
     except ScriptStopped:
         pass  # every step the pipeline uses is defined above the call that runs it
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     finally:
+        sys.path[:] = saved_path
         _loading_script.active = was_loading
     return loaded
 

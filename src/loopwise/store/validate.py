@@ -22,9 +22,11 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PLAN_VERSIONS",
     "MAX_POLICY_CHARS",
+    "MAX_POLICY_VALUES",
     "MAX_REASON_CHARS",
     "MAX_SUITE_CHARS",
     "MAX_SUMMARY_CHARS",
+    "MAX_YAML_DEPTH",
     "CheckedDecision",
     "check_alias",
     "check_autopilot_decision",
@@ -341,6 +343,7 @@ def check_dataset_suite(suite: object, on_failure: object) -> tuple[str, str]:
         ("the suite", "a suite"),
         MAX_SUITE_CHARS,
         "suite",
+        max_values=MAX_SUITE_CHARS,
         build="Build one with loopwise.data.validation.infer_suite(df).to_yaml().",
         shorten="Split it, or check fewer columns.",
     )
@@ -353,11 +356,14 @@ def _yaml_text(
     limit: int,
     parameter: str,
     *,
+    max_values: int,
     build: str,
     shorten: str,
 ) -> str:
-    """Non-blank YAML text of at most ``limit`` characters; ``names`` say what it is
-    (``("the suite", "a suite")``), ``build`` how to make one, ``shorten`` how to trim one."""
+    """Non-blank YAML text of at most ``limit`` characters and ``max_values`` values once its
+    aliases are expanded; ``names`` say what it is (``("the suite", "a suite")``), ``build``
+    how to make one, ``shorten`` how to trim one. Text YAML cannot parse passes: its reader
+    says what is wrong with it."""
     if not isinstance(text, str) or not text.strip():
         got = "blank text" if isinstance(text, str) else type(text).__name__
         raise InvalidArgumentError(
@@ -369,7 +375,73 @@ def _yaml_text(
             f"Expected {names[1]} of at most {limit} characters, got {len(text)}. {shorten}",
             parameter=parameter,
         )
+    problem = _yaml_expansion(text, max_values)
+    if problem:
+        raise InvalidArgumentError(
+            f"Expected {names[1]} of at most {max_values} YAML values nested at most "
+            f"{MAX_YAML_DEPTH} deep once its aliases (*name) are expanded, got one that "
+            f"{problem}. Write the values out instead of repeating aliases.",
+            parameter=parameter,
+        )
     return text
+
+
+MAX_YAML_DEPTH = 64
+"""How deeply a suite or a policy may nest (aliases expanded)."""
+
+
+def _yaml_expansion(text: str, max_values: int) -> str:
+    """What makes ``text`` too big once its aliases are expanded (empty: nothing).
+
+    A few hundred characters of nested aliases (a "billion laughs") stand for billions of
+    values: anything that walks or prints the loaded document would never finish. The
+    document is composed (aliases stay shared nodes, so this is linear in the text) and the
+    expanded size and depth of each node computed once."""
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # pure Python: no C stack to overflow
+    except yaml.YAMLError:
+        return ""
+    except RecursionError:
+        return f"nests deeper than {MAX_YAML_DEPTH} levels"
+    if root is None:
+        return ""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        children = _yaml_children(node)
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            size[key] = min(1 + sum(size[id(c)] for c in children), max_values + 1)
+            height[key] = 1 + max((height[id(c)] for c in children), default=0)
+            if size[key] > max_values:
+                return f"expands to more than {max_values} values"
+            if height[key] > MAX_YAML_DEPTH:
+                return f"nests deeper than {MAX_YAML_DEPTH} levels"
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            return "has an alias inside the value it names (a loop)"
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return ""
+
+
+def _yaml_children(node: Any) -> list[Any]:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 MAX_PLAN_VERSIONS = 10
@@ -539,6 +611,8 @@ def check_revision(revision: object, parameter: str) -> int | None:
 # -- the autopilot: policies and decisions ---------------------------------------------------------
 MAX_POLICY_CHARS = 1_000_000
 """The longest autopilot policy (YAML text): far beyond any real one."""
+MAX_POLICY_VALUES = 10_000
+"""The most YAML values a policy may hold, aliases expanded: a real one has a few dozen."""
 MAX_SUMMARY_CHARS = 2000
 MAX_DECISION_JSON_BYTES = 1_000_000
 """The most a decision's ``state`` or ``evidence`` may take as compact UTF-8 JSON."""
@@ -555,6 +629,7 @@ def check_policy_text(text: object) -> str:
         ("the autopilot policy", "a policy"),
         MAX_POLICY_CHARS,
         "text",
+        max_values=MAX_POLICY_VALUES,
         build="Write the policy in a file and set it with: loopwise autopilot set-policy "
         "DEPLOYMENT FILE.",
         shorten="A policy names its pipeline and thresholds; keep data out of it.",
