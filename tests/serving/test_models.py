@@ -168,7 +168,7 @@ def test_a_deployment_version_is_held_until_released(ctx: Context, events: Event
 
 def test_warm_up_failure_means_not_ready(ctx: Context, events: Events) -> None:
     models.log_model(FailsOnZeros(), "picky", input_example=FRAME.head(2), allow_pickle=True)
-    with served(ctx, ["picky"], events) as slots:
+    with served(ctx, ["picky"], events, allow_pickle=True) as slots:
         state = slots.state("picky")
         assert not state.ready and not state.loaded and not slots.ready()
         assert state.error is not None and "warm-up" in state.error
@@ -252,9 +252,9 @@ def test_alias_move_swaps_only_after_warm_up_and_no_request_fails(
     warmed: set[int] = set()
     real_warm_up = served_models.warm_up
 
-    def slow_warm_up(model: models.LoadedModel) -> None:
+    def slow_warm_up(model: models.LoadedModel, reference: Any = None) -> None:
         time.sleep(0.1)  # a swap that takes a while, so that requests run during it
-        real_warm_up(model)
+        real_warm_up(model, reference)
         warmed.add(id(model))
 
     monkeypatch.setattr(served_models, "warm_up", slow_warm_up)
@@ -295,7 +295,7 @@ def test_a_failing_new_version_keeps_the_old_one_serving(ctx: Context, events: E
     models.log_model(FailsOnZeros(), "employment", input_example=FRAME.head(2), allow_pickle=True)
     register(labels=[1, 0, 1, 0, 1, 0])
     models.set_alias("employment", 1, "production")
-    with served(ctx, ["employment@production"], events) as slots:
+    with served(ctx, ["employment@production"], events, allow_pickle=True) as slots:
         models.set_alias("employment", 2, "production")
         wait_for(lambda: "load_failed" in events.kinds())
         state = slots.state("employment")
@@ -318,7 +318,7 @@ def test_close_cancels_queued_loads_and_wakes_their_waiters(
     register("a")
     register("b")
     release = threading.Event()
-    monkeypatch.setattr(served_models, "warm_up", lambda model: release.wait(10))
+    monkeypatch.setattr(served_models, "warm_up", lambda model, reference: release.wait(10))
     # A memory budget loads one model at a time: b waits in the queue behind a.
     slots = served(ctx, ["a", "b"], events, memory_budget_bytes=10**9)
     slots.poll()

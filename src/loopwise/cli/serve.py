@@ -148,6 +148,25 @@ def serve(
             "per request when clients connect directly).",
         ),
     ] = False,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="Load models stored with pickle (flavour 'python'). Loading a pickle runs the "
+            "code in it, and anyone who may register models in the project writes that file: "
+            "pass it only if you trust every one of them. Off: such versions are refused.",
+        ),
+    ] = False,
+    trust_types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-type",
+            help="A type or function name (as the refusal lists it) that skops may build in "
+            "scikit-learn models, beyond the classes of scikit-learn, NumPy and SciPy that "
+            "are trusted already. Repeat for several. A version's own metadata never adds any.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve registered models and deployments over the Open Inference Protocol (/v2), MLflow's
@@ -223,6 +242,8 @@ def serve(
         poll_interval_s=poll_s,
         memory_budget_bytes=int(memory_budget_mb * 2**20) if memory_budget_mb else None,
         on_event=on_event,
+        allow_pickle=allow_pickle,
+        trusted_types=trust_types or [],
     )
     served.start()
     failed = [s for s in (served.state(n) for n in served.names) if not s.ready]

@@ -145,11 +145,16 @@ class ServedModels:
         memory_budget_bytes: int | None = None,
         warm_up: bool = True,
         on_event: Callable[[ModelEvent], None] | None = None,
+        allow_pickle: bool = False,
+        trusted_types: Sequence[str] = (),
     ) -> None:
         self._configure(
             refs, store, project, poll_interval_s, memory_budget_bytes, warm_up, on_event
         )
         self.deployments: tuple[str, ...] = self._deployment_names(deployments)
+        # The operator's choices, never a version's: see ``registry.models.load``.
+        self.allow_pickle = allow_pickle
+        self.trusted_types: tuple[str, ...] = tuple(trusted_types)
 
     def _deployment_names(self, deployments: Sequence[str]) -> tuple[str, ...]:
         if isinstance(deployments, str):
@@ -186,6 +191,8 @@ class ServedModels:
         self.memory_budget_bytes = memory_budget_bytes
         self.warm_up = warm_up
         self.on_event = on_event
+        self.allow_pickle = False
+        self.trusted_types = ()
         self._slots: dict[str, _Slot] = {}
         for ref in refs:
             name, version, alias = parse_ref(ref)
@@ -480,9 +487,15 @@ class ServedModels:
             nbytes = self._estimate_nbytes(entity)
             self._make_room(slot, nbytes)
             started = time.perf_counter()
-            model = registry.load(entity, store=self.store, project=self.project)
+            model = registry.load(
+                entity,
+                store=self.store,
+                project=self.project,
+                allow_pickle=self.allow_pickle,
+                trusted_types=self.trusted_types,
+            )
             if self.warm_up:
-                warm_up(model)
+                warm_up(model, self._reference_signature(slot))
             seconds = time.perf_counter() - started
         except BaseException as exc:
             future.set_exception(self._failed(slot, version, exc, loading=True))
@@ -522,6 +535,22 @@ class ServedModels:
                     "loaded", slot.model_name, version, seconds, nbytes, deployment=slot.deployment
                 )
             )
+
+    def _reference_signature(self, slot: _Slot) -> Mapping[str, Any] | None:
+        """What a version without an input signature is warmed with: the signature of the
+        version it replaces, else of another version its deployment holds (the requests it
+        will get look like theirs)."""
+        current = slot.model
+        if current is not None and _has_inputs(current.signature):
+            return current.signature
+        if slot.deployment is None:
+            return None
+        for other in list(self._slots.values()):
+            model = other.model
+            same_deployment = other is not slot and other.deployment == slot.deployment
+            if same_deployment and model is not None and _has_inputs(model.signature):
+                return model.signature
+        return None
 
     def _failed(
         self, slot: _Slot, version: int | None, exc: BaseException, *, loading: bool = False
@@ -675,16 +704,31 @@ def _warm_column(spec: Mapping[str, Any], rows: int) -> tuple[pd.Series, bool]:
         return pd.Series([value] * rows), False
 
 
-def warm_up(model: LoadedModel) -> None:
+def _has_inputs(signature: Mapping[str, Any] | None) -> bool:
+    return signature is not None and "inputs" in signature
+
+
+def warm_up(model: LoadedModel, reference: Mapping[str, Any] | None = None) -> None:
     """Answer one request built from the model's signature (``predict`` and ``predict_proba``).
+
+    A model without an input signature is asked with one built from ``reference`` (the
+    signature of the version it replaces), so it cannot take over unless it answers what that
+    version answered; with neither it serves unwarmed, and a warning says so.
 
     A failure raises, so the model never reports ready, unless the request had to guess values
     for free-text columns: then the failure may be the guess, and it is only logged.
     """
-    X, guessed = warm_up_input(model.signature)
+    own = _has_inputs(model.signature)
+    X, guessed = warm_up_input(model.signature if own else reference)
     if X is None:
-        log.debug("%s has no input signature: no warm-up request", model.version.ref)
+        log.warning(
+            "Model %s has no input signature and replaces no version that has one: it loaded "
+            "but answered no warm-up request. Register it with input_example=... so that it "
+            "is checked before it serves.",
+            model.version.ref,
+        )
         return
+    source = "its signature" if own else "the signature of the version it replaces"
     try:
         model.predict(X)
         if hasattr(model, "predict_proba"):
@@ -692,9 +736,9 @@ def warm_up(model: LoadedModel) -> None:
     except Exception as exc:
         if not guessed:
             raise LoopwiseError(
-                f"Model {model.version.ref} failed its warm-up request (one row built from its "
-                f"signature: numbers 0, first categories): {type(exc).__name__}: {exc}. Check "
-                "that the model predicts on the data described by its signature.",
+                f"Model {model.version.ref} failed its warm-up request (one row built from "
+                f"{source}: numbers 0, first categories): {type(exc).__name__}: {exc}. Check "
+                "that the model predicts on the data described by that signature.",
                 model=model.version.name,
                 version=model.version.version,
             ) from exc
