@@ -208,6 +208,19 @@ class AccessConformance:
         assert sum(r.after["count"] for r in records if r.after) == 5
         assert all(r.after and r.after["keys"] == ["acc"] for r in records)
 
+    def test_spool_progress_and_forgetting_it_are_recorded(self, store: Store, since: int) -> None:
+        run_id = self._run(store)
+        store.write_spooled_metrics([MetricEntry(run_id, "m", 1.0, 0, T0_MS)], "spool-1", 1)
+        store.forget_spool("spool-1")
+        store.forget_spool("spool-1")  # gone already: no change, no record
+        records = store.audit_log(after_seq=since)
+        assert [(r.action, r.project, r.target, r.before) for r in records] == [
+            ("run.metrics", "proj", f"run:{run_id}", None),
+            ("spool.forget", "proj", "spool:spool-1", {"committed_seq": 1}),
+        ]
+        assert records[0].after is not None
+        assert (records[0].after["spool_id"], records[0].after["upto_seq"]) == ("spool-1", 1)
+
     def test_artifacts_are_recorded_with_their_digests(
         self, store: Store, since: int, tmp_path: Path
     ) -> None:

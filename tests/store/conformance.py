@@ -260,6 +260,48 @@ class StoreConformance:
         with pytest.raises(NotFoundError):
             store.get_metric_history(missing, "loss")
 
+    # -- spool progress -------------------------------------------------------------------------
+    def test_an_empty_batch_cannot_move_a_spools_progress(self, store: Store, run_id: str) -> None:
+        with pytest.raises(InvalidArgumentError, match="empty batch cannot move"):
+            store.write_spooled_metrics([], "spool-a", 10**12)
+        assert store.spool_progress("spool-a") == 0
+        store.write_spooled_metrics([MetricEntry(run_id, "m", 1.0, 0, T0_MS)], "spool-a", 1)
+        with pytest.raises(InvalidArgumentError, match="empty batch cannot move"):
+            store.write_spooled_metrics([], "spool-a", 10**12)
+        store.write_spooled_metrics([], "spool-a", 1)  # already there: a replay, no change
+        assert store.spool_progress("spool-a") == 1
+
+    def test_a_spools_progress_moves_by_at_most_its_records(
+        self, store: Store, run_id: str
+    ) -> None:
+        entries = [MetricEntry(run_id, "m", float(i), i, T0_MS) for i in range(3)]
+        store.write_spooled_metrics(entries[:2], "spool-b", 2)
+        with pytest.raises(InvalidArgumentError, match=r"at most 3 .* got 1000000000000"):
+            store.write_spooled_metrics(entries[2:], "spool-b", 10**12)
+        assert store.spool_progress("spool-b") == 2
+        assert len(store.get_metric_history(run_id, "m")) == 2  # the refused batch wrote nothing
+        store.write_spooled_metrics(entries[2:], "spool-b", 3)
+        assert store.spool_progress("spool-b") == 3
+        assert len(store.get_metric_history(run_id, "m")) == 3
+
+    def test_a_spool_belongs_to_the_project_of_its_records(self, store: Store, run_id: str) -> None:
+        store.get_or_create_project("other")
+        store.write_spooled_metrics([MetricEntry(run_id, "m", 1.0, 0, T0_MS)], "spool-c", 1)
+        assert store.spool_progress("spool-c", project="proj") == 1
+        assert store.spool_progress("spool-new", project="other") == 0  # none yet: not secret
+        with pytest.raises(NotFoundError, match="'other' has no spool 'spool-c'"):
+            store.spool_progress("spool-c", project="other")
+        with pytest.raises(NotFoundError, match="'other' has no spool 'spool-c'"):
+            store.forget_spool("spool-c", project="other")
+        assert store.spool_progress("spool-c") == 1  # still there
+        # Records of a second project make it a spool of several: only all-project callers.
+        elsewhere = store.create_run("other", "run").id
+        store.write_spooled_metrics([MetricEntry(elsewhere, "m", 1.0, 0, T0_MS)], "spool-c", 2)
+        with pytest.raises(NotFoundError):
+            store.spool_progress("spool-c", project="proj")
+        store.forget_spool("spool-c")
+        assert store.spool_progress("spool-c") == 0
+
     @pytest.mark.parametrize("mode", LOG_MODES)
     def test_latest_metric_is_highest_step_then_latest_timestamp(
         self, store: Store, run_id: str, mode: str

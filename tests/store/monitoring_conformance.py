@@ -227,6 +227,24 @@ class MonitoringConformance:
         assert created and other.id != alert.id
         assert len(store.list_alerts("proj")) == 2
 
+    def test_a_repeat_that_changes_severity_or_message_is_audited(self, store: Store) -> None:
+        _project(store)
+        alert, _ = _raise(store, severity="critical", message="AGEP drifted a lot")
+        _raise(store, severity="critical", message="AGEP drifted a lot", details={"psi": 0.4})
+        again, created = _raise(store, severity="info", message="all is well")
+        assert not created and again.id == alert.id and again.occurrences == 3
+        records = [r for r in store.audit_log() if r.action.startswith("alert.")]
+        # The plain repeat only counts; the one that rewrote what people read is on record.
+        assert [(r.action, r.target, r.before, r.after) for r in records] == [
+            ("alert.open", f"alert:{alert.id}", None, records[0].after),
+            (
+                "alert.update",
+                f"alert:{alert.id}",
+                {"severity": "critical", "message": "AGEP drifted a lot"},
+                {"severity": "info", "message": "all is well", "occurrences": 3},
+            ),
+        ]
+
     def test_resolve_then_raise_opens_a_new_alert(self, store: Store) -> None:
         _project(store)
         alert, _ = _raise(store)

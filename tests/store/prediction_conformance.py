@@ -139,6 +139,8 @@ class PredictionLogConformance:
             "segments": 2,
             "rows": 13,
             "digests": [DIGEST, DIGEST],
+            "spool_id": "spool-3",  # the spool's progress is recorded with its batch
+            "upto_seq": 4,
         }
 
     def test_segments_of_a_refused_batch_are_not_indexed(self, store: Store, project: str) -> None:

@@ -493,3 +493,44 @@ def test_a_live_spool_is_left_alone(tmp_path: Path, db: FakeDatabase, syncs: Syn
     finally:
         owner.close()
     assert db.payloads == _payloads(3)
+
+
+def test_a_damaged_record_in_the_middle_costs_only_itself(tmp_path: Path, db: FakeDatabase) -> None:
+    records = [frame(struct.pack("<Q", seq) + p) for seq, p in enumerate(_payloads(100), start=1)]
+    damaged = bytearray(records[40])
+    damaged[-3] ^= 0x01
+    records[40] = bytes(damaged)
+    (tmp_path / f"dead-6{SUFFIX}").write_bytes(b"".join(records))
+    assert recover_durable_spools(tmp_path, db.write_batch, db.committed_seq) == 99
+    assert db.payloads == _payloads(40) + _payloads(59, 41)
+    assert (tmp_path / "refused" / "dead-6.damaged").read_bytes() == bytes(damaged)
+
+
+class RefusingDatabase(FakeDatabase):
+    """Refuses records that say ``"bad"``, as the store refuses a project that does not exist."""
+
+    def write_batch(self, payloads: Sequence[bytes], spool_id: str, upto_seq: int) -> None:
+        if any(b"bad" in p for p in payloads):
+            raise InvalidArgumentError("No project 'bad'.")
+        super().write_batch(payloads, spool_id, upto_seq)
+
+
+@pytest.mark.parametrize("keep_refused", [False, True])
+def test_refused_records_are_set_aside_or_kept(tmp_path: Path, keep_refused: bool) -> None:
+    db = RefusingDatabase()
+    payloads = _payloads(10)
+    payloads[3] = b'{"bad":1}'
+    _spool_file(tmp_path / f"dead-7{SUFFIX}", payloads)
+    replayed = recover_durable_spools(
+        tmp_path, db.write_batch, db.committed_seq, db.forget, keep_refused=keep_refused
+    )
+    assert replayed == 9 and db.payloads == payloads[:3] + payloads[4:]
+    report = (tmp_path / "refused" / "dead-7.jsonl").read_text()
+    assert '"seq": 4' in report and "No project 'bad'" in report
+    kept = tmp_path / (f"dead-7{SUFFIX}" if keep_refused else f"refused/dead-7{SUFFIX}")
+    assert kept.read_bytes() == frame(struct.pack("<Q", 4) + b'{"bad":1}')
+    # Kept in the spool folder, the record is offered again on the next replay (alone).
+    again = recover_durable_spools(
+        tmp_path, db.write_batch, db.committed_seq, db.forget, keep_refused=keep_refused
+    )
+    assert again == 0 and kept.exists() and db.payloads == payloads[:3] + payloads[4:]

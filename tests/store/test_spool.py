@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from loopwise.errors import NotFoundError
 from loopwise.store import MetricEntry, open_store
-from loopwise.store.spool import SUFFIX, MetricSpool, _encode, recover_spools
+from loopwise.store.spool import REFUSED, SUFFIX, MetricSpool, _decode, _encode, recover_spools
 
 T0_MS = 1_700_000_000_000
 
@@ -76,15 +78,86 @@ def test_torn_header_is_ignored(tmp_path: Path) -> None:
     assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 3
 
 
-def test_corrupt_record_ends_the_replay(tmp_path: Path) -> None:
+def test_a_damaged_record_costs_only_itself(tmp_path: Path) -> None:
+    # One bit flip in a 1,000-record spool: the 999 intact records after and before it are
+    # replayed (the replay resynchronises on the next intact record), the bytes set aside.
     db = FakeDatabase()
-    entries = _entries(6)
+    entries = _entries(1000)
     data = bytearray(b"".join(_encode(seq, e) for seq, e in enumerate(entries, start=1)))
     record_bytes = len(_encode(1, entries[0]))
     data[3 * record_bytes + 12] ^= 0xFF  # a bit flip inside the fourth record
     (tmp_path / f"dead-1{SUFFIX}").write_bytes(bytes(data))
+    assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 999
+    assert db.entries == entries[:3] + entries[4:]
+    assert not (tmp_path / f"dead-1{SUFFIX}").exists()
+    aside = tmp_path / REFUSED
+    assert (aside / "dead-1.damaged").read_bytes() == bytes(
+        data[3 * record_bytes : 4 * record_bytes]
+    )
+    [line] = (aside / "dead-1.jsonl").read_text().splitlines()
+    assert json.loads(line) == {
+        "offset": 3 * record_bytes,
+        "bytes": record_bytes,
+        "reason": "damaged: unreadable bytes",
+    }
+
+
+def test_a_lost_stretch_of_records_is_skipped(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    entries = _entries(50)
+    data = bytearray(b"".join(_encode(seq, e) for seq, e in enumerate(entries, start=1)))
+    record_bytes = len(_encode(1, entries[0]))
+    data[10 * record_bytes + 5 : 20 * record_bytes + 9] = bytes(10 * record_bytes + 4)  # zeroed
+    (tmp_path / f"dead-1{SUFFIX}").write_bytes(bytes(data))
+    assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 39
+    assert db.entries == entries[:10] + entries[21:]
+
+
+class CheckingDatabase(FakeDatabase):
+    """Refuses values of unknown runs, as the store's checked write does, and whole batches
+    whose progress runs ahead of their records, as the store does."""
+
+    def __init__(self, runs: set[str]) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def write_batch(self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int) -> None:
+        unknown = {e.run_id for e in entries} - self.runs
+        if unknown:
+            raise NotFoundError(f"No run with id {sorted(unknown)[0]!r}.")
+        done = self.committed.get(spool_id, 0)
+        assert not done or upto_seq <= done + len(entries), (done, upto_seq, len(entries))
+        super().write_batch(entries, spool_id, upto_seq)
+
+
+def test_refused_records_are_set_aside_and_the_rest_written(tmp_path: Path) -> None:
+    good, bad = "a" * 32, "b" * 32
+    db = CheckingDatabase({good})
+    entries = _entries(20, run_id=good)
+    entries[7] = entries[7]._replace(run_id=bad)
+    entries[12] = entries[12]._replace(run_id=bad)
+    _write_spool(tmp_path / f"dead-1{SUFFIX}", entries)
+    db.committed["dead-1"] = 2  # the owner wrote two before it died
+    assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 16
+    assert db.entries == [e for e in entries[2:] if e.run_id == good]
+    # Past the refused records the progress counts records: it never runs ahead of them.
+    assert db.batches[-1] == ("dead-1", 18)
+    lines = [json.loads(x) for x in (tmp_path / REFUSED / "dead-1.jsonl").read_text().splitlines()]
+    assert [(x["seq"], x["run_id"]) for x in lines] == [(8, bad), (13, bad)]
+    assert all("No run with id" in x["reason"] for x in lines)
+    # The refused records, framed as in a spool: move the file back to replay them.
+    kept = [e for _, e in _decode((tmp_path / REFUSED / f"dead-1{SUFFIX}").read_bytes())]
+    assert kept == [entries[7], entries[12]]
+
+
+def test_a_store_that_cannot_take_records_now_keeps_the_file(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    db.refuse = True  # unavailable: not a refusal of the records themselves
+    _write_spool(tmp_path / f"dead-1{SUFFIX}", _entries(3))
+    assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 0
+    assert (tmp_path / f"dead-1{SUFFIX}").exists() and not (tmp_path / REFUSED).exists()
+    db.refuse = False
     assert recover_spools(tmp_path, db.write_batch, db.committed_seq) == 3
-    assert db.entries == entries[:3]
 
 
 def test_replay_is_idempotent(tmp_path: Path) -> None:
@@ -212,6 +285,34 @@ def test_store_replays_a_dead_spool_once(tmp_path: Path, monkeypatch: pytest.Mon
         assert not spool.exists()
     finally:
         store.close()
+
+
+def test_a_record_of_an_unknown_run_does_not_stop_the_store_from_opening(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(tmp_path / "store")
+    store.get_or_create_project("proj")
+    run = store.create_run("proj", "r").id
+    store.close()
+    entries = _entries(10, run_id=run)
+    entries[4] = entries[4]._replace(run_id="f" * 32)  # an intact record naming no run
+    entries[6] = entries[6]._replace(key="")  # and one no API would accept
+    spool = tmp_path / "store" / "spool" / f"12345-deadbeef0000{SUFFIX}"
+    _write_spool(spool, entries)
+
+    for _ in range(2):  # every open succeeds, the first replaying, the second finding nothing
+        store = open_store(tmp_path / "store")
+        try:
+            history = store.get_metric_history(run, "loss")
+            assert [m.step for m in history] == [
+                e.step for i, e in enumerate(entries) if i not in (4, 6)
+            ]
+        finally:
+            store.close()
+    assert not spool.exists()
+    assert "2 refused" in caplog.text and "No run with id" in caplog.text
+    report = tmp_path / "store" / "spool" / REFUSED / "12345-deadbeef0000.jsonl"
+    assert [json.loads(line)["seq"] for line in report.read_text().splitlines()] == [5, 7]
 
 
 CHILD = textwrap.dedent(

@@ -119,22 +119,32 @@ class Store(ABC):
 
     # A metric spool (``store/spool.py``) drains through these three, so that a client replaying
     # its spool after a crash, here or across the network, writes each value exactly once.
+    # A spool's progress belongs to the project of its records (none once they name several):
+    # ``project`` limits the last two to that project's spools, as a project-scoped token is.
     @abstractmethod
     def write_spooled_metrics(
         self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
     ) -> None:
         """Write a spool's batch and record, atomically, that it reached ``upto_seq``.
 
-        A batch whose ``upto_seq`` the spool has already reached is ignored (a replay).
+        A batch whose ``upto_seq`` the spool has already reached is ignored (a replay). The
+        progress moves only with records: an empty batch cannot move it, and once recorded it
+        moves by at most the number of entries (InvalidArgumentError otherwise).
         """
 
     @abstractmethod
-    def spool_progress(self, spool_id: str) -> int:
-        """The highest sequence number of ``spool_id`` written so far (0 if none)."""
+    def spool_progress(self, spool_id: str, project: str | None = None) -> int:
+        """The highest sequence number of ``spool_id`` written so far (0 if none).
+
+        With ``project``: NotFoundError if the spool belongs to another project (or several).
+        """
 
     @abstractmethod
-    def forget_spool(self, spool_id: str) -> None:
-        """Drop a spool's progress record once its file is gone."""
+    def forget_spool(self, spool_id: str, project: str | None = None) -> None:
+        """Drop a spool's progress record once its file is gone (audited; none: no change).
+
+        With ``project``: NotFoundError if the spool belongs to another project (or several).
+        """
 
     @abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...

@@ -22,10 +22,18 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loopwise.errors import InvalidArgumentError, StoreError
-from loopwise.store.spool import create_spool_file, dead_spools, frame, frames
+from loopwise.store.spool import (
+    REFUSED,
+    SUFFIX,
+    create_spool_file,
+    dead_spools,
+    frame,
+    frames,
+    replay_spool,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -484,6 +492,16 @@ class DurableSpool:
             self.forget(f.spool_id)  # its progress record is not needed once the file is gone
 
 
+def _parse(payload: memoryview) -> tuple[int, bytes]:
+    if len(payload) < _SEQ.size:
+        raise ValueError("a record shorter than its sequence number")
+    return _SEQ.unpack_from(payload)[0], bytes(payload[_SEQ.size :])
+
+
+def _describe(payload: bytes) -> dict[str, Any]:
+    return {"record": payload.decode("utf-8", "replace")}
+
+
 def recover_durable_spools(
     directory: Path,
     write_batch: WritePayloads,
@@ -494,43 +512,46 @@ def recover_durable_spools(
 ) -> int:
     """Replay the files of processes that died before draining them; returns records replayed.
 
-    With ``keep_refused``, a file whose records the store refuses (e.g. for a project that does
-    not exist) is logged and kept for a later replay instead of raising, so that one bad file
-    does not stop a server or a store from opening.
+    Damaged bytes are skipped and the records after them still replayed; records the store
+    refuses are set aside in ``refused/`` (framed as in a spool, listed with the reason in
+    ``refused/<spool id>.jsonl``). With ``keep_refused`` they go back into the spool folder
+    instead, for a later replay (e.g. once their project exists). A file the store cannot take
+    now (unreachable, busy) is kept whole: with ``keep_refused`` that is logged, without it the
+    error is raised.
     """
     replayed = 0
     with closing(dead_spools(directory)) as spools:  # unlocks at once, even on an error
         for spool_id, path, data in spools:
+            aside = directory / REFUSED / f"{spool_id}{SUFFIX}"
+            if keep_refused and not aside.exists():
+                # The report of an earlier replay of records kept for later: replaced by this one.
+                (directory / REFUSED / f"{spool_id}.jsonl").unlink(missing_ok=True)
             try:
-                replayed += _replay(data, spool_id, write_batch, committed_seq, max_batch_bytes)
+                result = replay_spool(
+                    directory,
+                    spool_id,
+                    data,
+                    parse=_parse,
+                    write=write_batch,
+                    done=committed_seq(spool_id),
+                    describe=_describe,
+                    min_payload=_SEQ.size,
+                    max_batch_bytes=max_batch_bytes,
+                )
             except Exception as exc:
                 if not keep_refused:
                     raise
                 log.warning("Could not replay the spool %s yet (%s); it is kept.", path, exc)
                 continue
+            replayed += result.written
             path.unlink(missing_ok=True)
             if forget is not None:
                 forget(spool_id)
-    return replayed
-
-
-def _replay(
-    data: bytes,
-    spool_id: str,
-    write_batch: WritePayloads,
-    committed_seq: Callable[[str], int],
-    max_batch_bytes: int,
-) -> int:
-    done = committed_seq(spool_id)
-    replayed = 0
-    view = memoryview(data)
-    while view:
-        records, consumed = _split(view[:max_batch_bytes])
-        if not records:
-            break  # a torn tail: the write that never returned was never acknowledged
-        fresh = [p for seq, p in records if seq > done]
-        if fresh:
-            write_batch(fresh, spool_id, records[-1][0])
-            replayed += len(fresh)
-        view = view[consumed:]
+            if result.refused and keep_refused:
+                os.replace(aside, path)  # progress forgotten: replayed from its start next time
+            if result.report is not None:
+                kept = (
+                    f"kept in {path} for the next open" if keep_refused else f"set aside in {aside}"
+                )
+                log.warning("%s", result.warning("records", path, kept))
     return replayed

@@ -413,11 +413,13 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
     ) -> None:
         self._post_metrics(entries, spool_id, upto_seq)
 
-    def spool_progress(self, spool_id: str) -> int:
-        return int(self._call("GET", f"/spools/{_q(spool_id)}")["committed_seq"])
+    def spool_progress(self, spool_id: str, project: str | None = None) -> int:
+        params = None if project is None else {"project": project}
+        return int(self._call("GET", f"/spools/{_q(spool_id)}", params=params)["committed_seq"])
 
-    def forget_spool(self, spool_id: str) -> None:
-        self._call("DELETE", f"/spools/{_q(spool_id)}")
+    def forget_spool(self, spool_id: str, project: str | None = None) -> None:
+        params = None if project is None else {"project": project}
+        self._call("DELETE", f"/spools/{_q(spool_id)}", params=params)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         rows = self._call("GET", f"/runs/{_q(run_id)}/metrics/history", params={"key": key})

@@ -35,6 +35,8 @@ def add_prediction_segments(
     for project in {s.project for s in body.segments}:
         who.check(Permission.WRITE, project)
     access.check_reference(store, who, {s.digest for s in body.segments})
+    if body.spool_id is not None and who.project is not None:  # another project's: a 404
+        store.spool_progress(body.spool_id, who.project)
     segments = [
         PredictionSegment(
             s.project,

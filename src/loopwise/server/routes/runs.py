@@ -115,6 +115,8 @@ def log_metrics(body: LogMetrics, store: StoreDep, who: CallerDep) -> Response:
     if body.spool_id is None:
         store.log_metrics(entries)
     else:
+        if who.project is not None:  # another project's spool: a 404
+            store.spool_progress(body.spool_id, who.project)
         store.write_spooled_metrics(entries, body.spool_id, body.upto_seq)
     return Response(status_code=204)
 
@@ -135,16 +137,30 @@ def get_metric_history(
 @router.get(
     "/spools/{spool_id}", response_model=SpoolProgress, tags=["metrics"], openapi_extra=WRITE
 )
-def spool_progress(spool_id: Text, store: StoreDep, who: CallerDep) -> SpoolProgress:
-    """How far a client's metric spool has been written (0 if not at all)."""
-    who.check(Permission.WRITE)
-    return SpoolProgress(spool_id=spool_id, committed_seq=store.spool_progress(spool_id))
+def spool_progress(
+    spool_id: Text,
+    store: StoreDep,
+    who: CallerDep,
+    project: Annotated[Text | None, Query()] = None,
+) -> SpoolProgress:
+    """How far a client's spool has been written (0 if not at all); a project-scoped token
+    sees only its project's spools."""
+    who.check(Permission.WRITE, project)
+    progress = store.spool_progress(spool_id, who.project or project)
+    return SpoolProgress(spool_id=spool_id, committed_seq=progress)
 
 
 @router.delete("/spools/{spool_id}", status_code=204, tags=["metrics"], openapi_extra=WRITE)
-def forget_spool(spool_id: Text, store: StoreDep, who: CallerDep) -> Response:
-    who.check(Permission.WRITE)
-    store.forget_spool(spool_id)
+def forget_spool(
+    spool_id: Text,
+    store: StoreDep,
+    who: CallerDep,
+    project: Annotated[Text | None, Query()] = None,
+) -> Response:
+    """Drop a spool's progress once its file is gone (audited); only a project's own spools
+    for a project-scoped token."""
+    who.check(Permission.WRITE, project)
+    store.forget_spool(spool_id, who.project or project)
     return Response(status_code=204)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from loopwise.store.artifacts import ArtifactStore
@@ -18,6 +19,8 @@ from loopwise.store.sql.outcomes import SqlOutcomes
 from loopwise.store.sql.predictions import SqlPredictions
 
 __all__ = ["SqlStore"]
+
+log = logging.getLogger(__name__)
 
 
 class SqlStore(
@@ -55,19 +58,31 @@ class SqlStore(
                 upgrade(self.write_engine)
             check_schema(self.read_engine, self.uri)
             self._spool = MetricSpool(self.spool_dir, self._write_metric_batch, self._forget_spool)
-            recover_spools(
-                self.spool_dir, self._write_metric_batch, self._committed_seq, self._forget_spool
-            )
-            if (self.spool_dir / "predictions").is_dir():  # a prediction spool was used here
-                from loopwise.store.predictions import recover_predictions
-
-                recover_predictions(self)
+            self._replay_spools()
         except BaseException:
             # A refused store must not keep its database files open.
             self.write_engine.dispose()
             self.read_engine.dispose()
             raise
         return self
+
+    def _replay_spools(self) -> None:
+        """Replay what crashed processes spooled; whatever is wrong with a spool, the store
+        opens (a warning says what was set aside, see ``store/spool.py``)."""
+        try:
+            # Through the checked front door: a replayed value is refused (and set aside)
+            # where it would be refused from the API, e.g. for a run that does not exist.
+            recover_spools(
+                self.spool_dir, self.write_spooled_metrics, self._committed_seq, self._forget_spool
+            )
+            if (self.spool_dir / "predictions").is_dir():  # a prediction spool was used here
+                from loopwise.store.predictions import recover_predictions
+
+                recover_predictions(self)
+        except Exception as exc:
+            log.warning(
+                "Could not replay the spools in %s (%s); they are kept.", self.spool_dir, exc
+            )
 
     def close(self) -> None:
         self._spool.close()

@@ -27,6 +27,8 @@ __all__ = ["SqlAlerts"]
 OPEN = text("status = 'open'")
 # Columns a repeat of an open alert updates: it keeps its first_seen_ms and id.
 _REPEAT = ("severity", "message", "details", "window_start_ms", "window_end_ms", "last_seen_ms")
+# What a repeat may change that is audited when it does (the window and details move every time).
+_AUDITED = ("severity", "message")
 
 
 def _alert(row: Any, project: str) -> Alert:
@@ -76,6 +78,17 @@ class SqlAlerts(SqlCore):
 
         def write(conn: Connection) -> tuple[Alert, bool]:
             project_id = self._project_id(conn, project)
+            # The open alert as it was (locked: concurrent raises queue here on PostgreSQL),
+            # so that what a repeat changes is audited.
+            before = conn.execute(
+                select(*(ALERTS.c[name] for name in _AUDITED))
+                .where(
+                    ALERTS.c.project_id == project_id,
+                    ALERTS.c.fingerprint == fields["fingerprint"],
+                    ALERTS.c.status == "open",
+                )
+                .with_for_update()
+            ).first()
             seen = now_ms()
             row = {
                 **fields,
@@ -98,7 +111,22 @@ class SqlAlerts(SqlCore):
             ).returning(*ALERTS.c)
             alert = _alert(conn.execute(stmt).one(), project)
             created = alert.occurrences == 1
-            if created:  # repeats only count: the alert's own record says how often
+            if before is not None:
+                # A repeat counts (the alert's own record says how often); a repeat that changes
+                # what people read (severity, message) is a change, and audited as one.
+                old = {name: before._mapping[name] for name in _AUDITED}
+                new = {name: getattr(alert, name) for name in _AUDITED}
+                changed = [name for name in _AUDITED if old[name] != new[name]]
+                if changed:
+                    self._audit(
+                        conn,
+                        "alert.update",
+                        project,
+                        f"alert:{alert.id}",
+                        {name: old[name] for name in changed},
+                        {**{name: new[name] for name in changed}, "occurrences": alert.occurrences},
+                    )
+            elif created:
                 self._audit(
                     conn,
                     "alert.open",

@@ -19,12 +19,13 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, sele
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from loopwise.errors import StoreError, not_found
+from loopwise.errors import InvalidArgumentError, NotFoundError, StoreError, not_found
 from loopwise.store.actor import current_actor
 from loopwise.store.audit import chain_hash, normalise
 from loopwise.store.entities import Project
 from loopwise.store.sql.schema import AUDIT_HEAD, AUDIT_LOG, PROJECTS, RUNS, ProjectRow
-from loopwise.store.validate import check_name
+from loopwise.store.sql.schema import METRIC_SPOOLS as SPOOLS
+from loopwise.store.validate import check_name, check_spool_id
 
 __all__ = ["SqlCore", "make_engines", "now_ms"]
 
@@ -198,6 +199,112 @@ class SqlCore:
 
     def _project_of_run(self, conn: Connection, run_id: str) -> str | None:
         return self._projects_of_runs(conn, [run_id]).get(run_id)
+
+    # -- spool progress -------------------------------------------------------------------------
+    # A spool (metrics or predictions, ``store/spool.py``) records how far it has written, in
+    # the transaction of each batch, so a replay after a crash writes each record once. The
+    # progress moves only with records: never ahead of what a batch brings, never by an empty
+    # one, so that nobody can make a spool's records look written when they were not.
+    def _advance_spool(
+        self, conn: Connection, spool_id: str, upto_seq: int, count: int, projects: set[str]
+    ) -> bool:
+        """Record that ``spool_id`` reached ``upto_seq`` with a batch of ``count`` records of
+        ``projects``; False when it had (the batch is a replay: write nothing)."""
+        row = conn.execute(
+            select(SPOOLS.c.committed_seq, SPOOLS.c.project_id)
+            .where(SPOOLS.c.spool_id == spool_id)
+            .with_for_update()
+        ).first()
+        done = 0 if row is None else int(row.committed_seq)
+        if upto_seq <= done:
+            return False
+        if count == 0:
+            raise InvalidArgumentError(
+                f"Expected records with spool {spool_id!r}'s progress: an empty batch cannot "
+                f"move it (from {done} to {upto_seq}). Send the records with the progress.",
+                parameter="upto_seq",
+            )
+        if row is not None and upto_seq > done + count:
+            raise InvalidArgumentError(
+                f"Expected upto_seq at most {done + count} for spool {spool_id!r} (it is at "
+                f"{done} and the batch brings {count} records), got {upto_seq}. A spool's "
+                "progress cannot move ahead of the records written.",
+                parameter="upto_seq",
+            )
+        project_id = self._project_id(conn, next(iter(projects))) if len(projects) == 1 else None
+        if row is None:
+            conn.execute(
+                SPOOLS.insert().values(
+                    spool_id=spool_id, committed_seq=upto_seq, project_id=project_id
+                )
+            )
+        else:
+            mixed = row.project_id if row.project_id == project_id else None
+            conn.execute(
+                SPOOLS.update()
+                .where(SPOOLS.c.spool_id == spool_id)
+                .values(committed_seq=upto_seq, project_id=mixed)
+            )
+        return True
+
+    def _spool_row(self, conn: Connection, spool_id: str, project: str | None) -> Any:
+        """A spool's progress row (None if it has none); with ``project``, NotFoundError when
+        the spool belongs to another project, or to several."""
+        row = conn.execute(
+            select(SPOOLS.c.committed_seq, PROJECTS.c.name.label("project"))
+            .select_from(SPOOLS)
+            .outerjoin(PROJECTS, PROJECTS.c.id == SPOOLS.c.project_id)
+            .where(SPOOLS.c.spool_id == spool_id)
+        ).first()
+        if row is not None and project is not None and row.project != project:
+            raise NotFoundError(
+                f"Project {project!r} has no spool {spool_id!r}. A spool belongs to the project "
+                "its records were written to; use a token for all projects for others.",
+                kind="spool",
+                wanted=spool_id,
+            )
+        return row
+
+    def spool_progress(self, spool_id: str, project: str | None = None) -> int:
+        spool_id = check_spool_id(spool_id)
+        if project is not None:
+            check_name(project, "project")
+        with self._read() as conn:
+            row = self._spool_row(conn, spool_id, project)
+        return 0 if row is None else int(row.committed_seq)
+
+    def forget_spool(self, spool_id: str, project: str | None = None) -> None:
+        spool_id = check_spool_id(spool_id)
+        if project is not None:
+            check_name(project, "project")
+
+        def forget(conn: Connection) -> None:
+            row = self._spool_row(conn, spool_id, project)
+            if row is None:
+                return  # forgetting twice changes nothing
+            conn.execute(SPOOLS.delete().where(SPOOLS.c.spool_id == spool_id))
+            self._audit(
+                conn,
+                "spool.forget",
+                row.project,
+                f"spool:{spool_id}",
+                {"committed_seq": row.committed_seq},
+                None,
+            )
+
+        self._write(forget)
+
+    def _committed_seq(self, spool_id: str) -> int:
+        """Unchecked, for this process's own spool."""
+        with self._read() as conn:
+            value = conn.execute(
+                select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool_id)
+            ).scalar()
+        return int(value or 0)
+
+    def _forget_spool(self, spool_id: str) -> None:
+        """Unaudited, for this process's own spool once its file is gone (not an API change)."""
+        self._write(lambda conn: conn.execute(SPOOLS.delete().where(SPOOLS.c.spool_id == spool_id)))
 
     # -- projects -------------------------------------------------------------------------------
     def _project_id(self, conn: Connection, name: str) -> int:

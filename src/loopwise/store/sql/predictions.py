@@ -9,8 +9,6 @@ from sqlalchemy import Connection, select
 
 from loopwise.store.entities import PredictionSegment
 from loopwise.store.sql.core import SqlCore, now_ms
-from loopwise.store.sql.runs import upsert
-from loopwise.store.sql.schema import METRIC_SPOOLS as SPOOLS
 from loopwise.store.sql.schema import PREDICTION_SEGMENTS as SEGMENTS
 from loopwise.store.sql.schema import PROJECTS
 from loopwise.store.validate import (
@@ -52,8 +50,8 @@ def _segment(row: Any) -> PredictionSegment:
 
 
 class SqlPredictions(SqlCore):
-    # Spool progress shares the metric spools' table: spool ids are unique per file
-    # (``<pid>-<random>``), whichever kind of spool made them.
+    # Spool progress shares the metric spools' table (``SqlCore._advance_spool``): spool ids
+    # are unique per file (``<pid>-<random>``), whichever kind of spool made them.
     def add_prediction_segments(
         self,
         segments: Sequence[PredictionSegment],
@@ -68,12 +66,10 @@ class SqlPredictions(SqlCore):
         created = now_ms()
 
         def write(conn: Connection) -> None:
-            if spool is not None:
-                done = conn.execute(
-                    select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool)
-                ).scalar()
-                if done is not None and done >= upto:
-                    return  # committed before: a replay racing a drain, or a retried request
+            if spool is not None and not self._advance_spool(
+                conn, spool, upto, sum(s.num_rows for s in checked), {s.project for s in checked}
+            ):
+                return  # committed before: a replay racing a drain, or a retried request
             rows = [
                 {
                     "project_id": self._project_id(conn, s.project),
@@ -90,21 +86,20 @@ class SqlPredictions(SqlCore):
             ]
             if rows:
                 conn.execute(SEGMENTS.insert(), rows)
-            if spool is not None:
-                upsert(
-                    conn,
-                    SPOOLS,
-                    [{"spool_id": spool, "committed_seq": upto}],
-                    ["spool_id"],
-                    ["committed_seq"],
-                )
             if checked:
-                self._audit_segments(conn, checked)
+                self._audit_segments(conn, checked, spool, upto)
 
         self._write(write)
 
-    def _audit_segments(self, conn: Connection, segments: Sequence[PredictionSegment]) -> None:
-        """One record per batch (the log grows by thousands of rows a second), per project."""
+    def _audit_segments(
+        self,
+        conn: Connection,
+        segments: Sequence[PredictionSegment],
+        spool_id: str | None = None,
+        upto_seq: int = 0,
+    ) -> None:
+        """One record per batch (the log grows by thousands of rows a second), per project,
+        with the spool's progress where a spool wrote it."""
         projects = sorted({s.project for s in segments})
         deployments = sorted({f"{s.project}/{s.deployment}" for s in segments})
         self._audit(
@@ -118,6 +113,7 @@ class SqlPredictions(SqlCore):
                 "segments": len(segments),
                 "rows": sum(s.num_rows for s in segments),
                 "digests": [s.digest for s in segments[:50]],
+                **({} if spool_id is None else {"spool_id": spool_id, "upto_seq": upto_seq}),
             },
         )
 

@@ -19,7 +19,6 @@ from loopwise.store.search import ATTRIBUTES, parse_filter, parse_order_by
 from loopwise.store.spool import MetricSpool
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import LATEST_METRICS as LATEST
-from loopwise.store.sql.schema import METRIC_SPOOLS as SPOOLS
 from loopwise.store.sql.schema import METRICS, RUNS, ProjectRow
 from loopwise.store.sql.schema import RUN_ARTIFACTS as ARTIFACTS
 from loopwise.store.sql.schema import RUN_PARAMS as PARAMS
@@ -303,6 +302,7 @@ class SqlRuns(SqlCore):
     ) -> None:
         history: list[dict[str, Any]] = []
         latest: dict[tuple[str, str], dict[str, Any]] = {}
+        runs = {e.run_id for e in entries}
         for e in entries:
             is_nan = math.isnan(e.value)
             row = {
@@ -322,12 +322,14 @@ class SqlRuns(SqlCore):
                 latest[(e.run_id, e.key)] = row
 
         def write(conn: Connection) -> None:
-            if spool_id is not None:
-                done = conn.execute(
-                    select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool_id)
-                ).scalar()
-                if done is not None and done >= upto_seq:
-                    return  # this batch was committed before (a replay racing a drain)
+            if spool_id is not None and not self._advance_spool(
+                conn,
+                spool_id,
+                upto_seq,
+                len(entries),
+                set(self._projects_of_runs(conn, runs).values()),
+            ):
+                return  # this batch was committed before (a replay racing a drain)
             for start in range(0, len(history), 5000):
                 conn.execute(METRICS.insert(), history[start : start + 5000])
             table = LATEST
@@ -346,16 +348,8 @@ class SqlRuns(SqlCore):
                 ["value", "is_nan", "step", "timestamp_ms"],
                 newer,
             )
-            if spool_id is not None:
-                upsert(
-                    conn,
-                    SPOOLS,
-                    [{"spool_id": spool_id, "committed_seq": upto_seq}],
-                    ["spool_id"],
-                    ["committed_seq"],
-                )
             if history:
-                self._audit_metric_batch(conn, entries)
+                self._audit_metric_batch(conn, entries, spool_id, upto_seq)
 
         self._write(write)
 
@@ -366,14 +360,15 @@ class SqlRuns(SqlCore):
         self._check_runs({e.run_id for e in checked})
         self._write_metric_batch(checked, check_spool_id(spool_id), upto_seq)
 
-    def spool_progress(self, spool_id: str) -> int:
-        return self._committed_seq(check_spool_id(spool_id))
-
-    def forget_spool(self, spool_id: str) -> None:
-        self._forget_spool(check_spool_id(spool_id))
-
-    def _audit_metric_batch(self, conn: Connection, entries: Sequence[MetricEntry]) -> None:
-        """One record per batch (not per value), naming at most 50 runs and keys."""
+    def _audit_metric_batch(
+        self,
+        conn: Connection,
+        entries: Sequence[MetricEntry],
+        spool_id: str | None = None,
+        upto_seq: int = 0,
+    ) -> None:
+        """One record per batch (not per value), naming at most 50 runs and keys, and the
+        spool's progress where a spool wrote it."""
         run_ids = sorted({e.run_id for e in entries})
         projects = set(self._projects_of_runs(conn, run_ids).values())
         self._audit(
@@ -386,18 +381,9 @@ class SqlRuns(SqlCore):
                 "run_ids": run_ids[:50],
                 "count": len(entries),
                 "keys": sorted({e.key for e in entries})[:50],
+                **({} if spool_id is None else {"spool_id": spool_id, "upto_seq": upto_seq}),
             },
         )
-
-    def _committed_seq(self, spool_id: str) -> int:
-        with self._read() as conn:
-            value = conn.execute(
-                select(SPOOLS.c.committed_seq).where(SPOOLS.c.spool_id == spool_id)
-            ).scalar()
-        return int(value or 0)
-
-    def _forget_spool(self, spool_id: str) -> None:
-        self._write(lambda conn: conn.execute(SPOOLS.delete().where(SPOOLS.c.spool_id == spool_id)))
 
     def _check_runs(self, run_ids: set[str]) -> None:
         unknown = run_ids - self._known_runs

@@ -109,11 +109,14 @@ class LatestMetricRow(Base):
 
 
 class MetricSpoolRow(Base):
-    """How far each process's local metric spool has reached the database (for replay)."""
+    """How far each process's local spool (metrics or predictions) has reached the database."""
 
     __tablename__ = "metric_spools"
     spool_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     committed_seq: Mapped[int] = mapped_column(BigInteger)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    """The project of every batch written so far; NULL once batches named several (or for
+    progress recorded before spools had projects): then only a token for all projects sees it."""
 
 
 class RunArtifactRow(Base):
