@@ -350,6 +350,6 @@ def test_a_scoped_token_lists_only_its_project(world: World) -> None:
 
 def test_no_auth_makes_every_caller_an_admin(world: World) -> None:
     transport = AppTransport(create_app(world.store, auth=False))
-    with httpx.Client(transport=transport, base_url="http://test") as client:
+    with httpx.Client(transport=transport, base_url="http://localhost") as client:
         assert client.get("/api/v1/tokens").status_code == 200
         assert client.get("/api/v1/whoami").json()["role"] == "admin"

@@ -185,7 +185,7 @@ def test_spool_round_trip(store: Store) -> None:
 
 def test_spool_through_a_remote_store(store: Store, tmp_path: Path) -> None:
     transport = AppTransport(create_app(store, auth=False))
-    remote = RemoteStore("http://loopwise.test", transport=transport, spool_dir=tmp_path / "s")
+    remote = RemoteStore("http://localhost", transport=transport, spool_dir=tmp_path / "s")
     remote.open()
     try:
         spool = PredictionSpool(remote, durability="write").open()

@@ -36,6 +36,16 @@ def server(
             help="Let every caller act as admin without a token. Allowed only on a loopback host.",
         ),
     ] = False,
+    allowed_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host name the server answers besides localhost, 127.0.0.1 and [::1] (with "
+            "--no-auth, only those are answered, against DNS rebinding). Once given, the list "
+            "holds with authentication on too. Repeat for several; '*' allows any.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error.")
     ] = "info",
@@ -74,7 +84,12 @@ def server(
 
     store = open_store(uri)  # refuses a stale schema, naming the upgrade command
     try:
-        app = create_app(store, auth=not no_auth, autopilot_every_s=autopilot_every)
+        app = create_app(
+            store,
+            auth=not no_auth,
+            autopilot_every_s=autopilot_every,
+            allowed_hosts=allowed_hosts or (),
+        )
         if no_auth:
             err_console.print(
                 "[yellow]Authentication is off:[/] every caller on this machine is an admin."

@@ -8,19 +8,21 @@ body's size and time limits, and the one JSON error envelope.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopwise import __version__
 from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError
-from loopwise.server.auth import AuthMiddleware
+from loopwise.server.auth import AuthMiddleware, Permission, declared_permission
 from loopwise.server.blob_access import BlobAccess
+from loopwise.server.host_check import HostCheckMiddleware
 from loopwise.server.routes import (
     access,
     autopilot,
@@ -191,8 +193,11 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     body_timeout_s: float = BODY_TIMEOUT_S,
     autopilot_every_s: float = 0,
+    allowed_hosts: Sequence[str] = (),
 ) -> FastAPI:
-    """The REST API over ``store``. With ``auth`` false every caller is an admin (loopback only).
+    """The REST API over ``store``. With ``auth`` false every caller is an admin, and only
+    requests whose ``Host`` is a loopback name (or one of ``allowed_hosts``) are answered; with
+    ``auth`` on, ``allowed_hosts`` (if any) limits the names too (``"*"``: any).
     JSON bodies over ``max_body_bytes`` get 413, and those slower than ``body_timeout_s`` 408.
     With ``autopilot_every_s`` > 0, while the app runs (its lifespan) a thread ticks every
     deployment with an autopilot policy that often (``server/autopilot_loop.py``)."""
@@ -261,12 +266,28 @@ def create_app(
         """Liveness: the server answers. No token needed."""
         return Health(status="ok", version=__version__)
 
+    routes: list[tuple[str, set[str], Permission]] = []
     for module in (runs, catalog, deployments, autopilot, predictions, monitoring, blobs, access):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+        routes += [
+            (
+                API_PREFIX + route.path,
+                route.methods or set(),
+                declared_permission(route.openapi_extra),
+            )
+            for route in module.router.routes
+            if isinstance(route, APIRoute)
+        ]
+    public = ["/health", app.openapi_url, app.docs_url, app.redoc_url]
+    routes += [(url, {"GET"}, Permission.PUBLIC) for url in public if url]
+    if app.docs_url and app.swagger_ui_oauth2_redirect_url:
+        routes.append((app.swagger_ui_oauth2_redirect_url, {"GET"}, Permission.PUBLIC))
 
     # The last added runs first: authentication before anything reads the body.
     app.add_middleware(
         BodyLimitMiddleware, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s
     )
-    app.add_middleware(AuthMiddleware)
+    app.add_middleware(AuthMiddleware, routes=routes)
+    if not auth or allowed_hosts:
+        app.add_middleware(HostCheckMiddleware, allowed_hosts=allowed_hosts)
     return app

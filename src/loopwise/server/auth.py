@@ -12,8 +12,7 @@ audit log. A token with a project sees that project alone.
 from __future__ import annotations
 
 import contextvars
-import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,7 +26,7 @@ from loopwise.store import Store
 from loopwise.store.actor import Actor, acting_as, current_actor
 from loopwise.store.entities import Role, Token
 
-__all__ = ["AuthMiddleware", "Caller", "Permission", "caller", "permission"]
+__all__ = ["AuthMiddleware", "Caller", "Permission", "caller", "declared_permission", "permission"]
 
 
 class Permission(StrEnum):
@@ -45,8 +44,14 @@ _GRANTS = {
 
 
 def permission(needed: Permission) -> dict[str, Any]:
-    """``openapi_extra`` naming the permission a route needs (read by tests and clients)."""
+    """``openapi_extra`` naming the permission a route needs (read by ``AuthMiddleware``,
+    tests and clients)."""
     return {"x-loopwise-permission": needed.value}
+
+
+def declared_permission(openapi_extra: dict[str, Any] | None) -> Permission:
+    """The permission a route declared with ``permission(…)``; public if none."""
+    return Permission((openapi_extra or {}).get("x-loopwise-permission", Permission.PUBLIC))
 
 
 @dataclass(frozen=True)
@@ -107,9 +112,9 @@ class AuthMiddleware:
     """Authenticate the bearer token once per request, check the route's permission, and act as
     the token's owner.
 
-    The route's permission is the ``x-loopwise-permission`` it declares in the OpenAPI spec;
-    routes without one (``/health``, the docs) are public, and a path or method no route takes
-    needs ``read`` (so that a stranger learns nothing from 404s). A request refused here is answered before its body is
+    ``routes`` lists each route's path template, methods and permission (the
+    ``x-loopwise-permission`` it declares in the OpenAPI spec); a path or method no route takes
+    needs ``read``, so that a stranger learns nothing from 404s. A request refused here is answered before its body is
     read, with ``Connection: close`` so that the server does not read the rest either: an
     anonymous client cannot make the server buffer bodies, and a malformed body cannot turn a
     401 or 403 into a 400. The project a route touches is checked by the route itself.
@@ -117,35 +122,15 @@ class AuthMiddleware:
 
     _CACHED_PATHS = 4096
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, routes: Iterable[tuple[str, Iterable[str], Permission]]
+    ) -> None:
         self.app = app
-        self._routes: list[tuple[re.Pattern[str], dict[str, Permission]]] | None = None
+        self._routes = [
+            (compile_path(path)[0], {m.upper(): needed for m in methods})
+            for path, methods, needed in routes
+        ]
         self._needed: dict[tuple[str, str], Permission] = {}
-
-    def _route_table(self, app: Any) -> list[tuple[re.Pattern[str], dict[str, Permission]]]:
-        # From the OpenAPI spec, the public description of every route and its permission:
-        # what the table says is what clients and the route-by-route auth test read too.
-        routes = []
-        for path, operations in app.openapi()["paths"].items():
-            regex, _, _ = compile_path(path)
-            routes.append(
-                (
-                    regex,
-                    {
-                        method.upper(): Permission(op.get("x-loopwise-permission", "public"))
-                        for method, op in operations.items()
-                    },
-                )
-            )
-        for url in (
-            app.openapi_url,
-            app.docs_url,
-            app.redoc_url,
-            app.swagger_ui_oauth2_redirect_url,
-        ):
-            if url:
-                routes.append((compile_path(url)[0], {"GET": Permission.PUBLIC}))
-        return routes
 
     def _permission(self, scope: MutableMapping[str, Any]) -> Permission:
         method, path = scope["method"], scope["path"]
@@ -155,8 +140,6 @@ class AuthMiddleware:
         needed = self._needed.get((method, path))
         if needed is not None:
             return needed
-        if self._routes is None:
-            self._routes = self._route_table(scope["app"])
         needed = Permission.READ  # no such route (404, 405): nothing for a stranger
         for regex, methods in self._routes:
             if regex.match(path) and (method in methods or (method == "HEAD" and "GET" in methods)):
