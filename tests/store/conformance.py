@@ -561,6 +561,22 @@ class StoreConformance:
         with pytest.raises(InvalidArgumentError, match="order"):
             store.search_runs("search", order_by=order_by)
 
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            (" and ".join(["name = 'x'"] * 2000), "more than the 10000 a filter may have"),
+            (" and ".join(["id = 1"] * 150), "150 clauses, more than the 100"),
+            ("metrics.auc > nan", "'auc' > nan compares with NaN"),
+            ("metrics.auc <= nan", "'auc' <= nan compares with NaN"),
+        ],
+    )
+    def test_search_refuses_what_it_cannot_answer(
+        self, store: Store, searchable: dict[str, str], text: str, message: str
+    ) -> None:
+        with pytest.raises(InvalidArgumentError, match=message) as info:
+            store.search_runs("search", text)
+        assert len(str(info.value)) < 1000  # the filter is not quoted whole
+
     def test_search_unknown_project(self, store: Store, searchable: dict[str, str]) -> None:
         with pytest.raises(NotFoundError, match="'search'"):
             store.search_runs("serch")
@@ -675,6 +691,17 @@ class StoreConformance:
         with pytest.raises(InvalidArgumentError):
             store.download_artifacts(run_id, bad, tmp_path / "dl")
         assert not (tmp_path / "dl").exists()
+
+    @pytest.mark.parametrize("bad", ["C:/Windows/system.ini", "c:x", "d:\\x", "a\\b"])
+    def test_drive_letters_and_backslashes_are_refused(
+        self, store: Store, run_id: str, folder: Path, bad: str
+    ) -> None:
+        with pytest.raises(InvalidArgumentError, match="drive letters .* are not allowed"):
+            store.log_artifact(run_id, folder / "a.txt", bad)
+        [file] = store.log_artifact(run_id, folder / "a.txt")
+        with pytest.raises(InvalidArgumentError, match="drive letters"):
+            store.record_artifacts(run_id, [dataclasses.replace(file, path=bad)])
+        assert [a.path for a in store.list_artifacts(run_id)] == ["a.txt"]
 
     def test_download_missing_artifact(
         self, store: Store, run_id: str, folder: Path, tmp_path: Path

@@ -62,6 +62,29 @@ def test_value_types() -> None:
 def test_nan_filter() -> None:
     [clause] = parse_filter("metrics.auc = nan")
     assert isinstance(clause.value, float) and math.isnan(clause.value)
+    [clause] = parse_filter("metrics.auc != NaN")
+    assert clause.op == "!=" and math.isnan(float(clause.value))
+
+
+@pytest.mark.parametrize("op", [">", ">=", "<", "<="])
+def test_ordering_with_nan_is_refused(op: str) -> None:
+    # In IEEE arithmetic `x > nan` is never true; matching every run that is not NaN (as a
+    # negated NaN test once did) would be a silent wrong answer.
+    with pytest.raises(InvalidArgumentError, match="use metrics.<key> = nan"):
+        parse_filter(f"metrics.auc {op} nan")
+    with pytest.raises(InvalidArgumentError, match="compares with NaN"):
+        parse_filter(f"start_time {op} nan")
+
+
+def test_filter_size_is_bounded() -> None:
+    assert len(parse_filter(" and ".join(["id = 1"] * 100))) == 100
+    with pytest.raises(InvalidArgumentError, match="101 clauses, more than the 100"):
+        parse_filter(" and ".join(["id = 1"] * 101))
+    with pytest.raises(InvalidArgumentError, match="10001 characters") as info:
+        parse_filter("name = '" + "x" * 9992 + "'")
+    assert len(str(info.value)) < 600
+    with pytest.raises(InvalidArgumentError, match="21 order terms"):
+        parse_order_by(["name"] * 21)
 
 
 def test_clauses_joined_by_and() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loopwise.errors import NotAStoreError
+from loopwise.errors import NotAStoreError, StoreError
 from loopwise.store import MetricEntry, RunStatus, Store, open_store
 
 from .access_conformance import AccessConformance
@@ -122,3 +122,16 @@ def test_spool_progress_rows_are_pruned(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM metric_spools").fetchone() == (0,)
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "truncated"])
+def test_a_damaged_database_file_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    folder = tmp_path / "store"
+    store = open_store(folder)
+    store.get_or_create_project("proj")
+    store.close()
+    db = folder / "loopwise.db"
+    data = db.read_bytes()
+    db.write_bytes(bytes(len(data)) if damage == "zeroed" else data[: len(data) // 2])
+    with pytest.raises(StoreError, match=r"loopwise\.db is damaged .* Restore it from a backup"):
+        open_store(folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -28,6 +29,7 @@ __all__ = [
 
 CHUNK_BYTES = 1 << 20
 PREFIX = "sha256:"
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def sha256_file(path: Path) -> str:
@@ -39,15 +41,22 @@ def sha256_file(path: Path) -> str:
 
 
 def clean_artifact_path(path: str) -> str:
-    """Normalise a user-given artifact path; refuse absolute paths and ``..`` escapes."""
-    if "\\" in path:
-        path = path.replace("\\", "/")
+    """Normalise a user-given artifact path; refuse absolute paths, ``..`` escapes, drive
+    letters and backslashes (which name other places on Windows)."""
+    shown = path if len(path) <= 200 else path[:200] + "…"
+    if "\\" in path or _DRIVE.match(path):
+        raise InvalidArgumentError(
+            f"Expected a relative artifact path with '/' between its parts, got {shown!r}: "
+            "drive letters (C:) and backslashes are not allowed, since on Windows they lead "
+            "outside the run's artifact tree. Write it as e.g. 'models/model.pkl'.",
+            artifact_path=shown,
+        )
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts:
         raise InvalidArgumentError(
-            f"Expected a relative artifact path inside the run's artifact tree, got {path!r}. "
+            f"Expected a relative artifact path inside the run's artifact tree, got {shown!r}. "
             "Remove leading '/' and any '..' parts.",
-            artifact_path=path,
+            artifact_path=shown,
         )
     parts = [p for p in pure.parts if p not in ("", ".")]
     return "/".join(parts)

@@ -10,13 +10,23 @@ terms are ``metrics.auc desc``, ``params.model``, ``start_time asc``, ``name``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from loopwise.errors import InvalidArgumentError
 
-__all__ = ["ATTRIBUTES", "Clause", "OrderTerm", "parse_filter", "parse_order_by"]
+__all__ = [
+    "ATTRIBUTES",
+    "MAX_CLAUSES",
+    "MAX_FILTER_CHARS",
+    "MAX_ORDER_TERMS",
+    "Clause",
+    "OrderTerm",
+    "parse_filter",
+    "parse_order_by",
+]
 
 Kind = Literal["metrics", "params", "tags", "attributes"]
 ATTRIBUTES = {
@@ -51,6 +61,13 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE | re.IGNORECASE,
 )
+
+MAX_FILTER_CHARS = 10_000
+MAX_CLAUSES = 100
+MAX_ORDER_TERMS = 20
+"""Bounds of the language: a filter longer or with more clauses is refused (a 400), not
+turned into a query too deep for the database."""
+_QUOTED_CHARS = 200  # of the user's text, in messages
 
 EXAMPLE = "metrics.auc > 0.8 and params.model = 'hgb'"
 ORDER_EXAMPLE = "metrics.auc desc"
@@ -98,10 +115,11 @@ def _error(text: str, what: str, parameter: str = "filter") -> InvalidArgumentEr
     else:
         expected = f"Expected clauses joined by 'and', e.g. {EXAMPLE!r}"
         subject = "run filter"
+    shown = text if len(text) <= _QUOTED_CHARS else text[:_QUOTED_CHARS] + "…"
     return InvalidArgumentError(
-        f"Could not parse the {subject} {text!r}: {what}. {expected}.",
+        f"Could not parse the {subject} {shown!r}: {what}. {expected}.",
         parameter=parameter,
-        received=text,
+        received=shown,
     )
 
 
@@ -125,7 +143,18 @@ def parse_filter(text: str) -> list[Clause]:
         raise InvalidArgumentError(
             f"Expected a filter string, got {type(text).__name__}.", parameter="filter"
         )
+    if len(text) > MAX_FILTER_CHARS:
+        raise _error(
+            text,
+            f"it has {len(text)} characters, more than the {MAX_FILTER_CHARS} a filter may have",
+        )
     tokens = _tokens(text)
+    if len(tokens) > 4 * MAX_CLAUSES:  # each clause is 3 tokens and an 'and'
+        raise _error(
+            text,
+            f"it has {(len(tokens) + 1) // 4} clauses, more than the {MAX_CLAUSES} a filter may "
+            "have; narrow it with fewer, more selective clauses",
+        )
     clauses: list[Clause] = []
     i = 0
     while i < len(tokens):
@@ -144,6 +173,15 @@ def parse_filter(text: str) -> list[Clause]:
         else:
             value = float(raw)
             is_time = kind == "attributes" and key in ("start_time", "end_time")
+            if math.isnan(value) and (op not in ("=", "!=") or kind != "metrics"):
+                # NaN is not ordered: `> nan` is never true in IEEE arithmetic, and SQL has no
+                # NaN at all. `= nan` / `!= nan` ask whether a metric's value is NaN.
+                raise _error(
+                    text,
+                    f"{key!r} {op} nan compares with NaN, which is neither larger nor smaller "
+                    "than any number; use metrics.<key> = nan (or != nan) to find runs whose "
+                    "value is (or is not) NaN",
+                )
             if kind != "metrics" and not is_time:
                 value = raw  # params, tags and names compare as text
         if op in ("like", "ilike") and kind == "metrics":
@@ -160,6 +198,12 @@ def parse_filter(text: str) -> list[Clause]:
 
 
 def parse_order_by(terms: list[str] | tuple[str, ...]) -> list[OrderTerm]:
+    if len(terms) > MAX_ORDER_TERMS:
+        raise _error(
+            repr(list(terms[:3]))[:-1] + ", …]",
+            f"{len(terms)} order terms, more than the {MAX_ORDER_TERMS} allowed",
+            "order_by",
+        )
     result = []
     for term in terms:
         if not isinstance(term, str):

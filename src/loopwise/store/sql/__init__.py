@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy.exc import DatabaseError
+
+from loopwise.errors import StoreError
 from loopwise.store.artifacts import ArtifactStore
 from loopwise.store.base import Store
 from loopwise.store.migrate import check_schema, current_revision, upgrade
@@ -59,12 +62,31 @@ class SqlStore(
             check_schema(self.read_engine, self.uri)
             self._spool = MetricSpool(self.spool_dir, self._write_metric_batch, self._forget_spool)
             self._replay_spools()
-        except BaseException:
+        except BaseException as exc:
             # A refused store must not keep its database files open.
             self.write_engine.dispose()
             self.read_engine.dispose()
+            if isinstance(exc, DatabaseError):
+                self._refuse_damaged(exc)
             raise
         return self
+
+    def _refuse_damaged(self, exc: DatabaseError) -> None:
+        """A SQLite file that is not a database (zeroed, truncated, overwritten) is a clear
+        StoreError naming the file and the way out, not a driver traceback."""
+        message = str(exc.orig)
+        if self.write_engine.dialect.name != "sqlite" or not (
+            "not a database" in message or "malformed" in message
+        ):
+            return
+        path = self.write_engine.url.database or self.db_url
+        raise StoreError(
+            f"The metadata database {path} is damaged ({message}): SQLite cannot read it. "
+            "Restore it from a backup; or, to start over with an empty store, move it aside "
+            f"(with its -wal and -shm files), e.g. `mv {path} {path}.damaged`, and open the "
+            "store again.",
+            path=str(path),
+        ) from exc
 
     def _replay_spools(self) -> None:
         """Replay what crashed processes spooled; whatever is wrong with a spool, the store
