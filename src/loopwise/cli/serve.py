@@ -8,6 +8,14 @@ from typing import Annotated
 import typer
 
 from loopwise.cli.common import open_context
+from loopwise.cli.http_server import (
+    HttpLimits,
+    LimitConcurrencyOption,
+    TimeoutBodyOption,
+    TimeoutHeadersOption,
+    TimeoutKeepAliveOption,
+    run_app,
+)
 from loopwise.cli.output import console
 from loopwise.errors import InvalidArgumentError, NotFoundError, require_extra
 
@@ -167,6 +175,10 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    limit_concurrency: LimitConcurrencyOption = HttpLimits.limit_concurrency,
+    timeout_keep_alive: TimeoutKeepAliveOption = HttpLimits.timeout_keep_alive_s,
+    timeout_headers: TimeoutHeadersOption = HttpLimits.timeout_headers_s,
+    timeout_body: TimeoutBodyOption = HttpLimits.timeout_body_s,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve registered models and deployments over the Open Inference Protocol (/v2), MLflow's
@@ -175,7 +187,7 @@ def serve(
     Each model is loaded (its files verified by digest) and warmed up before the server
     listens; an alias that moves later, or a deployment's new plan, is followed without a
     restart."""
-    uvicorn = require_extra("uvicorn", "server")
+    require_extra("uvicorn", "server")
     from loopwise.serving import create_serving_app
     from loopwise.serving.batching import BatchPolicy
     from loopwise.serving.metrics import ServingMetrics
@@ -284,10 +296,11 @@ def serve(
     # the event loop; the default 5 ms switch interval would add up to 5 ms to every hand-over.
     sys.setswitchinterval(0.0005)
     console.print(f"Serving {', '.join([*served.names, *deployments])} on http://{host}:{port}")
-    uvicorn.run(
+    run_app(
         app,
         host=host,
         port=port,
+        limits=HttpLimits(limit_concurrency, timeout_keep_alive, timeout_headers, timeout_body),
         log_level=log_level,
         access_log=False,
         proxy_headers=proxy_headers,

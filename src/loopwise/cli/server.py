@@ -8,6 +8,14 @@ from typing import Annotated
 import typer
 
 from loopwise.cli.common import State
+from loopwise.cli.http_server import (
+    HttpLimits,
+    LimitConcurrencyOption,
+    TimeoutBodyOption,
+    TimeoutHeadersOption,
+    TimeoutKeepAliveOption,
+    run_app,
+)
 from loopwise.cli.output import console, err_console
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import open_store, resolve_uri
@@ -46,6 +54,10 @@ def server(
             show_default=False,
         ),
     ] = None,
+    limit_concurrency: LimitConcurrencyOption = HttpLimits.limit_concurrency,
+    timeout_keep_alive: TimeoutKeepAliveOption = HttpLimits.timeout_keep_alive_s,
+    timeout_headers: TimeoutHeadersOption = HttpLimits.timeout_headers_s,
+    timeout_body: TimeoutBodyOption = HttpLimits.timeout_body_s,
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error.")
     ] = "info",
@@ -77,9 +89,6 @@ def server(
             f"The server needs a store it owns: a folder or a database URL, got {uri}.",
             parameter="--uri",
         )
-    from loopwise.errors import require_extra
-
-    uvicorn = require_extra("uvicorn", "server")
     from loopwise.server import create_app
 
     store = open_store(uri)  # refuses a stale schema, naming the upgrade command
@@ -106,6 +115,7 @@ def server(
             )
         # The lifespan starts and stops the autopilot's thread; without it there is none.
         lifespan = "on" if autopilot_every else "off"
-        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan=lifespan)
+        limits = HttpLimits(limit_concurrency, timeout_keep_alive, timeout_headers, timeout_body)
+        run_app(app, host=host, port=port, limits=limits, log_level=log_level, lifespan=lifespan)
     finally:
         store.close()
