@@ -692,6 +692,24 @@ class StoreConformance:
             store.download_artifacts(run_id, bad, tmp_path / "dl")
         assert not (tmp_path / "dl").exists()
 
+    def test_a_folder_with_a_link_out_of_it_is_refused(
+        self, store: Store, run_id: str, folder: Path, tmp_path: Path
+    ) -> None:
+        secret = tmp_path / "secret.key"
+        secret.write_bytes(b"private")
+        (folder / "sub" / "key").symlink_to(secret)
+        with pytest.raises(InvalidArgumentError, match=r"'sub/key' is a symbolic link leading out"):
+            store.log_artifact(run_id, folder)
+        assert store.list_artifacts(run_id) == []
+        assert not store.artifacts.exists(_digest(b"private"))
+        # A link that stays inside the folder is followed; one named on its own is logged.
+        (folder / "sub" / "key").unlink()
+        (folder / "again.txt").symlink_to(folder / "a.txt")
+        logged = {a.path: a.digest for a in store.log_artifact(run_id, folder)}
+        assert logged["again.txt"] == logged["a.txt"]
+        [named] = store.log_artifact(run_id, folder / "again.txt", "named")
+        assert named.path == "named/again.txt"
+
     @pytest.mark.parametrize("bad", ["C:/Windows/system.ini", "c:x", "d:\\x", "a\\b"])
     def test_drive_letters_and_backslashes_are_refused(
         self, store: Store, run_id: str, folder: Path, bad: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from loopwise.cli.output import console, err_console
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import open_store, resolve_uri
 
+if TYPE_CHECKING:
+    from loopwise.autopilot.settings import OperatorSettings
+
 __all__ = ["server"]
 
 
@@ -30,6 +33,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _autopilot_settings(
+    every_s: float, pipelines: list[str] | None, allow_pickle: bool
+) -> OperatorSettings | None:
+    """The operator's settings for the server's autopilot (None when it is off): the options
+    given, else the environment's."""
+    if not every_s:
+        return None
+    from loopwise.autopilot.settings import OperatorSettings, split_entries
+
+    from_env = OperatorSettings.from_env()
+    return OperatorSettings(
+        pipelines=split_entries(pipelines) if pipelines else from_env.pipelines,
+        allow_pickle=allow_pickle or from_env.allow_pickle,
+    )
 
 
 def server(
@@ -71,6 +90,35 @@ def server(
             "run-once` does). 0 (the default): off.",
         ),
     ] = 0,
+    autopilot_pipelines: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--autopilot-pipelines",
+            help="Retraining pipelines the server's autopilot may import and run, "
+            "comma-separated: 'pkg.module:*', 'pkg.module:name', '/folder/' (its .py files) or "
+            "'/path/file.py[:name]'. A policy names a pipeline; only this allows it. Default: "
+            "LOOPWISE_AUTOPILOT_PIPELINES, else none.",
+            show_default=False,
+        ),
+    ] = None,
+    autopilot_allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--autopilot-allow-pickle",
+            help="Let the autopilot's gates load model versions stored as pickle (code runs on "
+            "load). Also LOOPWISE_AUTOPILOT_ALLOW_PICKLE=1.",
+        ),
+    ] = False,
+    allow_outbound_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-outbound-host",
+            help="A HOST or HOST:PORT that policies' metrics_url and webhooks may reach although "
+            "its addresses are not public (loopback, private, link-local …); repeat for more. "
+            "Also LOOPWISE_ALLOW_OUTBOUND_HOSTS.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the store (--uri: a folder or a database URL) as a REST API under /api/v1.
 
@@ -91,12 +139,18 @@ def server(
         )
     from loopwise.server import create_app
 
+    from loopwise import outbound
+
+    outbound.allow_hosts(allow_outbound_hosts or ())
     store = open_store(uri)  # refuses a stale schema, naming the upgrade command
     try:
         app = create_app(
             store,
             auth=not no_auth,
             autopilot_every_s=autopilot_every,
+            autopilot_settings=_autopilot_settings(
+                autopilot_every, autopilot_pipelines, autopilot_allow_pickle
+            ),
             allowed_hosts=allowed_hosts or (),
         )
         if no_auth:

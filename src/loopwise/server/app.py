@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -35,6 +35,9 @@ from loopwise.server.routes import (
 )
 from loopwise.server.schemas import ErrorBody, Health
 from loopwise.store import Store
+
+if TYPE_CHECKING:
+    from loopwise.autopilot.settings import OperatorSettings
 
 __all__ = ["API_PREFIX", "BODY_TIMEOUT_S", "MAX_BODY_BYTES", "create_app"]
 
@@ -193,6 +196,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     body_timeout_s: float = BODY_TIMEOUT_S,
     autopilot_every_s: float = 0,
+    autopilot_settings: OperatorSettings | None = None,
     allowed_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The REST API over ``store``. With ``auth`` false every caller is an admin, and only
@@ -200,12 +204,13 @@ def create_app(
     ``auth`` on, ``allowed_hosts`` (if any) limits the names too (``"*"``: any).
     JSON bodies over ``max_body_bytes`` get 413, and those slower than ``body_timeout_s`` 408.
     With ``autopilot_every_s`` > 0, while the app runs (its lifespan) a thread ticks every
-    deployment with an autopilot policy that often (``server/autopilot_loop.py``)."""
+    deployment with an autopilot policy that often (``server/autopilot_loop.py``), allowed
+    what ``autopilot_settings`` allow (None: the environment's)."""
     lifespan = None
     if autopilot_every_s != 0:
         from loopwise.server.autopilot_loop import autopilot_lifespan
 
-        lifespan = autopilot_lifespan(autopilot_every_s)
+        lifespan = autopilot_lifespan(autopilot_every_s, autopilot_settings)
     app = FastAPI(
         lifespan=lifespan,
         title="Loopwise control plane",

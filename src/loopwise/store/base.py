@@ -7,7 +7,7 @@ class and must pass the conformance suite in ``tests/store/conformance.py``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,6 +47,23 @@ class MetricEntry(NamedTuple):
     value: float
     step: int
     timestamp_ms: int
+
+
+def _refuse_links_out(folder: Path, paths: Iterable[Path]) -> None:
+    """Refuse a folder holding a symbolic link that leads out of it: logging the folder must
+    not upload what the link points at (a key, another user's file). Links within it are
+    followed; a link the caller names itself is logged as the file it points at."""
+    root = folder.resolve()
+    for path in paths:
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            shown = str(path.relative_to(folder))[:200]
+            raise InvalidArgumentError(
+                f"Expected the files of {str(folder)[:200]!r} to lie in it, but {shown!r} is a "
+                "symbolic link leading out of it, which is not followed. Copy the file into "
+                "the folder, log it with its own log_artifact call, or remove the link.",
+                parameter="local_path",
+                link=shown,
+            )
 
 
 class Store(ABC):
@@ -174,6 +191,7 @@ class Store(ABC):
         prefix = clean_artifact_path(artifact_path)
         if local_path.is_dir():
             files = sorted(p for p in local_path.rglob("*") if p.is_file())
+            _refuse_links_out(local_path, local_path.rglob("*"))
             pairs = [(p, p.relative_to(local_path).as_posix()) for p in files]
         else:
             pairs = [(local_path, local_path.name)]
