@@ -18,7 +18,7 @@ def project(tmp_path: Path) -> str:
     ctx = lw.init(project="sdk", uri=tmp_path / "store")
     for _ in range(4):
         ctx.store.create_model_version(
-            "sdk", "employment", flavour="python", artifact_digest=DIGEST
+            "sdk", "employment", flavour="sklearn", artifact_digest=DIGEST
         )
     return "sdk"
 

@@ -267,3 +267,9 @@ def test_bad_registration_input_is_explained(lw_ctx: object) -> None:
     with pytest.raises(InvalidArgumentError, match="description"):
         lw.models.log_model(fitted, name="m", description=["not", "text"])  # type: ignore[arg-type]
     assert lw.models.list_models() == []
+
+
+def test_the_store_knows_every_flavour_the_registry_loads() -> None:
+    from loopwise.store.validate import MODEL_FLAVOURS
+
+    assert set(FLAVOURS) == MODEL_FLAVOURS

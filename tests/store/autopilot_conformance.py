@@ -31,7 +31,7 @@ POLICY_2 = (
 
 def _setup(store: Store, *deployments: str) -> None:
     store.get_or_create_project("proj")
-    store.create_model_version("proj", "employment", flavour="python", artifact_digest=DIGEST)
+    store.create_model_version("proj", "employment", flavour="sklearn", artifact_digest=DIGEST)
     for name in deployments or ("prod",):
         store.create_deployment("proj", name, "employment", TrafficPlan({1: 100}), "first")
 

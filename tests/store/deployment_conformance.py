@@ -44,7 +44,7 @@ def reopener(open_again: Callable[[], Store]) -> Iterator[Callable[[], Store]]:
 def _setup(store: Store, project: str = "proj", versions: int = 5) -> str:
     store.get_or_create_project(project)
     for _ in range(versions):
-        store.create_model_version(project, "employment", flavour="python", artifact_digest=DIGEST)
+        store.create_model_version(project, "employment", flavour="sklearn", artifact_digest=DIGEST)
     return project
 
 

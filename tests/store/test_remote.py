@@ -100,7 +100,7 @@ class TestRemoteInProcess(
     ) -> None:
         """The server answers at most a page of decisions; the client asks again for the rest."""
         store.get_or_create_project("proj")
-        store.create_model_version("proj", "m", flavour="python", artifact_digest=DIGEST)
+        store.create_model_version("proj", "m", flavour="sklearn", artifact_digest=DIGEST)
         store.create_deployment("proj", "prod", "m", TrafficPlan({1: 100}))
         made = [
             store.record_autopilot_decision("proj", "prod", seq, "hold", "s", {}, {}, seq)

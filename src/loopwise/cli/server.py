@@ -80,6 +80,16 @@ def server(
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error.")
     ] = "info",
+    accept_pickle_models: Annotated[
+        bool,
+        typer.Option(
+            "--accept-pickle-models",
+            help="Let editors register model versions stored with pickle (flavour 'python'). "
+            "Off (the default): refused with 400, since loading one runs the code in it; "
+            "whoever loads such a version must still opt in (lw.models.load(..., "
+            "allow_pickle=True), loopwise serve --allow-pickle).",
+        ),
+    ] = False,
     autopilot_every: Annotated[
         float,
         typer.Option(
@@ -152,6 +162,7 @@ def server(
                 autopilot_every, autopilot_pipelines, autopilot_allow_pickle
             ),
             allowed_hosts=allowed_hosts or (),
+            accept_pickle_models=accept_pickle_models,
         )
         if no_auth:
             err_console.print(

@@ -198,6 +198,7 @@ def create_app(
     autopilot_every_s: float = 0,
     autopilot_settings: OperatorSettings | None = None,
     allowed_hosts: Sequence[str] = (),
+    accept_pickle_models: bool = False,
 ) -> FastAPI:
     """The REST API over ``store``. With ``auth`` false every caller is an admin, and only
     requests whose ``Host`` is a loopback name (or one of ``allowed_hosts``) are answered; with
@@ -205,7 +206,8 @@ def create_app(
     JSON bodies over ``max_body_bytes`` get 413, and those slower than ``body_timeout_s`` 408.
     With ``autopilot_every_s`` > 0, while the app runs (its lifespan) a thread ticks every
     deployment with an autopilot policy that often (``server/autopilot_loop.py``), allowed
-    what ``autopilot_settings`` allow (None: the environment's)."""
+    what ``autopilot_settings`` allow (None: the environment's). Model versions stored with
+    pickle are refused unless ``accept_pickle_models``."""
     lifespan = None
     if autopilot_every_s != 0:
         from loopwise.server.autopilot_loop import autopilot_lifespan
@@ -225,6 +227,7 @@ def create_app(
     app.state.store = store
     app.state.auth = auth
     app.state.blob_access = BlobAccess()
+    app.state.accept_pickle_models = accept_pickle_models
 
     @app.exception_handler(LoopwiseError)
     async def _loopwise_error(_: Request, exc: LoopwiseError) -> JSONResponse:

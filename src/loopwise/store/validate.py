@@ -27,6 +27,7 @@ __all__ = [
     "MAX_SUITE_CHARS",
     "MAX_SUMMARY_CHARS",
     "MAX_YAML_DEPTH",
+    "MODEL_FLAVOURS",
     "CheckedDecision",
     "check_alias",
     "check_autopilot_decision",
@@ -34,6 +35,7 @@ __all__ = [
     "check_decision_page",
     "check_digest_argument",
     "check_expected_policy_revision",
+    "check_flavour",
     "check_json_object",
     "check_key",
     "check_metric_entry",
@@ -201,6 +203,23 @@ def check_metric_entry(entry: MetricEntry) -> MetricEntry:
         check_step(key, entry.step),
         int(entry.timestamp_ms),
     )
+
+
+MODEL_FLAVOURS = frozenset({"lightgbm", "onnx", "python", "sklearn", "xgboost"})
+"""The flavours a model version may record: those ``loopwise.registry.flavours`` can load (a
+registry test keeps the two lists equal; the store sits below the registry)."""
+
+
+def check_flavour(flavour: object) -> str:
+    """A known flavour name: a version whose flavour no loader knows is refused on the way in."""
+    if not isinstance(flavour, str) or flavour not in MODEL_FLAVOURS:
+        shown = repr(flavour)[:60]
+        raise InvalidArgumentError(
+            f"Expected the model flavour to be one of {sorted(MODEL_FLAVOURS)}, got {shown}. "
+            "Register models with lw.models.log_model, which picks it.",
+            parameter="flavour",
+        )
+    return flavour
 
 
 def check_alias(alias: object) -> str:

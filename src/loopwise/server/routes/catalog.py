@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from loopwise.errors import UnsafeModelError
+from loopwise.registry.flavours import FLAVOURS
 from loopwise.server.auth import Caller, Permission, caller, permission
 from loopwise.server.routes.common import BlobAccessDep, StoreDep, run_project
 from loopwise.server.schemas import (
@@ -214,10 +216,23 @@ def create_model_version(
     store: StoreDep,
     who: CallerDep,
     access: BlobAccessDep,
+    request: Request,
 ) -> ModelVersion:
-    """Register the next version of a model whose files (a manifest blob) were uploaded."""
+    """Register the next version of a model whose files (a manifest blob) were uploaded.
+
+    Versions stored with pickle are refused unless the server was started with
+    ``--accept-pickle-models`` (the store refuses flavours no loader knows)."""
     who.check(Permission.WRITE, project)
     access.check_reference(store, who, [], manifest=body.artifact_digest)
+    flavour = FLAVOURS.get(body.flavour)
+    if flavour is not None and flavour.uses_pickle and not request.app.state.accept_pickle_models:
+        raise UnsafeModelError(
+            f"This server does not register models stored with pickle (flavour "
+            f"{flavour.name!r}): loading one runs the code in it. Save the model in a safe "
+            "flavour (sklearn, xgboost, lightgbm, onnx), or ask the server's operator to "
+            "accept pickles with `loopwise server --accept-pickle-models`.",
+            flavour=flavour.name,
+        )
     return store.create_model_version(
         project,
         name,

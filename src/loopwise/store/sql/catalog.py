@@ -26,6 +26,7 @@ from loopwise.store.sql.schema import MODEL_ALIASES as ALIASES
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
 from loopwise.store.validate import (
     check_alias,
+    check_flavour,
     check_name,
     check_optional_digest,
     check_optional_name,
@@ -180,14 +181,21 @@ class SqlCatalog(SqlRuns):
 
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
+            # Lineage stays inside a project: a version of another project's dataset is as
+            # unknown here as one that does not exist (ids are sequential, easy to guess).
+            run_project = select(RUNS.c.project_id).where(RUNS.c.id == run_id).scalar_subquery()
             dataset = conn.execute(
                 select(DATASETS.c.name, DATASETS.c.version).where(
-                    DATASETS.c.id == dataset_version_id
+                    DATASETS.c.id == dataset_version_id, DATASETS.c.project_id == run_project
                 )
             ).first()
             if dataset is None:
                 raise NotFoundError(
-                    f"No dataset version with id {dataset_version_id}.", kind="dataset_version"
+                    f"No dataset version with id {dataset_version_id!r} in the project of run "
+                    f"{run_id!r}. Log the data in that project with lw.log_dataset, and link "
+                    "the version it returns.",
+                    kind="dataset_version",
+                    wanted=str(dataset_version_id)[:40],
                 )
             link = {"run_id": run_id, "dataset_version_id": dataset_version_id, "role": role}
             linked = conn.execute(select(RUN_DATASETS.c.run_id).filter_by(**link)).first()
@@ -286,14 +294,23 @@ class SqlCatalog(SqlRuns):
         description: str | None = None,
     ) -> ModelVersion:
         check_name(name, "model")
+        flavour = check_flavour(flavour)
         description = check_text(description, "description")
         metrics: dict[str, float] = {}
         datasets: list[str] = []
         if run_id is not None:
             self.flush()  # the version's metrics snapshot must include what the run just logged
             run = self.get_run(run_id)
+            if run.project != project:
+                # The version would copy the run's metrics and dataset names into this project.
+                raise NotFoundError(
+                    f"No run with id {run_id!r} in project {project!r}. A model version links "
+                    "to a run of its own project: pass the id of the run that trained it there.",
+                    kind="run",
+                    wanted=str(run_id)[:80],
+                )
             metrics = dict(run.metrics)
-            datasets = [d.ref for d in self.run_datasets(run_id)]
+            datasets = [d.ref for d in self.run_datasets(run_id) if d.project == project]
 
         def create(conn: Connection) -> int:
             project_id = self._project_id(conn, project)
