@@ -32,6 +32,7 @@ from loopwise.serving.schema import NO_SIGNATURE_LIMIT, ColumnLimit, Columns, In
 __all__ = [
     "BinaryData",
     "InferRequest",
+    "csv_columns",
     "decode_infer_request",
     "decode_oip_inputs",
     "encode_binary_tensor",
@@ -554,8 +555,10 @@ def csv_columns(body: bytes) -> int:
     first = line.group() if line is not None else b""
     if b'"' not in first:
         return first.count(b",") + 1
-    text = body.decode("utf-8", "replace")
-    return len(next(csv.reader(io.StringIO(text)), []))
+    try:
+        return len(next(csv.reader(io.StringIO(body.decode("utf-8", "replace"), newline="")), []))
+    except csv.Error:  # (e.g. a NUL byte) pandas will say what is wrong; count commas meanwhile
+        return first.count(b",") + 1
 
 
 def _read_csv(body: bytes, limit: ColumnLimit) -> Columns:
