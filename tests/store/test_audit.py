@@ -87,6 +87,52 @@ def test_an_edited_record_is_named(twelve: SqlStore, field: str) -> None:
     assert result.reason == "record 7 was edited: its content no longer matches its hash"
 
 
+DEEP = '{"step": ' + "[" * 1000 + "]" * 1000 + "}"
+MALFORMED = {
+    "a repeated key": ("""'{"step": "x", "step": "3"}'""", "the key 'step' appears twice"),
+    "deep nesting": (f"'{DEEP}'", "nested more than 64 levels deep"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_a_record_edited_into_odd_json_is_named(twelve: SqlStore, kind: str) -> None:
+    # A repeated key once parsed back to the original value and passed; now it is an edit.
+    value, reason = MALFORMED[kind]
+    tamper(twelve, f"UPDATE audit_log SET after = {value} WHERE seq = 7")
+    result = twelve.verify_audit()
+    assert (result.ok, result.broken_seq, result.records) == (False, 7, 6)
+    assert (
+        result.reason
+        == f"record 7 was edited: its after is not JSON as Loopwise writes it ({reason})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("""'{"step": NaN}'""", "NaN is not JSON"),
+        ("""'{"step": '""", "Expecting value"),
+        ("'" + "[" * 100_000 + "'", "nested more than 64 levels deep"),
+        ("'[1, 2]'", "a JSON list, not an object"),
+    ],
+)
+def test_json_postgresql_would_refuse_is_named_on_sqlite(
+    tmp_path: Path, value: str, reason: str
+) -> None:
+    store = open_store(tmp_path / "store")
+    assert isinstance(store, SqlStore)
+    try:
+        store.get_or_create_project("proj")
+        store.get_or_create_project("other")
+        tamper(store, f"UPDATE audit_log SET before = {value} WHERE seq = 2")
+        result = store.verify_audit()  # reports, never crashes
+        assert (result.ok, result.broken_seq) == (False, 2)
+        assert result.reason.startswith("record 2 was edited: its before is not JSON")
+        assert reason in result.reason
+    finally:
+        store.close()
+
+
 def test_a_removed_record_is_named(twelve: SqlStore) -> None:
     tamper(twelve, "DELETE FROM audit_log WHERE seq = 8")
     result = twelve.verify_audit()

@@ -19,10 +19,13 @@ from loopwise.store.entities import AuditRecord, AuditVerification
 __all__ = [
     "CONTENT_FIELDS",
     "GENESIS_HASH",
+    "MAX_JSON_DEPTH",
     "AuditHead",
+    "UnreadableJson",
     "canonical_json",
     "chain_hash",
     "normalise",
+    "parse_stored_json",
     "record_hash",
     "verify_chain",
 ]
@@ -54,6 +57,69 @@ class AuditHead(NamedTuple):
 def canonical_json(value: Any) -> str:
     """One spelling per value: sorted keys, no whitespace, ASCII only, no NaN."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class UnreadableJson(dict[str, Any]):
+    """Stands for a stored ``before``/``after`` whose text is not JSON as Loopwise writes it
+    (invalid, NaN, a repeated key, nested too deeply): someone edited it outside Loopwise."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+MAX_JSON_DEPTH = 64
+"""Deeper nesting in a stored record is refused (Loopwise writes a few levels at most)."""
+
+
+def _depth(text: str) -> int:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0  # cannot be deeper: skip the scan
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped = not escaped and ch == "\\"
+            in_string = escaped or ch != '"'
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"the key {key[:50]!r} appears twice")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_stored_json(text: str | None) -> dict[str, Any] | None:
+    """A stored ``before``/``after`` as the verifier must see it: the JSON text parsed
+    strictly, or an :class:`UnreadableJson` saying why it cannot be (never an exception)."""
+    if text is None:
+        return None
+    if _depth(text) > MAX_JSON_DEPTH:
+        return UnreadableJson(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        value = json.loads(text, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        return UnreadableJson(str(exc)[:200])
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return UnreadableJson(f"a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def normalise(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -140,6 +206,17 @@ def verify_chain(records: Iterable[AuditRecord], head: AuditHead | None) -> Audi
     head_hash = head.hash if head is not None and head.seq > 0 else None
     rest = iter(records)
     for record in rest:
+        for name in ("before", "after"):
+            value = getattr(record, name)
+            if isinstance(value, UnreadableJson):
+                return AuditVerification(
+                    False,
+                    checked,
+                    head_hash,
+                    record.seq,
+                    f"record {record.seq} was edited: its {name} is not JSON as Loopwise writes "
+                    f"it ({value.reason})",
+                )
         if (
             record.seq != position
             or record.prev_hash != prev_hash

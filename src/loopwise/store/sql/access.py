@@ -14,12 +14,12 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Text, cast, select
 from sqlalchemy.exc import IntegrityError
 
 from loopwise.errors import AuthenticationError, InvalidArgumentError, not_found
 from loopwise.store.actor import current_actor
-from loopwise.store.audit import AuditHead, verify_chain
+from loopwise.store.audit import AuditHead, parse_stored_json, verify_chain
 from loopwise.store.entities import AuditRecord, AuditVerification, Role, Token
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import AUDIT_HEAD, AUDIT_LOG, PROJECTS, TOKENS
@@ -244,14 +244,26 @@ class SqlAccess(SqlCore):
             return verify_chain(self._all_records(conn), head)
 
     def _all_records(self, conn: Connection) -> Iterator[AuditRecord]:
+        # before/after as stored text, parsed strictly: an edited value (NaN, a repeated key,
+        # invalid or deeply nested JSON) is reported as such, never a crash or a silent pass.
+        raw = [
+            cast(AUDIT_LOG.c.before, Text).label("before"),
+            cast(AUDIT_LOG.c.after, Text).label("after"),
+        ]
+        columns = [c for c in AUDIT_LOG.c if c.name not in ("before", "after")] + raw
         after = None
         while True:
-            query = select(AUDIT_LOG).order_by(AUDIT_LOG.c.seq).limit(VERIFY_CHUNK)
+            query = select(*columns).order_by(AUDIT_LOG.c.seq).limit(VERIFY_CHUNK)
             if after is not None:
                 query = query.where(AUDIT_LOG.c.seq > after)
             rows = conn.execute(query).all()
             for row in rows:
-                yield _record(row)
+                record = _record(row)
+                yield dataclasses.replace(
+                    record,
+                    before=parse_stored_json(row.before),
+                    after=parse_stored_json(row.after),
+                )
             if len(rows) < VERIFY_CHUNK:
                 return
             after = rows[-1].seq
