@@ -170,10 +170,13 @@ class LocalArtifactStore(ArtifactStore):
     def open_verified(self, digest: str, name: str = "") -> BinaryIO:
         target = self._blob_path(digest)
         label = f"{name!r} ({digest})" if name else digest
+        # Where inside the artifact folder, never the folder itself: these messages reach API
+        # callers, who have no business knowing the server's file system.
+        inside = target.relative_to(self.root).as_posix()
         if not target.is_file():
             raise NotFoundError(
-                f"Artifact {label} is missing from {self.root}. The store's folder may have been "
-                "moved or pruned; restore it from a backup.",
+                f"Artifact {label} is missing from the store's artifact folder ({inside}). The "
+                "folder may have been moved or pruned; restore it from a backup.",
                 digest=digest,
             )
         # Hash through the same open file that is handed back: a swap of the file after the
@@ -187,10 +190,11 @@ class LocalArtifactStore(ArtifactStore):
             f.close()
             raise ArtifactCorruptedError(
                 f"Artifact {label} is corrupted: its bytes hash to {actual}, expected {digest}. "
-                f"It was not loaded. Restore {target} from a backup or log the artifact again.",
+                f"It was not loaded. Restore {inside} in the store's artifact folder from a "
+                "backup, or log the artifact again.",
                 digest=digest,
                 actual=actual,
-                path=str(target),
+                path=inside,
             )
         f.seek(0)
         return f
