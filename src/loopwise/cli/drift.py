@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, print_json, table
+from loopwise.cli.output import console, print_json, styled, table
 
 __all__ = ["drift"]
 
@@ -58,7 +58,7 @@ def drift(
             c.statistic,
             c.p_value,
             c.threshold,
-            "[bold red]yes[/]" if c.drifted else "no",
+            styled("[bold red]yes[/]") if c.drifted else "no",
             c.note or "",
         ]
         for c in report.columns.values()

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, err_console, print_json, table
+from loopwise.cli.output import console, err_console, print_json, styled, table
 from loopwise.cli.runs import _resolve
 
 __all__ = ["reproduce"]
@@ -65,7 +65,7 @@ def reproduce(
             rows.append(
                 [
                     step.node,
-                    f"[{_STYLE[step.verdict]}]{step.verdict.replace('_', ' ')}[/]",
+                    styled(f"[{_STYLE[step.verdict]}]{step.verdict.replace('_', ' ')}[/]"),
                     "\n".join(
                         f"{o.port}: {_digest(o.old_digest)} → {_digest(o.new_digest)}"
                         for o in step.outputs

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 import loopwise as lw
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.cli.output import clean, console, fmt_ms, print_json, safe, table
 
 app = typer.Typer(help="List, inspect and compare tracked runs.", no_args_is_help=True)
 
@@ -74,7 +75,8 @@ def show(
         print_json({"run": run, "datasets": datasets, "artifacts": artifacts})
         return
     console.print(
-        f"[bold]{run.name}[/] {run.id} [{run.status.value}] started {fmt_ms(run.start_ms)}"
+        f"[bold]{safe(run.name)}[/] {run.id} {safe(f'[{run.status.value}]')} started "
+        f"{fmt_ms(run.start_ms)}"
     )
     table("params", ["key", "value"], sorted(run.params.items()))
     table("metrics (latest)", ["key", "value"], sorted(run.metrics.items()))
@@ -96,8 +98,9 @@ def show(
     if env:
         git = env.get("git") or {}
         console.print(
-            f"Python {env.get('python')} on {env.get('host')} ({env.get('platform')}); "
-            f"{len(env.get('packages', {}))} packages; git {str(git.get('commit', '-'))[:12]}"
+            f"Python {safe(env.get('python'))} on {safe(env.get('host'))} "
+            f"({safe(env.get('platform'))}); {len(env.get('packages', {}))} packages; "
+            f"git {safe(str(git.get('commit', '-'))[:12])}"
             + (" (dirty)" if git.get("dirty") else "")
         )
 
@@ -116,6 +119,6 @@ def compare(
     rows = []
     for key, values in frame.iterrows():
         distinct = {str(v) for v in values}
-        label = f"[yellow]{key}[/]" if len(distinct) > 1 else str(key)
+        label = Text(clean(str(key)), style="yellow") if len(distinct) > 1 else str(key)
         rows.append([label, *values.tolist()])
     table("comparison", ["key", *frame.columns], rows)
