@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from loopwise.errors import InvalidArgumentError, LoopwiseError
+from loopwise.errors import InvalidArgumentError, LoopwiseError, UnsafeModelError
 from loopwise.pipelines.ports import (
     Port,
     PortKind,
@@ -66,6 +66,10 @@ class StepTask:
     tags: dict[str, str] = field(default_factory=dict)
     fn: Any = None
     """The function itself, for the inline executor only (workers import it by name)."""
+    load_pickles: bool = False
+    """Model inputs stored with pickle may be loaded: a step that feeds this one declared
+    ``allow_pickle=True`` in the pipeline's code (this step's own ``allow_pickle`` counts too).
+    Never set from a stored record."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,18 @@ def read_record(store: Store, digest: str) -> dict[str, Any]:
 
 
 def materialise(
-    stored: Mapping[str, Any], target: PortKind, store: Store, project: str, scratch: Path
+    stored: Mapping[str, Any],
+    target: PortKind,
+    store: Store,
+    project: str,
+    scratch: Path,
+    allow_pickle: bool = False,
 ) -> Any:
-    """The object a step receives for one stored output, converted to what its input wants."""
+    """The object a step receives for one stored output, converted to what its input wants.
+
+    A model stored with pickle loads only with ``allow_pickle``, which the caller takes from
+    code (a step's declaration, an explicit argument), never from ``stored``.
+    """
     kind = stored["kind"]
     if kind == "value":
         text = stored.get("json")
@@ -200,8 +213,17 @@ def materialise(
     if kind == "model":
         from loopwise.registry.flavours import get_flavour
 
+        flavour = get_flavour(stored["flavour"])
+        if flavour.uses_pickle and not allow_pickle:
+            raise UnsafeModelError(
+                "A model this step takes is stored with pickle (flavour 'python'), and loading "
+                "it runs the code in it. It was not loaded. If the pipeline's own step made it, "
+                "declare @lw.step(allow_pickle=True) on that step or on this one; loading an "
+                "output yourself, pass output(..., allow_pickle=True).",
+                flavour=flavour.name,
+            )
         folder = store.artifacts.get_tree(stored["hash"], scratch / f"model-{stored['hash'][-12:]}")
-        return get_flavour(stored["flavour"]).load(folder, stored.get("metadata") or {})
+        return flavour.load(folder, stored.get("metadata") or {}, allow_pickle=allow_pickle)
     if kind == "path":  # a file or folder the pipeline was given, read where it is
         return Path(stored["path"])
     if kind == "artifact":
@@ -212,13 +234,17 @@ def materialise(
     raise InvalidArgumentError(f"Unknown stored output kind {kind!r}.", parameter="kind")
 
 
-def _input_value(spec: Any, store: Store, project: str, scratch: Path) -> Any:
+def _input_value(
+    spec: Any, store: Store, project: str, scratch: Path, allow_pickle: bool = False
+) -> Any:
     form = spec[0]
     if form == "constant":
         return spec[1]
     if form == "stored":
-        return materialise(spec[1], PortKind(spec[2]), store, project, scratch)
-    items = [(key, _input_value(item, store, project, scratch)) for key, item in spec[2]]
+        return materialise(spec[1], PortKind(spec[2]), store, project, scratch, allow_pickle)
+    items = [
+        (key, _input_value(item, store, project, scratch, allow_pickle)) for key, item in spec[2]
+    ]
     return {str(k): v for k, v in items} if spec[1] else [v for _, v in items]
 
 
@@ -379,7 +405,13 @@ def execute_step(task: StepTask) -> StepOutcome:
             _log_constants(run, task)
             with _scratch() as scratch:
                 kwargs = {
-                    port: _input_value(spec, ctx.store, task.project, scratch)
+                    port: _input_value(
+                        spec,
+                        ctx.store,
+                        task.project,
+                        scratch,
+                        task.allow_pickle or task.load_pickles,
+                    )
                     for port, spec in task.inputs.items()
                 }
                 for port, spec in task.inputs.items():

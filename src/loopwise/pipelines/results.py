@@ -56,8 +56,11 @@ class StepResult:
         """Each output as stored: kind, content hash and where it is."""
         return dict((self.record or {}).get("outputs", {}))
 
-    def output(self, port: str | None = None) -> Any:
-        """Load one output into this process (a DataFrame, a model, a path, a value)."""
+    def output(self, port: str | None = None, *, allow_pickle: bool = False) -> Any:
+        """Load one output into this process (a DataFrame, a model, a path, a value).
+
+        A model stored with pickle loads only with ``allow_pickle=True`` (loading it runs code).
+        """
         from loopwise.context import current
         from loopwise.pipelines.execute import materialise
 
@@ -85,7 +88,12 @@ class StepResult:
         # that outlives this call (the caller reads them after it returns).
         scratch = Path(tempfile.mkdtemp(prefix="loopwise-output-"))
         return materialise(
-            stored, PortKind(stored.get("declared", "any")), ctx.store, ctx.project, scratch
+            stored,
+            PortKind(stored.get("declared", "any")),
+            ctx.store,
+            ctx.project,
+            scratch,
+            allow_pickle,
         )
 
 
@@ -106,8 +114,8 @@ class PipelineResult:
                 parameter="node",
             ) from None
 
-    def output(self, node: str, port: str | None = None) -> Any:
-        return self[node].output(port)
+    def output(self, node: str, port: str | None = None, *, allow_pickle: bool = False) -> Any:
+        return self[node].output(port, allow_pickle=allow_pickle)
 
     def _in(self, *states: StepState) -> list[str]:
         return [n for n, s in self.steps.items() if s.state in states]

@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,7 @@ from loopwise.pipelines.graph import Constant, Gather, Graph, Node, Pipeline, Up
 from loopwise.pipelines.ports import PortKind, canonical_json, port_kind, value_hash
 from loopwise.pipelines.refs import pipeline_ref
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
+from loopwise.pipelines.steps import Step
 from loopwise.store import RunStatus, Store
 from loopwise.tracking.environment import capture_environment
 
@@ -226,7 +227,20 @@ class _Scheduler:
                 "loopwise.step": step_id,
             },
             fn=node.step.fn if self.executor.name == "inline" else None,
+            load_pickles=any(
+                step.allow_pickle
+                for binding in node.inputs.values()
+                for step in self._feeding_steps(planned, binding)
+            ),
         )
+
+    def _feeding_steps(self, planned: _PlanNode, binding: Any) -> Iterator[Step]:
+        """The steps, in this pipeline's code, whose outputs ``binding`` passes on."""
+        if isinstance(binding, Upstream):
+            yield self.plan[planned.upstream[binding.node]].node.step
+        elif isinstance(binding, Gather):
+            for _, item in binding.items:
+                yield from self._feeding_steps(planned, item)
 
     def _cached(self, planned: _PlanNode, task: StepTask) -> dict[str, Any] | None:
         if self.cache and planned.node.step.cache:
