@@ -105,6 +105,18 @@ def test_a_50000_key_request_is_refused_with_a_short_message(
     assert "50000" in message_of(response)
 
 
+def test_without_a_signature_a_request_takes_at_most_4096_columns() -> None:
+    from loopwise.errors import InvalidArgumentError, SignatureMismatchError
+
+    assert len(protocols.parse_records([wide_record(4_096)])) == 4_096
+    with pytest.raises(InvalidArgumentError, match="4097 columns") as refused:
+        protocols.parse_records([wide_record(4_097)])
+    assert not isinstance(refused.value, SignatureMismatchError)  # a 400: no signature to miss
+    many = [{f"r{r}_{i}": 1 for i in range(100)} for r in range(50)]  # 5,000 keys in all
+    with pytest.raises(InvalidArgumentError, match="4100 or more columns"):
+        protocols.parse_invocations(orjson.dumps({"dataframe_records": many}), "application/json")
+
+
 def test_a_missing_column_message_lists_at_most_a_few_columns(client: httpx.Client) -> None:
     record = {"age": 1.0, **{f"extra_{i}": 1 for i in range(200)}}
     response = client.post("/predict", json=[record])
