@@ -106,40 +106,44 @@ def test_the_operator_allows_a_host(receiver: str, monkeypatch: pytest.MonkeyPat
 
 
 def test_the_address_checked_is_the_address_connected_to(
-    monkeypatch: pytest.MonkeyPatch,
+    receiver: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A name whose DNS answer changes between the check and the connection (rebinding)
-    gets no second lookup: the request goes to the address that was checked."""
-    port = 8080
-    answers = iter(["8.8.8.8", "127.0.0.1"])
+    gets no second lookup: the request goes to the address that was checked, and the server
+    is told the name."""
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "10.255.255.1"])
     lookups: list[str] = []
 
-    def resolve(host: str, port_: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    def resolve(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.example":
+            return real_getaddrinfo(host, port, *args, **kwargs)
         lookups.append(host)
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port_))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    target = outbound.check_url(f"http://rebind.example:{port}/page")
-    assert str(target.address) == "8.8.8.8"
+    # The receiver is on loopback: let the check pass it as if it were public.
+    monkeypatch.setattr(outbound, "_public", lambda address: True)
+    port = httpx.URL(receiver).port
+    seen_hosts.clear()
+    response = outbound.fetch("GET", f"http://rebind.example:{port}/page")
+    assert (response.status_code, response.text) == (200, "ok")
     assert lookups == ["rebind.example"]
+    assert seen_hosts == [f"rebind.example:{port}"]
 
-    # The request goes to the checked address, telling the server (and TLS) the name.
+
+def test_a_callers_transport_is_checked_for_literal_addresses_only() -> None:
     sent: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request)
-        return httpx.Response(200, text="ok")
+        return httpx.Response(200)
 
-    answers = iter(["8.8.8.8", "127.0.0.1"])
-    lookups.clear()
-    response = outbound.fetch(
-        "GET", f"http://rebind.example:{port}/page", transport=httpx.MockTransport(handler)
-    )
-    assert response.status_code == 200
-    assert lookups == ["rebind.example"]
-    assert sent[0].url.host == "8.8.8.8"
-    assert sent[0].headers["host"] == f"rebind.example:{port}"
-    assert sent[0].extensions["sni_hostname"] == "rebind.example"
+    transport = httpx.MockTransport(handler)
+    assert outbound.fetch("GET", "https://hooks.example.com/x", transport=transport).is_success
+    assert sent[0].url.host == "hooks.example.com"
+    with pytest.raises(PermissionDeniedError, match="loopback"):
+        outbound.fetch("GET", "http://127.0.0.1/x", transport=transport)
 
 
 def test_redirects_are_not_followed(receiver: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,8 @@ EXPECTED = {
         "autopilot", "deployments",
     ],
     "loopwise.autopilot": [
-        "Policy", "State", "Tick", "get_policy", "history", "parse_policy", "resume", "run_all",
+        "OperatorSettings", "Policy", "State", "Tick", "get_policy", "history", "parse_policy",
+        "resume", "run_all",
         "run_once", "set_policy", "state",
     ],
     "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],

@@ -230,8 +230,18 @@ def fetch(
 ) -> httpx.Response:
     """One request to ``url`` once ``check_url`` allows it; the answer, read up to ``max_bytes``
     (more is an httpx.HTTPError). Redirects are answers, never followed. Raises
-    PermissionDeniedError (refused), InvalidArgumentError (bad URL) or httpx.HTTPError."""
-    target = check_url(url, parameter)
+    PermissionDeniedError (refused), InvalidArgumentError (bad URL) or httpx.HTTPError.
+
+    A ``transport`` (tests, or a caller's own routing) decides where the request goes: then
+    only what ``refusal`` sees is checked, and no name is resolved here."""
+    if transport is None:
+        target = check_url(url, parameter)
+    else:
+        early = refusal(url, parameter)
+        if early:
+            raise PermissionDeniedError(early, parameter=parameter)
+        parsed, host, port = parse_url(url, parameter)
+        target = Target(parsed, host, port, None)
     request_url, headers, extensions = target.url, {}, {}
     if target.address is not None:
         # Connect to the address checked; the server still sees (and TLS checks) the name.

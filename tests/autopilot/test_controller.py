@@ -209,8 +209,9 @@ def test_the_report_draws_the_lines_and_marks_the_decisions(store: Context, tmp_
 
 
 def test_an_unreachable_metrics_url_is_recorded_and_does_not_stop_the_rollout(
-    store: Context,
+    store: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LOOPWISE_ALLOW_OUTBOUND_HOSTS", "127.0.0.1:9")  # as an operator would
     rollout = {"steps": [20, 100], "min_samples": 60, "metrics_url": "http://127.0.0.1:9/metrics"}
     world = World(change=2)
     world.setup(policy_text(rollout=rollout))

@@ -25,6 +25,7 @@ from ..autopilot.world import (
     DAY_MS,
     DEPLOYMENT,
     FEATURES,
+    PIPELINE,
     START_MS,
     World,
     policy_text,
@@ -294,7 +295,8 @@ def test_a_run_once_killed_before_the_pipeline_finishes_the_retrain_once(
     serve(synthetic, 1)
     assert synthetic.kinds() == ["start", "observe"]
     lw.shutdown()
-    command = ("autopilot", "run-once", DEPLOYMENT, "--now", iso(START_MS + 2 * DAY_MS))
+    command = ("autopilot", "run-once", DEPLOYMENT, "--now", iso(START_MS + 2 * DAY_MS),
+               "--allow-pipelines", PIPELINE)  # fmt: skip
 
     killed = loopwise(path, *command, LOOPWISE_AUTOPILOT_KILL_AT="retrain:before-pipeline")
     assert killed.returncode == 137, killed.stdout + killed.stderr

@@ -49,6 +49,12 @@ class Receiver:
             return Response("ok", status_code=self.final_status)
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers run on loopback, which an operator allows explicitly."""
+    monkeypatch.setenv("LOOPWISE_ALLOW_OUTBOUND_HOSTS", "127.0.0.1")
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[Receiver, str]]:
     receiver = Receiver()
@@ -187,3 +193,21 @@ def test_bad_delivery_arguments(alert: Alert, kwargs: dict[str, Any], match: str
     url, target = arguments.pop("url"), arguments.pop("alert")
     with pytest.raises(InvalidArgumentError, match=match):
         send_webhook(url, target, **arguments)
+
+
+def test_a_webhook_on_an_address_the_operator_did_not_allow_is_not_sent(
+    receiver: tuple[Receiver, str], alert: Alert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got, url = receiver
+    monkeypatch.delenv("LOOPWISE_ALLOW_OUTBOUND_HOSTS")
+    delivery = send_webhook(url, alert, retries=2, backoff_s=0.01)
+    assert (delivery.ok, delivery.attempts, delivery.status_code) == (False, 1, None)
+    assert delivery.error is not None and "LOOPWISE_ALLOW_OUTBOUND_HOSTS" in delivery.error
+    assert got.bodies == []
+
+
+def test_a_receivers_answer_is_not_repeated(receiver: tuple[Receiver, str], alert: Alert) -> None:
+    got, url = receiver
+    got.final_status = 400
+    delivery = send_webhook(url, alert, retries=0)
+    assert delivery.error == "HTTP 400"  # not the body it answered ("ok")

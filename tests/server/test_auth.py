@@ -258,12 +258,12 @@ def _request(world: World, method: str, path: str, target: str) -> tuple[str, di
             "json": {"text": POLICY + "# changed\n"}
         },
         ("POST", "/api/v1/projects/{project}/deployments/{deployment}/autopilot/decisions"): {
-            "json": {
+            "json": {  # what a person records (other kinds need an admin for all projects)
                 "seq": 2,
-                "kind": "hold",
-                "summary": "nothing to do",
+                "kind": "resume",
+                "summary": "looked",
                 "state": {},
-                "evidence": {},
+                "evidence": {"reason": "looked"},
                 "at_ms": 1,
             }
         },

@@ -3,10 +3,12 @@ it out (and back), and escalates to a person when retraining no longer helps.
 
 ``lw.autopilot.set_policy(deployment, yaml_text)`` sets a deployment's policy (checked whole);
 ``run_once(deployment)`` is one tick of the controller; ``history(deployment)`` says why the
-model changed. See docs/autopilot.md.
+model changed. What it may run (retraining pipelines, pickled models) is the operator's to
+allow (``OperatorSettings``), never a policy's. See docs/autopilot.md.
 """
 
 from loopwise.autopilot.api import (
+    OperatorSettings,
     Tick,
     get_policy,
     history,
@@ -20,6 +22,7 @@ from loopwise.autopilot.policy import Policy, parse_policy
 from loopwise.autopilot.state import State
 
 __all__ = [
+    "OperatorSettings",
     "Policy",
     "State",
     "Tick",

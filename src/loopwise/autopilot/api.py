@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loopwise.autopilot.controller import Tick, run_once
-from loopwise.autopilot.policy import Policy, parse_policy
+from loopwise.autopilot.policy import Policy, check_outbound, parse_policy
+from loopwise.autopilot.settings import OperatorSettings
 from loopwise.autopilot.state import State
 from loopwise.context import current
 from loopwise.errors import ConflictError, InvalidArgumentError, NotFoundError
 from loopwise.store import AutopilotDecision, AutopilotPolicy, Store
 
 __all__ = [
+    "OperatorSettings",
     "Tick",
     "get_policy",
     "history",
@@ -57,10 +59,11 @@ def set_policy(
     store, project = _context(store, project)
     text = Path(policy).read_text() if isinstance(policy, Path) else policy
     parsed = parse_policy(text)
+    check_outbound(parsed)
     if parsed.deployment is not None and parsed.deployment != deployment:
         raise InvalidArgumentError(
-            f"deployment: the policy says it is for {parsed.deployment!r}, but it is being set "
-            f"on {deployment!r}. Fix the file's deployment key or the deployment named.",
+            f"deployment: the policy says it is for {parsed.deployment[:100]!r}, but it is being "
+            f"set on {deployment!r}. Fix the file's deployment key or the deployment named.",
             parameter="deployment",
         )
     store.get_deployment(project, deployment)  # NotFoundError before anything is stored
@@ -100,11 +103,14 @@ def run_all(
     now_ms: int | None = None,
     store: Store | None = None,
     project: str | None = None,
+    settings: OperatorSettings | None = None,
 ) -> list[Tick]:
     """One tick of each named deployment (default: every deployment with a policy; then a
     deployment whose tick fails is logged and skipped, and the others still run). A named
-    deployment's failure is raised, so that the caller sees it."""
+    deployment's failure is raised, so that the caller sees it. ``settings``: as in
+    ``run_once``."""
     store, project = _context(store, project)
+    settings = OperatorSettings.from_env() if settings is None else settings
     if deployments is None:
         names = []
         for deployment in store.list_deployments(project):
@@ -118,10 +124,14 @@ def run_all(
     ticks = []
     for name in names:
         if deployments is not None:
-            ticks.append(run_once(name, now_ms=now_ms, store=store, project=project))
+            ticks.append(
+                run_once(name, now_ms=now_ms, store=store, project=project, settings=settings)
+            )
             continue
         try:
-            ticks.append(run_once(name, now_ms=now_ms, store=store, project=project))
+            ticks.append(
+                run_once(name, now_ms=now_ms, store=store, project=project, settings=settings)
+            )
         except Exception:
             log.exception("autopilot of %s: the tick failed; the next one tries again", name)
     return ticks

@@ -23,9 +23,10 @@ from loopwise.autopilot.policy import Policy, duration_ms, parse_policy
 from loopwise.autopilot.retraining import gate, run_pipeline, training_data
 from loopwise.autopilot.rollout import counts_now, judge_step, last_step, step_plan
 from loopwise.autopilot.scoring import change_point
+from loopwise.autopilot.settings import OperatorSettings, check_pipeline_allowed
 from loopwise.autopilot.state import State
 from loopwise.context import current, using
-from loopwise.errors import ConflictError, LoopwiseError
+from loopwise.errors import ConflictError, LoopwiseError, PermissionDeniedError
 from loopwise.store import AutopilotDecision, Deployment, Store, TrafficPlan
 
 __all__ = ["Tick", "checkpoint", "run_once"]
@@ -61,8 +62,11 @@ class Tick:
 
 
 class _Controller:
-    def __init__(self, store: Store, project: str, deployment: str, now_ms: int) -> None:
+    def __init__(
+        self, store: Store, project: str, deployment: str, now_ms: int, settings: OperatorSettings
+    ) -> None:
         self.store, self.project, self.name, self.now_ms = store, project, deployment, now_ms
+        self.settings = settings
         record = store.get_autopilot_policy(project, deployment)
         self.policy: Policy = parse_policy(record.text, check_pipeline=False)
         self.policy_revision = record.revision
@@ -441,6 +445,18 @@ class _Controller:
     def _retrain(self, why: str, evidence: dict[str, Any], *, quiet: bool = False) -> None:
         """Retrain, gate and start a rollout; without enough rows since the drop, wait (a
         'hold' decision, unless ``quiet``: a tick that only looks again records nothing)."""
+        try:
+            check_pipeline_allowed(self.policy.retrain.pipeline, self.settings)
+        except PermissionDeniedError as exc:
+            # Nothing is imported, logged or counted; each check escalates again (one open
+            # alert) until the operator allows the pipeline or the policy names another.
+            self.escalate(
+                f"{why}; not retrained: {exc.message}",
+                evidence,
+                pause=False,
+                problem="pipeline-not-allowed",
+            )
+            return
         model = self.deployment().model
         data = training_data(self.name, self.policy, self.state, self.now_ms, model)
         if data is None:
@@ -494,7 +510,7 @@ class _Controller:
         assert pending is not None and state.production is not None and state.metric is not None
         model = self.deployment().model
         try:
-            candidate, run_id = run_pipeline(policy, pending["train"])
+            candidate, run_id = run_pipeline(policy, pending["train"], self.settings)
         except LoopwiseError as exc:
             state.pending_retrain = None
             state.failed_candidates += 1
@@ -506,7 +522,13 @@ class _Controller:
             return
         checkpoint("retrain:after-pipeline")
         result = gate(
-            policy, state.metric, model, state.production, candidate.version, pending["holdout"]
+            policy,
+            state.metric,
+            model,
+            state.production,
+            candidate.version,
+            pending["holdout"],
+            allow_pickle=self.settings.allow_pickle,
         )
         evidence = {"candidate": candidate.version, "pipeline_run": run_id, "gates": result.checks}
         state.pending_retrain = None
@@ -659,17 +681,22 @@ def run_once(
     now_ms: int | None = None,
     store: Store | None = None,
     project: str | None = None,
+    settings: OperatorSettings | None = None,
 ) -> Tick:
     """One tick of ``deployment``'s autopilot at ``now_ms`` (default: now); see the module
-    docstring. ConflictError when another controller recorded a decision meanwhile."""
+    docstring. ConflictError when another controller recorded a decision meanwhile.
+
+    ``settings``: what the operator allows (the pipelines it may run, pickle);
+    default ``OperatorSettings.from_env()``. A policy alone never allows a pipeline."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
+    allowed = OperatorSettings.from_env() if settings is None else settings
     try:
         if store is None or project is None:
             ctx = current()
             store, project = store or ctx.store, project or ctx.project
         # The monitors read the current context: make it the store and project ticked.
         with using(store, project):
-            return _Controller(store, project, deployment, now).run()
+            return _Controller(store, project, deployment, now, allowed).run()
     except ConflictError:
         log.info("autopilot of %s: another controller acted first; this tick stops", deployment)
         raise

@@ -3,6 +3,7 @@ it, and the gates it must pass before it takes any traffic."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 import time
@@ -22,6 +23,7 @@ from loopwise.autopilot.scoring import (
     prediction_shift,
     row_losses,
 )
+from loopwise.autopilot.settings import OperatorSettings, check_pipeline_allowed
 from loopwise.autopilot.state import State
 from loopwise.context import current
 from loopwise.data import attach_suite, attached_suite
@@ -126,13 +128,17 @@ def training_data(
     return TrainingData(train, holdout, first_ms(frame), last_ms(frame), len(data))
 
 
-def run_pipeline(policy: Policy, train_ref: str) -> tuple[ModelVersion, str]:
+def run_pipeline(
+    policy: Policy, train_ref: str, settings: OperatorSettings
+) -> tuple[ModelVersion, str]:
     """Run the retraining pipeline on ``train_ref``; the candidate and the pipeline run's id.
+    PermissionDeniedError, before anything is imported, unless ``settings`` allow it.
 
     Its steps are cached, so running it again after an interruption redoes nothing that
     finished (the candidate registered before is the one that comes back)."""
     from loopwise.pipelines.refs import load_pipeline
 
+    check_pipeline_allowed(policy.retrain.pipeline, settings)
     found = load_pipeline(policy.retrain.pipeline)
     params = {**policy.retrain.params, policy.retrain.data_param: train_ref}
     result = found.run(params, executor="inline")
@@ -193,16 +199,32 @@ def _latency_ms(model: Any, frame: pd.DataFrame, repeats: int = 15) -> float:
     return statistics.median(times)
 
 
+def _load(ref: str, allow_pickle: bool) -> Any:
+    """``lw.models.load`` with the operator's ``allow_pickle`` (never a stored record's)."""
+    load: Any = lw.models.load
+    if "allow_pickle" in inspect.signature(load).parameters:
+        return load(ref, allow_pickle=allow_pickle)
+    return load(ref)  # TODO(issue 16): drop once lw.models.load takes allow_pickle
+
+
 def gate(
-    policy: Policy, metric: str, model: str, production: int, candidate: int, holdout_ref: str
+    policy: Policy,
+    metric: str,
+    model: str,
+    production: int,
+    candidate: int,
+    holdout_ref: str,
+    *,
+    allow_pickle: bool = False,
 ) -> GateResult:
-    """Judge ``candidate`` against ``production`` on the held-out latest traffic."""
+    """Judge ``candidate`` against ``production`` on the held-out latest traffic
+    (``allow_pickle``: the operator lets pickled versions load)."""
     name, _, number = holdout_ref.partition("/")
     holdout = load_dataset(f"{name}/{number}")
     features = holdout.drop(columns=[policy.label])
     labels = holdout[policy.label].to_numpy()
-    prod_model = lw.models.load(f"{model}/{production}")
-    cand_model = lw.models.load(f"{model}/{candidate}")
+    prod_model = _load(f"{model}/{production}", allow_pickle)
+    cand_model = _load(f"{model}/{candidate}", allow_pickle)
     prod_pred, cand_pred = (
         predict(prod_model, features, metric),
         predict(cand_model, features, metric),

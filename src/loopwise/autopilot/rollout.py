@@ -23,14 +23,22 @@ Counts = dict[str, list[int]]
 
 def serving_counts(url: str, model: str, timeout_s: float = 5.0) -> Counts:
     """The requests an inference server has answered for ``model``, per version, from its
-    Prometheus ``/metrics`` (``loopwise_requests_total``): failed (5xx) and all."""
-    import httpx
+    Prometheus ``/metrics`` (``loopwise_requests_total``): failed (5xx) and all.
+
+    The URL is a policy's: it is fetched only where ``loopwise.outbound`` allows it, and what
+    it answers is parsed, never repeated (an error says what was wrong, not what came)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    response = httpx.get(url, timeout=timeout_s)
+    from loopwise.outbound import fetch
+
+    response = fetch("GET", url, timeout_s=timeout_s, parameter="rollout.metrics_url")
     response.raise_for_status()
+    try:
+        families = list(text_string_to_metric_families(response.text))
+    except Exception:
+        raise ValueError("the answer is not Prometheus text") from None
     counts: Counts = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in families:
         if family.name != "loopwise_requests":
             continue
         for sample in family.samples:
@@ -46,14 +54,23 @@ def serving_counts(url: str, model: str, timeout_s: float = 5.0) -> Counts:
 
 def counts_now(policy: Policy, model: str) -> tuple[Counts | None, str]:
     """``serving_counts`` from the policy's ``rollout.metrics_url`` (None without one, or
-    when the server cannot be read: then the reason)."""
+    when the server cannot be read: then the reason, which never quotes its answer)."""
+    import httpx
+
+    from loopwise.errors import LoopwiseError
+
     url = policy.rollout.metrics_url
     if url is None:
         return None, ""
+    shown = url if len(url) <= 200 else url[:200] + "…"
     try:
         return serving_counts(url, model), ""
+    except LoopwiseError as exc:  # refused: not an address the operator allows
+        return None, exc.message
+    except httpx.HTTPStatusError as exc:
+        return None, f"{shown} could not be read (HTTP {exc.response.status_code})"
     except Exception as exc:  # a monitoring outage must not stop the controller
-        return None, f"{url} could not be read ({type(exc).__name__}: {exc})"
+        return None, f"{shown} could not be read ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _since(now: Counts, start: Counts, version: int) -> tuple[int, int]:

@@ -124,18 +124,58 @@ def run_once(
         str | None,
         typer.Option("--now", help="The controller's clock (ISO 8601; default: now), to replay."),
     ] = None,
+    allow_pipelines: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-pipelines",
+            help="Retraining pipelines this run may import and run, comma-separated: "
+            "'pkg.module:*', 'pkg.module:name', '/folder/' (its .py files) or "
+            "'/path/file.py[:name]'. A policy names a pipeline; only this allows it. Default: "
+            "LOOPWISE_AUTOPILOT_PIPELINES, else none (the autopilot escalates instead of "
+            "retraining).",
+        ),
+    ] = None,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="Let the gates load model versions stored as pickle (code runs on load). "
+            "Also LOOPWISE_AUTOPILOT_ALLOW_PICKLE=1.",
+        ),
+    ] = False,
+    allow_outbound_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-outbound-host",
+            help="A HOST or HOST:PORT that policies' metrics_url and webhook may reach although "
+            "its addresses are not public (loopback, private …); repeat for more. Also "
+            "LOOPWISE_ALLOW_OUTBOUND_HOSTS.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """One tick of the controller for each deployment: finish what was announced, judge a
     rollout in progress, or check production once per window and act. For cron or CI.
 
-    Example: loopwise autopilot run-once employment-prod
+    Whoever runs it is the operator: --allow-pipelines says which retraining pipelines it may
+    run. Against a server (LOOPWISE_URI=http://…) it records decisions with an admin token.
+
+    Example: loopwise autopilot run-once employment-prod --allow-pipelines 'mypkg.flows:*'
     """
     clock = _now(now)
+    from loopwise import outbound
+
+    outbound.allow_hosts(allow_outbound_hosts or ())
     open_context()
     from loopwise import autopilot
+    from loopwise.autopilot.settings import split_entries
 
-    ticks = autopilot.run_all(names or None, now_ms=clock)
+    from_env = autopilot.OperatorSettings.from_env()
+    settings = autopilot.OperatorSettings(
+        pipelines=split_entries(allow_pipelines) if allow_pipelines else from_env.pipelines,
+        allow_pickle=allow_pickle or from_env.allow_pickle,
+    )
+    ticks = autopilot.run_all(names or None, now_ms=clock, settings=settings)
     if as_json:
         print_json([{"deployment": t.deployment, "decisions": t.decisions} for t in ticks])
         return

@@ -55,6 +55,12 @@ BUG_WINDOW = 31  # the survey's August 2018
 DAY_MS = 86_400_000
 
 
+ALLOWED = autopilot.OperatorSettings(
+    pipelines=("loopwise.examples.retraining_pipeline:employment_retraining",)
+)
+"""The demo runs its own controller, so it is the operator: it allows its own pipeline."""
+
+
 def policy_text() -> str:
     """The demo's policy (``autopilot_policy.yaml`` beside this module)."""
     return (resources.files(__package__) / "autopilot_policy.yaml").read_text()
@@ -198,7 +204,7 @@ def replay(
     replayer = Replayer(name, prepare=acs_types)
     oracle: Any = None
     # Switched on as the replay begins, so that each check judges one whole window.
-    autopilot.run_once(name, now_ms=result.windows[0].start_ms)
+    autopilot.run_once(name, now_ms=result.windows[0].start_ms, settings=ALLOWED)
     # One OpenMP thread: gradient boosting's threads spin against whatever else runs on a
     # small machine (tests in parallel, say) and slow both down many times over.
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -221,7 +227,7 @@ def replay(
                 ).astype(np.int64)
                 log_outcomes(name, chunk_ids, labels[part].tolist())
                 tick_ms = int(times[part[-1]]) + 1 if part[-1] < len(rows) - 1 else window.end_ms
-                autopilot.run_once(name, now_ms=tick_ms)
+                autopilot.run_once(name, now_ms=tick_ms, settings=ALLOWED)
             result.accuracy["autopilot"].append(float((served == labels).mean()))
             result.accuracy["static 2015 model"].append(
                 float((static.predict(typed) == labels).mean())

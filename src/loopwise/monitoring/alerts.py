@@ -20,7 +20,8 @@ from typing import Any, Literal
 import httpx
 
 from loopwise.context import current
-from loopwise.errors import InvalidArgumentError
+from loopwise.errors import InvalidArgumentError, PermissionDeniedError
+from loopwise.outbound import fetch
 from loopwise.store import Alert
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+MAX_ANSWER_BYTES = 64 * 1024
+"""A receiver's answer is read this far at most (only its status is used)."""
 
 
 # -- the SDK over the store ------------------------------------------------------------------------
@@ -128,7 +131,8 @@ def webhook_body(alert: Alert) -> dict[str, Any]:
 def _check_delivery(url: object, timeout_s: object, retries: object, backoff_s: object) -> str:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise InvalidArgumentError(
-            f"Expected url as an http:// or https:// address, got {url!r}.", parameter="url"
+            f"Expected url as an http:// or https:// address, got {str(url)[:200]!r}.",
+            parameter="url",
         )
     for name, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
@@ -158,6 +162,10 @@ def send_webhook(
     ``backoff_s``, then twice as long each time (with jitter, at most 30 s). Any other 4xx is
     final: sending the same body again would not help. The result says how it went; failures
     are also logged (logger ``loopwise.monitoring.alerts``).
+
+    ``url`` is reached through ``loopwise.outbound``: a host whose addresses are not public
+    (loopback, private, link-local …) is refused, with no attempt, unless the operator allows
+    it (``LOOPWISE_ALLOW_OUTBOUND_HOSTS``); redirects are not followed.
     """
     target = _check_delivery(url, timeout_s, retries, backoff_s)
     body = webhook_body(alert)
@@ -165,27 +173,37 @@ def send_webhook(
     status: int | None = None
     error = ""
     attempts = 0
-    with httpx.Client(transport=transport, timeout=timeout_s) as client:
-        for attempts in range(1, retries + 2):
-            try:
-                response = client.post(target, json=body)
-                status = response.status_code
-                if 200 <= status < 300:
-                    return WebhookDelivery(True, attempts, status, None, _since(started))
-                error = f"HTTP {status}: {response.text[:200]}"
-                if status < 500 and status != 429:
-                    break  # the receiver refused this body: a retry would be refused too
-            except httpx.HTTPError as exc:  # connection refused, timeout, broken response
-                status = None
-                error = f"{type(exc).__name__}: {exc}"
-            if attempts <= retries:
-                wait_s = min(backoff_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
-                log.info("Webhook %s failed (%s); retrying in %.2f s", target, error, wait_s)
-                time.sleep(wait_s * (0.5 + random.random() / 2))
+    shown = target if len(target) <= 200 else target[:200] + "…"
+    for attempts in range(1, retries + 2):
+        try:
+            response = fetch(
+                "POST",
+                target,
+                json=body,
+                timeout_s=timeout_s,
+                max_bytes=MAX_ANSWER_BYTES,
+                transport=transport,
+            )
+            status = response.status_code
+            if 200 <= status < 300:
+                return WebhookDelivery(True, attempts, status, None, _since(started))
+            error = f"HTTP {status}"  # the answer itself is the receiver's, never repeated
+            if status < 500 and status != 429:
+                break  # the receiver refused this body: a retry would be refused too
+        except PermissionDeniedError as exc:  # not an address the operator allows
+            status, error = None, exc.message
+            break
+        except httpx.HTTPError as exc:  # connection refused, timeout, broken response
+            status = None
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if attempts <= retries:
+            wait_s = min(backoff_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
+            log.info("Webhook %s failed (%s); retrying in %.2f s", shown, error, wait_s)
+            time.sleep(wait_s * (0.5 + random.random() / 2))
     log.warning(
         "Alert %s was not delivered to %s after %d attempt(s): %s",
         alert.id,
-        target,
+        shown,
         attempts,
         error,
     )

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from loopwise.autopilot.settings import OperatorSettings
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import Store
 from loopwise.store.actor import Actor, acting_as
@@ -48,9 +49,13 @@ class AutopilotLoop:
     """Ticks every deployment with a policy, in every project of ``store``, each ``every_s``
     seconds (see the module docstring). ``start`` and ``stop`` run and end the thread."""
 
-    def __init__(self, store: Store, every_s: float) -> None:
+    def __init__(
+        self, store: Store, every_s: float, settings: OperatorSettings | None = None
+    ) -> None:
         self.store = store
         self.every_s = every_s
+        self.settings = settings
+        """What the operator allows (None: ``OperatorSettings.from_env()`` at each round)."""
         self.rounds_ = 0
         """Rounds finished so far (each ticks every project once)."""
         self._stop = threading.Event()
@@ -89,7 +94,7 @@ class AutopilotLoop:
                 return
             try:
                 with acting_as(AUTOPILOT_ACTOR):
-                    autopilot.run_all(store=self.store, project=project)
+                    autopilot.run_all(store=self.store, project=project, settings=self.settings)
             except Exception:
                 log.exception("autopilot: the round of project %s failed", project)
 
@@ -101,15 +106,15 @@ class AutopilotLoop:
 
 
 def autopilot_lifespan(
-    every_s: float,
+    every_s: float, settings: OperatorSettings | None = None
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """A FastAPI lifespan that runs an ``AutopilotLoop`` over ``app.state.store`` while the
-    app serves."""
+    app serves, with the operator's ``settings``."""
     check_period(every_s)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        loop = AutopilotLoop(app.state.store, every_s)
+        loop = AutopilotLoop(app.state.store, every_s, settings)
         loop.start()
         app.state.autopilot = loop
         try:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from loopwise.errors import InvalidArgumentError
+from loopwise.errors import ConflictError, InvalidArgumentError, PermissionDeniedError
 from loopwise.server.auth import Caller, Permission, caller, permission
 from loopwise.server.autopilot_schemas import (
     AutopilotDecisionOut,
@@ -16,7 +16,7 @@ from loopwise.server.autopilot_schemas import (
 )
 from loopwise.server.routes.common import StoreDep
 from loopwise.server.schemas import Count, Id, Text
-from loopwise.store import AutopilotDecision, AutopilotPolicy
+from loopwise.store import AutopilotDecision, AutopilotPolicy, Store
 from loopwise.store.remote_autopilot import MAX_DECISIONS_PER_CALL
 from loopwise.store.validate import check_policy_text
 
@@ -33,13 +33,15 @@ def _check_policy(deployment: str, text: str) -> None:
     The pipeline it names is not imported here: that would run a client's code on the server
     (the autopilot checks it where it runs, before setting the policy).
     """
-    from loopwise.autopilot.policy import parse_policy
+    from loopwise.autopilot.policy import check_outbound, parse_policy
 
     policy = parse_policy(check_policy_text(text), check_pipeline=False)
+    check_outbound(policy)
     if policy.deployment is not None and policy.deployment != deployment:
+        named = repr(policy.deployment[:100])
         raise InvalidArgumentError(
-            f"deployment: the policy is for deployment {policy.deployment!r}, but it was set on "
-            f"{deployment!r}. Set it on {policy.deployment!r}, or fix its 'deployment' key.",
+            f"deployment: the policy is for deployment {named}, but it was set on "
+            f"{deployment!r}. Set it on {named}, or fix its 'deployment' key.",
             parameter="deployment",
         )
 
@@ -84,8 +86,28 @@ def get_autopilot_policy(
 def record_autopilot_decision(
     project: Text, deployment: Text, body: RecordDecision, store: StoreDep, who: CallerDep
 ) -> AutopilotDecision:
-    """Append decision ``seq``; 409 unless it is the last one's plus 1."""
-    who.check(Permission.WRITE, project)
+    """Append decision ``seq``; 409 unless it is the last one's plus 1.
+
+    Decisions are the controller's: its state says what it does next (which retrain to
+    finish, which rollout to judge), so recording one needs an admin token for all projects
+    (the identity of a remote ``loopwise autopilot run-once``). With write permission a person
+    records what a person decides, a ``resume`` of a paused autopilot: its state is the paused
+    state resumed, whatever the body says, and its evidence the ``reason`` alone."""
+    controller = who.may(Permission.ADMIN) and who.project is None
+    if body.kind == "resume" and not controller:
+        who.check(Permission.WRITE, project)
+        return _resume(project, deployment, body, store)
+    if not controller:
+        who.check(Permission.WRITE, project)  # the usual refusal for viewers and other projects
+        raise PermissionDeniedError(
+            f"Recording the autopilot's decision {body.kind[:40]!r} needs an admin token for all "
+            "projects: decisions carry the controller's state, which says what it does next. "
+            "Run the controller where it reaches the store (loopwise server --autopilot-every, "
+            "or loopwise autopilot run-once with an admin token); a person records a resume "
+            "(loopwise autopilot resume).",
+            role=who.role.value,
+            needed=Permission.ADMIN.value,
+        )
     return store.record_autopilot_decision(
         project,
         deployment,
@@ -96,6 +118,30 @@ def record_autopilot_decision(
         body.evidence,
         body.at_ms,
     )
+
+
+def _resume(project: str, deployment: str, body: RecordDecision, store: Store) -> AutopilotDecision:
+    from loopwise import autopilot
+
+    reason = body.evidence.get("reason")
+    if not isinstance(reason, str):
+        raise InvalidArgumentError(
+            "evidence.reason: a resume says why the autopilot may act again, e.g. "
+            "{'reason': 'upstream AGEP fix deployed'}.",
+            parameter="evidence.reason",
+        )
+    latest = store.latest_autopilot_decision(project, deployment)
+    expected = (latest.seq if latest else 0) + 1
+    if body.seq != expected:
+        raise ConflictError(
+            f"The autopilot of deployment {deployment!r} has decisions up to {expected - 1}, "
+            f"so a resume is decision {expected}, not {body.seq}: read the latest decision "
+            "and decide again.",
+            parameter="seq",
+            seq=body.seq,
+            expected_seq=expected,
+        )
+    return autopilot.resume(deployment, reason=reason, store=store, project=project)
 
 
 @router.get(
