@@ -72,8 +72,14 @@ def show(
     )
     if version.description:
         console.print(version.description)
-    if version.metadata.get("pickle"):
-        console.print("[yellow]Stored with pickle: loading it runs code.[/]")
+    from loopwise.registry.flavours import FLAVOURS
+
+    flavour = FLAVOURS.get(version.flavour)
+    if flavour is not None and flavour.uses_pickle:  # by its flavour: metadata is editor-written
+        console.print(
+            "[yellow]Stored with pickle: loading it runs code. It loads only with "
+            "lw.models.load(..., allow_pickle=True) or loopwise serve --allow-pickle.[/]"
+        )
     table("metrics at registration", ["metric", "value"], sorted(version.metrics.items()))
     inputs = (version.signature or {}).get("inputs", {})
     if inputs.get("type") == "dataframe":
