@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -291,3 +292,24 @@ def test_an_alias_bomb_policy_gets_a_short_400(served: Served) -> None:
     )
     assert response.status_code == 400
     assert len(response.content) < 2000, len(response.content)
+
+
+@pytest.mark.parametrize(("setting", "allowed"), [("1", True), ("", False)])
+def test_the_gates_load_pickles_only_as_the_operator_allows(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch, setting: str, allowed: bool
+) -> None:
+    real_load = lw.models.load
+    asked: list[bool] = []
+
+    def load(ref: Any, **kwargs: Any) -> Any:
+        if sys._getframe(1).f_globals["__name__"] == "loopwise.autopilot.retraining":
+            asked.append(kwargs.get("allow_pickle", False))  # the gates' loads
+        return real_load(ref, **kwargs)
+
+    monkeypatch.setattr(lw.models, "load", load)
+    monkeypatch.setenv("LOOPWISE_AUTOPILOT_ALLOW_PICKLE", setting)
+    world = World(change=2)
+    world.setup()
+    world.play(range(0, 4))
+    assert "retrain" in world.kinds()
+    assert asked and set(asked) == {allowed}

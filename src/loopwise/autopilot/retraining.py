@@ -3,7 +3,6 @@ it, and the gates it must pass before it takes any traffic."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 import time
@@ -199,14 +198,6 @@ def _latency_ms(model: Any, frame: pd.DataFrame, repeats: int = 15) -> float:
     return statistics.median(times)
 
 
-def _load(ref: str, allow_pickle: bool) -> Any:
-    """``lw.models.load`` with the operator's ``allow_pickle`` (never a stored record's)."""
-    load: Any = lw.models.load
-    if "allow_pickle" in inspect.signature(load).parameters:
-        return load(ref, allow_pickle=allow_pickle)
-    return load(ref)  # TODO(issue 16): drop once lw.models.load takes allow_pickle
-
-
 def gate(
     policy: Policy,
     metric: str,
@@ -223,8 +214,9 @@ def gate(
     holdout = load_dataset(f"{name}/{number}")
     features = holdout.drop(columns=[policy.label])
     labels = holdout[policy.label].to_numpy()
-    prod_model = _load(f"{model}/{production}", allow_pickle)
-    cand_model = _load(f"{model}/{candidate}", allow_pickle)
+    # allow_pickle is the operator's, never a stored record's.
+    prod_model = lw.models.load(f"{model}/{production}", allow_pickle=allow_pickle)
+    cand_model = lw.models.load(f"{model}/{candidate}", allow_pickle=allow_pickle)
     prod_pred, cand_pred = (
         predict(prod_model, features, metric),
         predict(cand_model, features, metric),
