@@ -20,7 +20,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 import loopwise as lw
 from loopwise.context import Context
-from loopwise.errors import UnsafeModelError
+from loopwise.errors import LoopwiseError, UnsafeModelError
 from loopwise.registry import models
 
 from ..cli.harness import cli
@@ -123,6 +123,20 @@ def test_a_version_without_a_signature_is_warmed_with_the_one_it_replaces(
         models.set_alias("employment", 3, "production")
         wait_for(lambda: slots.state("employment").version == 3)
     assert events.kinds()[-1] == "swapped"
+
+
+def test_a_deployments_new_version_without_a_signature_must_answer_like_the_held_one(
+    ctx: Context,
+) -> None:
+    register()  # 1: with a signature
+    wide = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.0, 1.0], "c": [0.0, 0.0, 1.0]})
+    models.log_model(LogisticRegression().fit(wide, [0, 1, 1]), "employment")  # 2
+    models.log_model(LogisticRegression().fit(FRAME, LABELS), "employment")  # 3
+    with served(ctx, [], Events(), poll_interval_s=60) as slots:
+        slots.add_version("prod", "employment", 1).result(timeout=30)
+        with pytest.raises(LoopwiseError, match="a version serving already"):
+            slots.add_version("prod", "employment", 2).result(timeout=30)
+        assert slots.add_version("prod", "employment", 3).result(timeout=30).version.version == 3
 
 
 def test_a_first_version_without_a_signature_loads_with_a_warning(

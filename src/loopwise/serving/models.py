@@ -728,7 +728,7 @@ def warm_up(model: LoadedModel, reference: Mapping[str, Any] | None = None) -> N
             model.version.ref,
         )
         return
-    source = "its signature" if own else "the signature of the version it replaces"
+    source = "its signature" if own else "the signature of a version serving already"
     try:
         model.predict(X)
         if hasattr(model, "predict_proba"):
