@@ -147,9 +147,8 @@ def server(
             f"The server needs a store it owns: a folder or a database URL, got {uri}.",
             parameter="--uri",
         )
-    from loopwise.server import create_app
-
     from loopwise import outbound
+    from loopwise.server import create_app
 
     outbound.allow_hosts(allow_outbound_hosts or ())
     store = open_store(uri)  # refuses a stale schema, naming the upgrade command
