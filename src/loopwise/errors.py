@@ -13,6 +13,7 @@ Each class carries a stable ``code`` (used in the JSON error envelope of the API
     ├── ConflictError                      (conflict, 409)
     ├── AuthenticationError                (unauthenticated, 401)
     ├── PermissionDeniedError              (permission_denied, 403)
+    ├── RequestTimeoutError                (request_timeout, 408)
     ├── StoreError                         (store_error, 500)
     │   ├── NotAStoreError                 (not_a_store, 400)
     │   ├── SchemaTooOldError              (schema_too_old, 503)
@@ -49,6 +50,7 @@ __all__ = [
     "PermissionDeniedError",
     "PipelineDefinitionError",
     "PipelineFailedError",
+    "RequestTimeoutError",
     "SchemaTooNewError",
     "SchemaTooOldError",
     "SignatureMismatchError",
@@ -146,6 +148,14 @@ class PermissionDeniedError(LoopwiseError):
     http_status = 403
 
 
+class RequestTimeoutError(LoopwiseError):
+    """A request's body did not arrive in the time the server allows (a stalled or slow
+    client); sending it again at once, whole, is the fix."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class UnavailableError(LoopwiseError):
     """The server cannot answer in time now (a full queue, a deadline it cannot meet, a model
     still warming up); ``retry_after_s`` says when trying again makes sense."""
@@ -228,6 +238,7 @@ HTTP_STATUS: dict[str, int] = {
         ConflictError,
         AuthenticationError,
         PermissionDeniedError,
+        RequestTimeoutError,
         UnavailableError,
         StoreError,
         NotAStoreError,

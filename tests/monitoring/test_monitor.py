@@ -159,3 +159,41 @@ def test_cli_status_and_report(served: Path, tmp_path: Path) -> None:
     assert "Monitoring report" in html.read_text() and html.stat().st_size > 100_000
     bad = runner.invoke(app, [*base, "status", "employment", "--start", "yesterday-ish"])
     assert bad.exit_code == 1 and "--start" in str(bad.exception or "") + bad.output
+
+
+def test_estimates_load_a_pickled_version_only_when_the_caller_allows(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from loopwise.errors import UnsafeModelError
+
+    lw.init(project="pickled", uri=tmp_path / "store")
+    data = load_acs([2015]).sample(600, random_state=0).reset_index(drop=True)
+    features = ["AGEP"]
+    train = lw.log_dataset(data[[*features, ACS_LABEL]], name="acs-small", split="train")
+    model = LogisticRegression().fit(data[features], data[ACS_LABEL])
+    with lw.start_run(name="fit", capture_env=False) as run:
+        run.use(train, role="train")
+        registered = run.log_model(model, name="pickled", flavour="python", allow_pickle=True)
+    proba = model.predict_proba(data[features])
+    records = [
+        PredictionRecord(
+            project="pickled",
+            deployment="pickled",
+            request_id=f"r{i}",
+            model="pickled",
+            version=registered.version,
+            timestamp_ms=START_MS + i,
+            latency_ms=1.0,
+            inputs={f: float(data[f].iloc[i]) for f in features},
+            outputs={"predict": int(proba[i].argmax()), "predict_proba": proba[i].tolist()},
+        )
+        for i in range(len(data))
+    ]
+    write_predictions(lw.context.current().store, records)
+    try:
+        with pytest.raises(UnsafeModelError, match="allow_pickle=True"):
+            monitor("pickled", label=ACS_LABEL, raise_alerts=False)
+        report = monitor("pickled", label=ACS_LABEL, raise_alerts=False, allow_pickle=True)
+        assert not report.estimated.empty
+    finally:
+        lw.shutdown()

@@ -270,6 +270,7 @@ class _Controller:
             label=policy.label,
             min_labelled=policy.monitor.min_labelled,
             frame=frame,
+            allow_pickle=self.settings.allow_pickle,
         )
         window = duration_ms(policy.monitor.window, "monitor.window")
         last = state.last_check_ms

@@ -101,6 +101,7 @@ def observe(
     label: str,
     min_labelled: int,
     frame: pd.DataFrame,
+    allow_pickle: bool = False,
 ) -> Observation:
     """Judge one check window of live traffic (``frame``): the realised metric over its
     labelled rows, and the monitor's drift, skew, validation and estimated performance."""
@@ -117,6 +118,7 @@ def observe(
             label=label,
             rules=AlertRules(drift_share=None, skew=False, validation=False),
             raise_alerts=False,
+            allow_pickle=allow_pickle,
         )
     except InvalidArgumentError as exc:
         if exc.details.get("parameter") != "reference":

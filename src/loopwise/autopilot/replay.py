@@ -37,7 +37,8 @@ class Replayer:
     """Serves rows through deployment ``deployment`` (see the module docstring).
 
     ``prepare`` turns the rows as logged into what the model takes (e.g. types); default: as
-    they are. Loaded versions are kept between calls.
+    they are. Loaded versions are kept between calls. ``allow_pickle``: load pickled versions
+    (they run code on load; off by default, as in ``lw.models.load``).
     """
 
     def __init__(
@@ -46,15 +47,19 @@ class Replayer:
         *,
         prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
         latency_ms: float = 1.0,
+        allow_pickle: bool = False,
     ) -> None:
         self.deployment = deployment
+        self.allow_pickle = allow_pickle
         self.prepare = prepare or (lambda frame: frame)
         self.latency_ms = latency_ms
         self.models: dict[int, Any] = {}
 
     def _model(self, name: str, version: int) -> Any:
         if version not in self.models:
-            self.models[version] = lw.models.load(f"{name}/{version}")
+            self.models[version] = lw.models.load(
+                f"{name}/{version}", allow_pickle=self.allow_pickle
+            )
         return self.models[version]
 
     def _shadow_records(

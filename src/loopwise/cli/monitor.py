@@ -237,6 +237,14 @@ RulesOption = Annotated[
 AlertsOption = Annotated[
     bool, typer.Option("--alerts/--no-alerts", help="Store the alerts the rules raise.")
 ]
+AllowPickleOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pickle",
+        help="Estimating performance loads the model: allow a pickled version (runs its code; "
+        "only for models you trust).",
+    ),
+]
 WebhookOption = Annotated[
     str | None, typer.Option("--webhook", help="POST each new alert to this URL.")
 ]
@@ -253,6 +261,7 @@ def _monitor(
     rules: Path | None,
     raise_alerts: bool,
     webhook: str | None,
+    allow_pickle: bool,
 ) -> MonitorReport:
     open_context()
     from loopwise.monitoring import monitor
@@ -269,6 +278,7 @@ def _monitor(
             rules=_rules(rules),
             raise_alerts=raise_alerts,
             webhook=webhook,
+            allow_pickle=allow_pickle,
         )
 
 
@@ -284,12 +294,23 @@ def status(
     rules: RulesOption = None,
     raise_alerts: AlertsOption = True,
     webhook: WebhookOption = None,
+    allow_pickle: AllowPickleOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Monitor a deployment now: per window its traffic, drifted and skewed inputs, validation
     findings, realised and estimated accuracy, and the alerts raised."""
     report = _monitor(
-        deployment, start, end, window, reference, label, slices, rules, raise_alerts, webhook
+        deployment,
+        start,
+        end,
+        window,
+        reference,
+        label,
+        slices,
+        rules,
+        raise_alerts,
+        webhook,
+        allow_pickle,
     )
     if as_json:
         print_json(report.to_dict())
@@ -351,13 +372,15 @@ def report(
     slices: SliceOption = None,
     rules: RulesOption = None,
     raise_alerts: AlertsOption = False,
+    allow_pickle: AllowPickleOption = False,
 ) -> None:
     """Write a standalone HTML report (opens offline): distributions, drift, skew, performance
     and estimated performance over time, slices, validation findings and alerts."""
     from loopwise.monitoring import write_report
 
     found = _monitor(
-        deployment, start, end, window, reference, label, slices, rules, raise_alerts, None
-    )
+        deployment, start, end, window, reference, label, slices, rules, raise_alerts, None,
+        allow_pickle,
+    )  # fmt: skip
     path = write_report(found, output)
     console.print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB).")

@@ -90,6 +90,7 @@ def monitor(
     raise_alerts: bool = True,
     webhook: str | None = None,
     max_reference_rows: int = 50_000,
+    allow_pickle: bool = False,
 ) -> MonitorReport:
     """Monitor ``deployment`` over ``[start_ms, end_ms)`` of its prediction log.
 
@@ -100,6 +101,8 @@ def monitor(
     on the reference. ``slices``: input
     columns to cut realised performance by. ``rules``: what raises alerts (default
     ``AlertRules()``); with ``raise_alerts`` they are stored, and new ones posted to ``webhook``.
+    ``allow_pickle``: estimating performance loads the model; a pickled version loads only with
+    this set (loading a pickle runs code: see ``lw.models.load``).
     """
     rules = AlertRules() if rules is None else rules
     rules.check()
@@ -192,7 +195,7 @@ def monitor(
     rows_per_window = int(np.median(np.bincount(windows.code)))
     realised, estimated, band = _performance(
         frame, features, window, rows_per_window, slices, metrics, calibration, label, model,
-        versions[-1],
+        versions[-1], allow_pickle,
     )  # fmt: skip
     report = MonitorReport(
         project=ctx.project,
@@ -230,6 +233,7 @@ def _performance(
     label: str | None,
     model: str,
     version: int,
+    allow_pickle: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """Realised performance on labelled rows; estimated (CBPE) on all, when ``label`` is given."""
     bare = frame.rename(columns={INPUT_PREFIX + f: f for f in features})
@@ -248,7 +252,7 @@ def _performance(
         )
     from loopwise.registry import models
 
-    loaded = models.load(f"{model}/{version}")
+    loaded = models.load(f"{model}/{version}", allow_pickle=allow_pickle)
     scored = pd.DataFrame(
         {
             "outcome": reference[label].to_numpy(),

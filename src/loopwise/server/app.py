@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loopwise import __version__
-from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError
+from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError, RequestTimeoutError
 from loopwise.server.auth import AuthMiddleware, Permission, declared_permission
 from loopwise.server.blob_access import BlobAccess
 from loopwise.server.host_check import HostCheckMiddleware
@@ -144,21 +144,16 @@ class BodyLimitMiddleware:
 
 
 def _body_too_slow(timeout_s: float, received_bytes: int) -> JSONResponse:
-    # No error class maps to 408, and none should: this answer never reaches a caller's code
-    # as an exception worth handling apart from any other failed request.
-    message = (
+    error = RequestTimeoutError(
         f"Expected the request body within {timeout_s:g} s; {received_bytes} bytes came in "
         "that time. Send the body at once, as HTTP clients do (large files go to the blob "
-        "upload, which streams)."
+        "upload, which streams).",
+        timeout_s=timeout_s,
+        received_bytes=received_bytes,
     )
-    body = {
-        "error": {
-            "code": "request_timeout",
-            "message": message,
-            "details": {"timeout_s": timeout_s, "received_bytes": received_bytes},
-        }
-    }
-    return JSONResponse(body, status_code=408, headers={"Connection": "close"})
+    return JSONResponse(
+        error.to_dict(), status_code=error.http_status, headers={"Connection": "close"}
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
