@@ -505,7 +505,13 @@ class ServingApp:
             lane.active -= 1
         if routing is not None and routing.shadow:  # after this response is on its way
             asyncio.get_running_loop().call_soon(
-                self._shadow.send, routing.shadow, inputs, wanted, request_id, record.arrived_ms
+                self._shadow.send,
+                routing.shadow,
+                inputs,
+                wanted,
+                request_id,
+                record.arrived_ms,
+                record.off_loop,  # a large request: its copies are checked off the loop too
             )
         return result
 
