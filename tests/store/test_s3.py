@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import os
 import socket
 import subprocess
@@ -26,6 +28,7 @@ import pytest
 from loopwise.errors import (
     ArtifactCorruptedError,
     InvalidArgumentError,
+    LoopwiseError,
     MissingDependencyError,
     NotFoundError,
     StoreError,
@@ -353,29 +356,64 @@ def test_open_verified_spools_to_an_unnamed_temporary_file(bucket: str) -> None:
         f.close()
 
 
+def _place(digest: str) -> str:
+    """Where a blob is inside the artifact store, whatever its bucket and prefix."""
+    hex_part = digest.removeprefix("sha256:")
+    return f"sha256/{hex_part[:2]}/{hex_part[2:]}"
+
+
+def _assert_hidden(error: LoopwiseError, bucket: str, moto: MotoServer) -> None:
+    """The error envelope an API caller gets names no endpoint, bucket or prefix."""
+    shown = json.dumps(error.to_dict())
+    for where in (moto.endpoint, moto.endpoint.split("//")[1], bucket, PREFIX, "s3://"):
+        assert where not in shown, f"{where!r} reaches API callers: {shown}"
+
+
 def test_a_deleted_object_is_not_found_through_the_store(
-    bucket: str, raw_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bucket: str,
+    raw_s3: Any,
+    moto: MotoServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The message (which reaches API callers) names the blob's place inside the store; the
+    server's log names the object and endpoint for its operator."""
     store = _open_sqlite_with_s3(bucket, tmp_path, monkeypatch)
     try:
         store.get_or_create_project("proj")
         run = store.create_run("proj", "r").id
         (tmp_path / "model.bin").write_bytes(b"weights")
         [logged] = store.log_artifact(run, tmp_path / "model.bin")
-        raw_s3.delete_object(Bucket=bucket, Key=_key(store.artifacts, logged.digest))
-        with pytest.raises(NotFoundError) as info:
+        key = _key(store.artifacts, logged.digest)
+        raw_s3.delete_object(Bucket=bucket, Key=key)
+        with (
+            caplog.at_level(logging.WARNING, logger="loopwise.store.s3"),
+            pytest.raises(NotFoundError) as info,
+        ):
             store.download_artifacts(run, "model.bin", tmp_path / "dl")
-        assert bucket in str(info.value) and "model.bin" in str(info.value)
+        assert "model.bin" in info.value.message and _place(logged.digest) in info.value.message
+        _assert_hidden(info.value, bucket, moto)
+        assert f"s3://{bucket}/{key}" in caplog.text and moto.endpoint in caplog.text
     finally:
         store.close()
 
 
-def test_corruption_names_the_object(bucket: str, raw_s3: Any) -> None:
+def test_corruption_names_the_blobs_place_not_the_bucket(
+    bucket: str, raw_s3: Any, moto: MotoServer, caplog: pytest.LogCaptureFixture
+) -> None:
     artifacts = S3ArtifactStore(bucket, PREFIX)
     digest, _ = artifacts.put_bytes(b"good")
     raw_s3.put_object(Bucket=bucket, Key=_key(artifacts, digest), Body=b"evil")
-    with pytest.raises(ArtifactCorruptedError, match=f"s3://{bucket}/{PREFIX}/sha256/"):
+    with (
+        caplog.at_level(logging.WARNING, logger="loopwise.store.s3"),
+        pytest.raises(ArtifactCorruptedError, match=_place(digest)) as info,
+    ):
         artifacts.read_bytes(digest)
+    assert info.value.details["path"] == _place(digest)
+    _assert_hidden(info.value, bucket, moto)
+    assert f"s3://{bucket}/{_key(artifacts, digest)}" in caplog.text
+    assert moto.endpoint in caplog.text
 
 
 # -- clear errors ----------------------------------------------------------------------------------

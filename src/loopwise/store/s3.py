@@ -1,13 +1,16 @@
 """Artifacts in an S3-compatible bucket (AWS S3, MinIO, Ceph, moto), keyed by their sha256.
 
 Uploads carry their SHA-256 so that the server can check the bytes on arrival, and every read
-is hashed again on its way to a temporary file, so corrupt bytes never reach a loader.
+is hashed again on its way to a temporary file, so corrupt bytes never reach a loader. A missing
+or corrupted blob's message names its place inside the store (``sha256/ab/…``), as the local
+store's does: it reaches API callers. The object's bucket, key and endpoint go to the log.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,6 +29,8 @@ from loopwise.errors import (
 from loopwise.store.artifacts import CHUNK_BYTES, PREFIX, ArtifactStore, check_digest, sha256_file
 
 __all__ = ["S3ArtifactStore"]
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 CREDENTIALS_HINT = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
@@ -85,8 +90,7 @@ class S3ArtifactStore(ArtifactStore):
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
     def _key(self, digest: str) -> str:
-        hex_part = check_digest(digest)
-        key = f"sha256/{hex_part[:2]}/{hex_part[2:]}"
+        key = _place(digest)
         return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
 
     def _client(self) -> Any:
@@ -161,7 +165,7 @@ class S3ArtifactStore(ArtifactStore):
         key = self._key(digest)
         label = f"{name!r} ({digest})" if name else digest
         s3 = self._client()
-        with self._errors("downloading", key, missing_label=label):
+        with self._errors("downloading", key, missing=(label, digest)):
             response = s3.get_object(Bucket=self.bucket, Key=key)
             body = response["Body"]
             # On disk, not in memory: artifacts can be larger than RAM. Deleted when closed.
@@ -179,13 +183,19 @@ class S3ArtifactStore(ArtifactStore):
         actual = PREFIX + digest_now.hexdigest()
         if actual != digest:
             f.close()
+            log.error(
+                "Artifact %s is corrupted: s3://%s/%s at %s hashes to %s.",
+                label, self.bucket, key, self._endpoint(), actual,
+            )  # fmt: skip
+            place = _place(digest)
             raise ArtifactCorruptedError(
                 f"Artifact {label} is corrupted: its bytes hash to {actual}, expected {digest}. "
-                f"It was not loaded. Restore s3://{self.bucket}/{key} from a backup or an older "
-                "object version, or delete that object and log the artifact again.",
+                f"It was not loaded. Restore {place} in the store's artifact bucket from a backup "
+                "or an older object version (the server's log names the object), or delete that "
+                "object and log the artifact again.",
                 digest=digest,
                 actual=actual,
-                url=f"s3://{self.bucket}/{key}",
+                path=place,
             )
         f.seek(0)
         return f
@@ -270,20 +280,26 @@ class S3ArtifactStore(ArtifactStore):
         )
 
     @contextmanager
-    def _errors(self, action: str, key: str = "", missing_label: str = "") -> Iterator[None]:
-        """Turn boto errors into Loopwise errors that name the bucket and the settings to check."""
+    def _errors(
+        self, action: str, key: str = "", missing: tuple[str, str] | None = None
+    ) -> Iterator[None]:
+        """Turn boto errors into Loopwise errors that name the bucket and the settings to check.
+
+        ``missing``: the artifact's label and digest, when a missing object is a missing
+        artifact (a ``NotFoundError`` that names its place inside the store, not the bucket).
+        """
         try:
             yield
         except LoopwiseError:
             raise
         except Exception as exc:
-            translated = self._translate(exc, action, key, missing_label)
+            translated = self._translate(exc, action, key, missing)
             if translated is None:
                 raise
             raise translated from exc
 
     def _translate(
-        self, exc: Exception, action: str, key: str, missing_label: str
+        self, exc: Exception, action: str, key: str, missing: tuple[str, str] | None
     ) -> LoopwiseError | None:
         errors = require_extra("botocore.exceptions", "s3")
         where = f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
@@ -304,12 +320,17 @@ class S3ArtifactStore(ArtifactStore):
             message = exc.response.get("Error", {}).get("Message") or code
             if code == "NoSuchBucket":
                 return self._missing_bucket()
-            if code in MISSING_CODES and missing_label:
+            if code in MISSING_CODES and missing is not None:
+                label, digest = missing
+                log.warning("Artifact %s is missing: no object %s at %s.", label, where, endpoint)
+                place = _place(digest)
                 return NotFoundError(
-                    f"Artifact {missing_label} is missing: there is no object {where} at "
-                    f"{endpoint}. It may have been deleted or expired by a lifecycle rule; restore "
-                    "it from a backup or an older object version, or log the artifact again.",
-                    **details,
+                    f"Artifact {label} is missing from the store's artifact bucket ({place}). It "
+                    "may have been deleted or expired by a lifecycle rule; restore it from a "
+                    "backup or an older object version (the server's log names the object), or "
+                    "log the artifact again.",
+                    digest=digest,
+                    path=place,
                 )
             if code in DENIED_CODES:
                 return StoreError(
@@ -335,6 +356,12 @@ class S3ArtifactStore(ArtifactStore):
         if isinstance(exc, errors.BotoCoreError):
             return StoreError(f"S3 failed while {action} {where} at {endpoint}: {exc}", **details)
         return None
+
+
+def _place(digest: str) -> str:
+    """Where a blob is inside the artifact store (``sha256/ab/cdef…``), bucket and prefix aside."""
+    hex_part = check_digest(digest)
+    return f"sha256/{hex_part[:2]}/{hex_part[2:]}"
 
 
 def _code(exc: Any) -> str:
