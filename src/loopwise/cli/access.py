@@ -15,7 +15,7 @@ import typer
 
 from loopwise import audit
 from loopwise.cli.common import JsonOption, State
-from loopwise.cli.output import console, err_console, fmt_ms, print_json, table
+from loopwise.cli.output import console, err_console, fmt_ms, print_json, safe, table
 from loopwise.errors import NotAStoreError
 from loopwise.store import Store, open_store, resolve_uri
 from loopwise.store.entities import Role
@@ -63,8 +63,10 @@ def create_token(
     if as_json:
         print_json({"token": token, "secret": secret})
         return
-    scope = f"project {token.project}" if token.project else "all projects"
-    console.print(f"Created token [bold]{token.name}[/] ({token.id}): {token.role.value}, {scope}.")
+    scope = f"project {safe(token.project)}" if token.project else "all projects"
+    console.print(
+        f"Created token [bold]{safe(token.name)}[/] ({safe(token.id)}): {token.role.value}, {scope}."
+    )
     print(secret)
     err_console.print(
         "[yellow]Copy the secret now: it will not be shown again.[/] Clients send it as "
@@ -115,7 +117,9 @@ def revoke_token(
     if as_json:
         print_json(token)
         return
-    console.print(f"Revoked token {token.name} ({token.id}) at {fmt_ms(token.revoked_ms)}.")
+    console.print(
+        f"Revoked token {safe(token.name)} ({safe(token.id)}) at {fmt_ms(token.revoked_ms)}."
+    )
 
 
 # -- audit log ------------------------------------------------------------------------------------
@@ -193,10 +197,10 @@ def verify(
     if as_json:
         print_json(result)
     elif result.ok:
-        console.print(f"{result.reason}, head {result.head_hash or '-'}", highlight=False)
+        console.print(f"{safe(result.reason)}, head {result.head_hash or '-'}", highlight=False)
     else:
         err_console.print(
-            f"[red]The audit log was tampered with:[/] {result.reason}. "
+            f"[red]The audit log was tampered with:[/] {safe(result.reason)}. "
             f"The first {result.records} record(s) are intact.",
             highlight=False,
         )

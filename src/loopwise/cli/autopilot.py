@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 from loopwise.errors import InvalidArgumentError
 
 __all__ = ["app"]
@@ -79,7 +79,7 @@ def set_policy(
     if as_json:
         print_json(stored)
         return
-    console.print(f"{name}: autopilot policy revision {stored.revision} is in force.")
+    console.print(f"{safe(name)}: autopilot policy revision {stored.revision} is in force.")
 
 
 @app.command("policy")
@@ -101,7 +101,7 @@ def policy(
         print_json({"policy": stored, "settings": asdict(parsed)})
         return
     console.print(
-        f"[bold]{name}[/]: policy revision {stored.revision}, set by {stored.actor} on "
+        f"[bold]{safe(name)}[/]: policy revision {stored.revision}, set by {safe(stored.actor)} on "
         f"{fmt_ms(stored.created_ms)}"
     )
     console.print(stored.text.rstrip(), highlight=False, markup=False)
@@ -183,10 +183,11 @@ def run_once(
         console.print("No deployment has an autopilot policy (loopwise autopilot set-policy).")
     for tick in ticks:
         if not tick.decisions:
-            console.print(f"{tick.deployment}: nothing to do yet.")
+            console.print(f"{safe(tick.deployment)}: nothing to do yet.")
         for decision in tick.decisions:
             console.print(
-                f"{tick.deployment} #{decision.seq} [bold]{decision.kind}[/]: {decision.summary}",
+                f"{safe(tick.deployment)} #{decision.seq} [bold]{safe(decision.kind)}[/]: "
+                f"{safe(decision.summary)}",
                 highlight=False,
             )
 
@@ -202,7 +203,7 @@ def status(name: NameArgument, as_json: JsonOption = False) -> None:
         print_json(found.to_json() if found else None)
         return
     if found is None:
-        console.print(f"{name}: the autopilot has not run yet (loopwise autopilot run-once).")
+        console.print(f"{safe(name)}: the autopilot has not run yet (loopwise autopilot run-once).")
         return
     baseline = "-" if found.baseline is None else f"{found.baseline:.4f} ({found.baseline_source})"
     rows: list[list[object]] = [
@@ -264,4 +265,4 @@ def resume(
     if as_json:
         print_json(decision)
         return
-    console.print(f"{name} #{decision.seq}: {decision.summary}")
+    console.print(f"{safe(name)} #{decision.seq}: {safe(decision.summary)}")

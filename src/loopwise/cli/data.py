@@ -10,7 +10,7 @@ import loopwise as lw
 from loopwise.cli import drift as drift_cli
 from loopwise.cli import validation
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 
 app = typer.Typer(help="List and inspect versioned datasets.", no_args_is_help=True)
 
@@ -53,13 +53,14 @@ def show(
         print_json({"dataset": version, "runs": runs})
         return
     console.print(
-        f"[bold]{version.ref}[/] {version.num_rows:,} rows, split {version.split or '-'}, "
-        f"created {fmt_ms(version.created_ms)}\ncontent {version.content_hash}\nfile    {version.artifact_digest}"
+        f"[bold]{safe(version.ref)}[/] {version.num_rows:,} rows, split "
+        f"{safe(version.split or '-')}, created {fmt_ms(version.created_ms)}\n"
+        f"content {safe(version.content_hash)}\nfile    {safe(version.artifact_digest)}"
     )
     console.print(
-        f"profile {version.profile_digest}"
+        f"profile {safe(version.profile_digest)}"
         if version.profile_digest
-        else f"profile none yet: `loopwise data profile {version.ref}` computes and keeps it"
+        else f"profile none yet: `loopwise data profile {safe(version.ref)}` computes and keeps it"
     )
     table("schema", ["column", "type"], list(version.schema.items()))
     table("used by runs", ["run id"], [[r] for r in runs])
@@ -101,7 +102,7 @@ def profile(
         rows,
     )
     if summary.skipped:
-        console.print(f"not profiled (unsupported types): {summary.skipped}")
+        console.print(f"not profiled (unsupported types): {safe(summary.skipped)}")
 
 
 # Validation suites live in their own module; registered last so `--help` lists them last.

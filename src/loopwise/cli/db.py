@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loopwise.cli.common import State
-from loopwise.cli.output import console
+from loopwise.cli.output import console, safe
 from loopwise.store import resolve_uri, upgrade_store
 from loopwise.store.migrate import HEAD
 
@@ -18,6 +18,9 @@ def upgrade() -> None:
     uri = resolve_uri(State.uri)
     before, after = upgrade_store(uri)
     if before == after:
-        console.print(f"The store at {uri} is already at schema {HEAD}.")
+        console.print(f"The store at {safe(uri)} is already at schema {HEAD}.")
     else:
-        console.print(f"Upgraded the store at {uri} from schema {before or '(empty)'} to {after}.")
+        console.print(
+            f"Upgraded the store at {safe(uri)} from schema {safe(before or '(empty)')} to "
+            f"{safe(after)}."
+        )

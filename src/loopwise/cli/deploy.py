@@ -12,7 +12,7 @@ import typer
 
 import loopwise as lw
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import Deployment, DeploymentChange, TrafficPlan
 
@@ -132,7 +132,7 @@ def create(
         print_json(deployment)
         return
     console.print(
-        f"Created deployment [bold]{deployment.name}[/] of model {deployment.model} at "
+        f"Created deployment [bold]{safe(deployment.name)}[/] of model {safe(deployment.model)} at "
         f"revision 1: {_plan_text(deployment.plan)}."
     )
 
@@ -158,7 +158,7 @@ def status(name: NameArgument, as_json: JsonOption = False) -> None:
         ["version", "share", "traffic"],
         rows,
     )
-    console.print(f"Last change: {_change_text(last)}", highlight=False)
+    console.print(f"Last change: {safe(_change_text(last))}", highlight=False)
 
 
 @app.command("set")
@@ -189,12 +189,12 @@ def set_plan(
         print_json(after)
     elif after.revision == before.revision:
         console.print(
-            f"{name} already follows {_plan_text(after.plan)} (revision {after.revision}); "
+            f"{safe(name)} already follows {_plan_text(after.plan)} (revision {after.revision}); "
             "nothing changed."
         )
     else:
         console.print(
-            f"{name} → revision {after.revision}: {_plan_text(after.plan)} "
+            f"{safe(name)} → revision {after.revision}: {_plan_text(after.plan)} "
             f"(was {_plan_text(before.plan)})."
         )
 
@@ -256,13 +256,13 @@ def rollback(
         print_json(after)
     elif after.revision == before.revision:
         console.print(
-            f"{name} already follows revision {to}'s plan ({_plan_text(after.plan)}); nothing "
+            f"{safe(name)} already follows revision {to}'s plan ({_plan_text(after.plan)}); nothing "
             "changed."
         )
     else:
         restored = lw.deployments.history(name)[-1].restored_revision
         console.print(
-            f"Rolled {name} back to revision {restored}'s plan as revision {after.revision}: "
+            f"Rolled {safe(name)} back to revision {restored}'s plan as revision {after.revision}: "
             f"{_plan_text(after.plan)} (was {_plan_text(before.plan)})."
         )
 

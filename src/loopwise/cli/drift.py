@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, print_json, styled, table
+from loopwise.cli.output import console, print_json, safe, styled, table
 
 __all__ = ["drift"]
 
@@ -69,7 +69,7 @@ def drift(
         rows,
     )
     if report.skipped:
-        console.print(f"not compared: {report.skipped}")
+        console.print(f"not compared: {safe(report.skipped)}")
     verdict = "[bold red]drifted[/]" if report.drifted else "[green]no drift[/]"
     console.print(
         f"dataset: {verdict} — {len(report.drifted_columns)} of {len(report.columns)} columns "

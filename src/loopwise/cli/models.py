@@ -8,7 +8,7 @@ import typer
 
 import loopwise as lw
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 
 app = typer.Typer(help="List registered models and move their aliases.", no_args_is_help=True)
 
@@ -66,12 +66,13 @@ def show(
         print_json(version)
         return
     console.print(
-        f"[bold]{version.ref}[/] flavour {version.flavour}, aliases {version.aliases or '-'}, "
-        f"created {fmt_ms(version.created_ms)}\nrun {version.run_id or '-'}\ndatasets {', '.join(version.datasets) or '-'}\n"
-        f"artifact {version.artifact_digest}"
+        f"[bold]{safe(version.ref)}[/] flavour {safe(version.flavour)}, aliases "
+        f"{safe(version.aliases or '-')}, created {fmt_ms(version.created_ms)}\n"
+        f"run {safe(version.run_id or '-')}\ndatasets {safe(', '.join(version.datasets) or '-')}\n"
+        f"artifact {safe(version.artifact_digest)}"
     )
     if version.description:
-        console.print(version.description)
+        console.print(safe(version.description))
     from loopwise.registry.flavours import FLAVOURS
 
     flavour = FLAVOURS.get(version.flavour)
@@ -114,7 +115,7 @@ def alias(
     if as_json:
         print_json(result)
     elif delete:
-        console.print(f"Removed {name}@{alias} (it pointed at version {old}).")
+        console.print(f"Removed {safe(name)}@{safe(alias)} (it pointed at version {old}).")
     else:
         was = f" (was {old})" if old is not None else ""
-        console.print(f"{name}@{alias} → version {version}{was}")
+        console.print(f"{safe(name)}@{safe(alias)} → version {version}{was}")

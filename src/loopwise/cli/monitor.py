@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, fmt_ms, print_json, table
+from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 from loopwise.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def outcomes(
         shown = ", ".join(receipt.conflicts[:10]) + (" …" if len(receipt.conflicts) > 10 else "")
         console.print(
             f"[yellow]Kept the recorded outcome of {len(receipt.conflicts):,} ids whose new "
-            f"value differs[/] ({shown}); pass --overwrite to replace them."
+            f"value differs[/] ({safe(shown)}); pass --overwrite to replace them."
         )
 
 
@@ -166,7 +166,7 @@ def resolve(
     if as_json:
         print_json(alert)
         return
-    console.print(f"Alert {alert.id} ({alert.rule}) resolved at {fmt_ms(alert.resolved_ms)}.")
+    console.print(f"Alert {alert.id} ({safe(alert.rule)}) resolved at {fmt_ms(alert.resolved_ms)}.")
 
 
 def _time_ms(value: str | None, option: str) -> int | None:
@@ -266,7 +266,7 @@ def _monitor(
     open_context()
     from loopwise.monitoring import monitor
 
-    with console.status(f"Monitoring {deployment}…"):
+    with console.status(f"Monitoring {safe(deployment)}…"):
         return monitor(
             deployment,
             start_ms=_time_ms(start, "--start"),
@@ -353,7 +353,9 @@ def _print_status(report: MonitorReport) -> None:
     columns = ["window", "rows", "labelled", "drifted", "skewed", "errors", "accuracy", "est. acc."]
     table(f"{report.deployment} against {report.reference}", columns, rows)
     for alert in report.alerts:
-        console.print(f"[bold]{alert['severity']}[/] {alert['rule']}: {alert['message']}")
+        console.print(
+            f"[bold]{safe(alert['severity'])}[/] {safe(alert['rule'])}: {safe(alert['message'])}"
+        )
     if not report.alerts:
         console.print("No alerts.")
 
@@ -383,4 +385,4 @@ def report(
         allow_pickle,
     )  # fmt: skip
     path = write_report(found, output)
-    console.print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB).")
+    console.print(f"Wrote {safe(path)} ({path.stat().st_size / 1e6:.1f} MB).")

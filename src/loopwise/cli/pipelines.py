@@ -21,7 +21,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.markup import escape
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -29,7 +28,7 @@ from rich.text import Text
 import loopwise as lw
 from loopwise import pipelines as sdk
 from loopwise.cli.common import JsonOption, State, open_context
-from loopwise.cli.output import console, err_console, fmt_ms, print_json, table
+from loopwise.cli.output import clean, console, err_console, fmt_ms, print_json, safe, table
 from loopwise.cli.runs import _resolve as resolve_run_id
 from loopwise.errors import InvalidArgumentError, LoopwiseError, PipelineFailedError
 from loopwise.pipelines.graph import Constant, Gather, Graph, Pipeline, Upstream, parse_value
@@ -224,7 +223,7 @@ def _fail(exc: LoopwiseError, as_json: bool) -> NoReturn:
         print(json.dumps(exc.to_dict(), default=str), file=sys.stderr)
     else:
         err_console.print(
-            Text.assemble(("Error: ", "red"), exc.message), highlight=False, soft_wrap=True
+            Text.assemble(("Error: ", "red"), clean(exc.message)), highlight=False, soft_wrap=True
         )
     raise typer.Exit(1)
 
@@ -289,13 +288,13 @@ def _execute(
         mark = "[green]✓[/]" if failure is None else "[red]✗[/]"
         verb = "finished" if failure is None else "failed"
         console.print(
-            f"{mark} Pipeline [bold]{escape(pipeline.name)}[/] {verb} in "
+            f"{mark} Pipeline [bold]{safe(pipeline.name)}[/] {verb} in "
             f"{_seconds(progress.elapsed_s)}: run {run_id}\n  {_counts_line(counts)}",
             highlight=False,
         )
         then = f"pipeline show {ref}" if failure is None else f"pipeline resume {run_id}"
         console.print(
-            f"Next:\n  loopwise runs show {run_id}\n  loopwise {escape(then)}",
+            f"Next:\n  loopwise runs show {safe(run_id)}\n  loopwise {safe(then)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -368,8 +367,8 @@ def resume(
     graph = pipeline.build(record["params"]) if record else None
     if graph is not None and not as_json:
         console.print(
-            f"Resuming {escape(pipeline.name)} run {previous.id} "
-            f"({escape(_params_text(graph.params))}; seed {record.get('seed', 0)})",
+            f"Resuming {safe(pipeline.name)} run {previous.id} "
+            f"({safe(_params_text(graph.params))}; seed {safe(record.get('seed', 0))})",
             highlight=False,
             soft_wrap=True,
         )
@@ -681,7 +680,7 @@ def sweep(
                     "★" if r["run_id"] == best_id else "",
                     _short(r["run_id"]),
                     r["status"],
-                    *(escape(json.dumps(params[r["run_id"]].get(k), default=str)) for k in swept),
+                    *(json.dumps(params[r["run_id"]].get(k), default=str) for k in swept),
                     *(r.get(f"metrics.{k}") for k in shown),
                 ]
                 for r in rows
@@ -741,7 +740,7 @@ def list_pipeline_runs(
             r.status.value,
             fmt_ms(r.start_ms)[5:16],
             None if r.duration_s is None else _seconds(r.duration_s),
-            escape(", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))[:60]),
+            ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))[:60],
         ]
         for r in runs
     ]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, err_console, print_json, styled, table
+from loopwise.cli.output import console, err_console, print_json, safe, styled, table
 from loopwise.cli.runs import _resolve
 
 __all__ = ["reproduce"]
@@ -89,10 +89,10 @@ def reproduce(
             highlight=False,
         )
         for line in result.explanations:
-            console.print(f"  • {line}", highlight=False)
+            console.print(f"  • {safe(line)}", highlight=False)
         if result.notes:
             console.print("Since the original run:", highlight=False)
             for line in result.notes:
-                console.print(f"  · {line}", highlight=False)
+                console.print(f"  · {safe(line)}", highlight=False)
     if not result.reproduced:
         raise typer.Exit(1)

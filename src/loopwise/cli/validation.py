@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loopwise.cli.common import JsonOption, open_context
-from loopwise.cli.output import console, print_json, table
+from loopwise.cli.output import console, print_json, safe, table
 from loopwise.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def infer(
         typer.echo(text, nl=False)
         return
     output.write_text(text)
-    console.print(f"Wrote {len(suite.expectations)} expectations to {output}")
+    console.print(f"Wrote {len(suite.expectations)} expectations to {safe(output)}")
 
 
 @suite_app.command("attach")
@@ -139,7 +139,7 @@ def attach(
     open_context()
     attach_suite(name, suite, on_failure=on_failure.value)
     console.print(
-        f"Attached {len(suite.expectations)} expectations to dataset [bold]{name}[/] "
+        f"Attached {len(suite.expectations)} expectations to dataset [bold]{safe(name)}[/] "
         f"(on failure: {on_failure.value})."
     )
 
@@ -166,7 +166,7 @@ def detach(name: Annotated[str, typer.Argument(help="Dataset name.")]) -> None:
 
     open_context()
     detach_suite(name)
-    console.print(f"Detached the suite of dataset [bold]{name}[/].")
+    console.print(f"Detached the suite of dataset [bold]{safe(name)}[/].")
 
 
 def _attached(name: str) -> tuple[Suite, str]:
