@@ -133,3 +133,17 @@ def test_monitor_status_prints_alerts_inertly(
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert f"warning {SHOWN}: {SHOWN}" in out
+
+
+def test_pipeline_runs_list_params_once_escaped(tmp_path: Path) -> None:
+    """Table cells are made safe by the table: escaping them before showed a stray backslash."""
+    path = tmp_path / "store"
+    store = open_store(path)
+    store.get_or_create_project("cli")
+    tags = {"loopwise.kind": "pipeline", "loopwise.pipeline": "training"}
+    run = store.create_run("cli", "training", tags=tags)
+    store.log_params(run.id, {"columns": "[age]", "note": MARKUP})
+    store.close()
+    out = cli(path, "pipeline", "list").stdout
+    assert "columns=[age]" in out and "\\[age]" not in out
+    assert "\x1b" not in out
