@@ -136,3 +136,22 @@ def test_a_missing_store_is_not_created(tmp_path: Path) -> None:
     result = cli(tmp_path / "nowhere", "audit", "verify", ok=False)
     assert "There is no Loopwise store" in result.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_audit_log_lists_a_record_edited_into_unreadable_json(store: Path) -> None:
+    db = sqlite3.connect(store / "loopwise.db")
+    try:
+        with db:
+            db.execute("UPDATE audit_log SET after = '{\"version\": NaN' WHERE seq = 5")
+            db.execute("UPDATE audit_log SET before = '[' || '[' || ? WHERE seq = 4", ("x" * 600,))
+    finally:
+        db.close()
+    records = json.loads(cli(store, "audit", "log", "--json").stdout)
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
+    edited = records[4]["after"]
+    assert edited["unreadable"] is True and edited["stored_text"] == '{"version": NaN'
+    assert records[4]["before"] == {"version": 1}
+    assert len(records[3]["before"]["stored_text"]) == 501  # cut, with "…"
+    table = cli(store, "audit", "log").stdout
+    assert "version: 1 → UNREADABLE (" in table and '{"version": NaN' in table
+    assert "alias.set" in table and "model:clf@production" in table

@@ -20,6 +20,7 @@ from loopwise.errors import StoreError
 from loopwise.store import actor as actor_module
 from loopwise.store import open_store
 from loopwise.store.actor import Actor, acting_as, current_actor
+from loopwise.store.audit import MAX_SHOWN_CHARS, is_unreadable
 from loopwise.store.sql import SqlStore
 from loopwise.store.sql import access as access_module
 from loopwise.store.sql.schema import TOKENS
@@ -130,6 +131,88 @@ def test_json_postgresql_would_refuse_is_named_on_sqlite(
         assert result.reason.startswith("record 2 was edited: its before is not JSON")
         assert reason in result.reason
     finally:
+        store.close()
+
+
+LISTED = {  # what either backend stores in a JSON column, but Loopwise never writes
+    "a repeated key": ("""{"step": "x", "step": "3"}""", "the key 'step' appears twice"),
+    "deep nesting": (DEEP, "nested more than 64 levels deep"),
+    "a list": ("[1, 2]", "a JSON list, not an object"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LISTED))
+def test_a_record_edited_into_odd_json_is_still_listed(twelve: SqlStore, kind: str) -> None:
+    text, reason = LISTED[kind]
+    intact = twelve.audit_log()
+    tamper(twelve, f"UPDATE audit_log SET after = '{text}' WHERE seq = 7")
+    records = twelve.audit_log()  # never a crash
+    assert [r.seq for r in records] == list(range(1, 13))
+    edited = records[6]
+    assert is_unreadable(edited.after) and not is_unreadable(edited.before)
+    assert edited.after == {
+        "unreadable": True,
+        "reason": reason,
+        "stored_text": text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…",
+    }
+    assert edited.before == intact[6].before
+    assert records[:6] + records[7:] == intact[:6] + intact[7:]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("""{"step": NaN}""", "NaN is not JSON"),
+        ("""{"step": """, "Expecting value"),
+        ("[" * 100_000, "nested more than 64 levels deep"),
+        ('"text"', "a JSON str, not an object"),
+    ],
+)
+def test_json_postgresql_would_refuse_is_still_listed_on_sqlite(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    store = open_store(tmp_path / "store")
+    assert isinstance(store, SqlStore)
+    try:
+        store.get_or_create_project("proj")
+        store.get_or_create_project("other")
+        tamper(store, f"UPDATE audit_log SET before = '{text}' WHERE seq = 2")
+        listed = store.audit_log(after_seq=1)
+        assert [r.seq for r in listed] == [2]
+        shown = listed[0].before
+        assert is_unreadable(shown) and reason in shown["reason"]
+        assert len(shown["stored_text"]) <= MAX_SHOWN_CHARS + 1
+        assert shown["stored_text"].rstrip("…") == text[:MAX_SHOWN_CHARS]
+    finally:
+        store.close()
+
+
+def test_a_tampered_record_is_listed_through_the_api(tmp_path: Path) -> None:
+    """The server answers with the flagged text (before: a 500, NaN being no JSON), and the
+    SDK in remote mode tells it apart from data."""
+    from loopwise.server import create_app
+    from loopwise.store.remote import RemoteStore
+
+    from ..server.harness import AppTransport
+
+    store = open_store(tmp_path / "store")
+    assert isinstance(store, SqlStore)
+    store.get_or_create_project("proj")
+    secret = store.create_token("admin", name="admin")[1]
+    tamper(store, """UPDATE audit_log SET before = '{"name": NaN}' WHERE seq = 2""")
+    remote = RemoteStore(
+        "http://loopwise.test",
+        secret,
+        transport=AppTransport(create_app(store)),
+        spool_dir=tmp_path / "spool",
+    ).open()
+    try:
+        listed = remote.audit_log()
+        assert [r.seq for r in listed] == [1, 2]
+        assert is_unreadable(listed[1].before) and not is_unreadable(listed[1].after)
+        assert listed[1].before["stored_text"] == '{"name": NaN}'
+    finally:
+        remote.close()
         store.close()
 
 

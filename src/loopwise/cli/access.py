@@ -18,6 +18,7 @@ from loopwise.cli.common import JsonOption, State
 from loopwise.cli.output import console, err_console, fmt_ms, print_json, safe, table
 from loopwise.errors import NotAStoreError
 from loopwise.store import Store, open_store, resolve_uri
+from loopwise.store.audit import is_unreadable
 from loopwise.store.entities import Role
 
 __all__ = ["audit_app", "token_app"]
@@ -127,10 +128,21 @@ def _short(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def _whole(side: dict[str, Any] | None) -> str:
+    if side is None:
+        return "(none)"
+    if is_unreadable(side):
+        return f"UNREADABLE ({side['reason']}): {side['stored_text']}"
+    return ", ".join(f"{k}: {_short(v)}" for k, v in sorted(side.items()))
+
+
 def describe_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    """``version: 1 → 2`` for each key that a record's ``before`` and ``after`` name."""
+    """``version: 1 → 2`` for each key that a record's ``before`` and ``after`` name; a side
+    whose stored text was not readable JSON is shown whole, flagged, as the text it holds."""
     if before is None and after is None:
         return ""
+    if is_unreadable(before) or is_unreadable(after):
+        return f"{_whole(before)} → {_whole(after)}"
     if before is None or after is None:
         side = after if before is None else before
         text = ", ".join(f"{k}: {_short(v)}" for k, v in sorted((side or {}).items()))

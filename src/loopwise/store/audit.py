@@ -20,10 +20,12 @@ __all__ = [
     "CONTENT_FIELDS",
     "GENESIS_HASH",
     "MAX_JSON_DEPTH",
+    "MAX_SHOWN_CHARS",
     "AuditHead",
     "UnreadableJson",
     "canonical_json",
     "chain_hash",
+    "is_unreadable",
     "normalise",
     "parse_stored_json",
     "record_hash",
@@ -59,13 +61,31 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+MAX_SHOWN_CHARS = 500
+"""How much of an unreadable ``before``/``after``'s stored text a listing shows."""
+
+
 class UnreadableJson(dict[str, Any]):
     """Stands for a stored ``before``/``after`` whose text is not JSON as Loopwise writes it
-    (invalid, NaN, a repeated key, nested too deeply): someone edited it outside Loopwise."""
+    (invalid, NaN, a repeated key, nested too deeply, not an object): someone edited it outside
+    Loopwise. Verifying names the record; listing shows it, as
+    ``{"unreadable": True, "reason": …, "stored_text": …}`` with the text cut to
+    :data:`MAX_SHOWN_CHARS` (and ``…``), so that the edit can be seen but not mistaken for data."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__()
+    def __init__(self, reason: str, text: str = "") -> None:
+        cut = text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…"
+        super().__init__(unreadable=True, reason=reason, stored_text=cut)
         self.reason = reason
+
+
+def is_unreadable(value: object) -> bool:
+    """Whether a record's ``before``/``after`` stands for stored text that was not readable
+    (:class:`UnreadableJson`, or its JSON form as the REST API returns it)."""
+    return isinstance(value, UnreadableJson) or (
+        isinstance(value, dict)
+        and value.get("unreadable") is True
+        and set(value) == {"unreadable", "reason", "stored_text"}
+    )
 
 
 MAX_JSON_DEPTH = 64
@@ -105,20 +125,21 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_stored_json(text: str | None) -> dict[str, Any] | None:
-    """A stored ``before``/``after`` as the verifier must see it: the JSON text parsed
-    strictly, or an :class:`UnreadableJson` saying why it cannot be (never an exception)."""
+    """A stored ``before``/``after`` as the verifier and a listing must see it: the JSON text
+    parsed strictly, or an :class:`UnreadableJson` saying why it cannot be (never an
+    exception)."""
     if text is None:
         return None
     if _depth(text) > MAX_JSON_DEPTH:
-        return UnreadableJson(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        return UnreadableJson(f"nested more than {MAX_JSON_DEPTH} levels deep", text)
     try:
         value = json.loads(text, object_pairs_hook=_no_repeated_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
-        return UnreadableJson(str(exc)[:200])
+        return UnreadableJson(str(exc)[:200], text)
     if value is None:
         return None
     if not isinstance(value, dict):
-        return UnreadableJson(f"a JSON {type(value).__name__}, not an object")
+        return UnreadableJson(f"a JSON {type(value).__name__}, not an object", text)
     return value
 
 

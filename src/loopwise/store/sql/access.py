@@ -81,6 +81,15 @@ def _token(row: Any) -> Token:
     )
 
 
+# before/after are read as the stored text and parsed strictly here, not by the driver: an
+# edited value (NaN, a repeated key, invalid, deeply nested or not an object) becomes an
+# UnreadableJson that verifying names and listing shows, never a crash or a silently other value.
+_AUDIT_COLUMNS = [c for c in AUDIT_LOG.c if c.name not in ("before", "after")] + [
+    cast(AUDIT_LOG.c.before, Text).label("before"),
+    cast(AUDIT_LOG.c.after, Text).label("after"),
+]
+
+
 def _record(row: Any) -> AuditRecord:
     return AuditRecord(
         seq=row.seq,
@@ -90,8 +99,8 @@ def _record(row: Any) -> AuditRecord:
         action=row.action,
         project=row.project,
         target=row.target,
-        before=row.before,
-        after=row.after,
+        before=parse_stored_json(row.before),
+        after=parse_stored_json(row.after),
         prev_hash=row.prev_hash,
         hash=row.hash,
     )
@@ -225,7 +234,7 @@ class SqlAccess(SqlCore):
                 f"Expected since_ms as milliseconds since the epoch, got {since_ms!r}.",
                 parameter="since_ms",
             )
-        query = select(AUDIT_LOG).where(AUDIT_LOG.c.seq > after_seq)
+        query = select(*_AUDIT_COLUMNS).where(AUDIT_LOG.c.seq > after_seq)
         if since_ms is not None:
             query = query.where(AUDIT_LOG.c.time_ms >= since_ms)
         with self._read() as conn:
@@ -244,26 +253,14 @@ class SqlAccess(SqlCore):
             return verify_chain(self._all_records(conn), head)
 
     def _all_records(self, conn: Connection) -> Iterator[AuditRecord]:
-        # before/after as stored text, parsed strictly: an edited value (NaN, a repeated key,
-        # invalid or deeply nested JSON) is reported as such, never a crash or a silent pass.
-        raw = [
-            cast(AUDIT_LOG.c.before, Text).label("before"),
-            cast(AUDIT_LOG.c.after, Text).label("after"),
-        ]
-        columns = [c for c in AUDIT_LOG.c if c.name not in ("before", "after")] + raw
         after = None
         while True:
-            query = select(*columns).order_by(AUDIT_LOG.c.seq).limit(VERIFY_CHUNK)
+            query = select(*_AUDIT_COLUMNS).order_by(AUDIT_LOG.c.seq).limit(VERIFY_CHUNK)
             if after is not None:
                 query = query.where(AUDIT_LOG.c.seq > after)
             rows = conn.execute(query).all()
             for row in rows:
-                record = _record(row)
-                yield dataclasses.replace(
-                    record,
-                    before=parse_stored_json(row.before),
-                    after=parse_stored_json(row.after),
-                )
+                yield _record(row)
             if len(rows) < VERIFY_CHUNK:
                 return
             after = rows[-1].seq
