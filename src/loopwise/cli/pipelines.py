@@ -182,7 +182,7 @@ class StepProgress:
                 state = row.spinner
                 duration = None if row.started is None else time.monotonic() - row.started
             view.add_row(
-                Text(label, style="bold"),
+                Text(clean(label), style="bold"),
                 state,
                 "" if duration is None else _seconds(duration),
                 "" if row.run_id is None else _short(row.run_id),
