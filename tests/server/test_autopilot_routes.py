@@ -25,17 +25,34 @@ POLICY = "label: employed\nretrain:\n  pipeline: train.py:training\n"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[httpx.Client]:
+def app(tmp_path: Path) -> Iterator[tuple[AppTransport, dict[str, str]]]:
+    """The app over one store, and the secrets of an editor and an admin token."""
     store = open_store(tmp_path / "store")
     store.get_or_create_project("demo")
-    store.create_model_version("demo", "model", flavour="python", artifact_digest=DIGEST)
+    store.create_model_version("demo", "model", flavour="sklearn", artifact_digest=DIGEST)
     store.create_deployment("demo", "prod", "model", TrafficPlan({1: 100}), "first")
-    secret = store.create_token("editor", name="editor")[1]
-    headers = {"Authorization": f"Bearer {secret}"}
-    transport = AppTransport(create_app(store))
+    secrets = {role: store.create_token(role, name=role)[1] for role in ("editor", "admin")}
+    yield AppTransport(create_app(store)), secrets
+    store.close()
+
+
+def _client(app: tuple[AppTransport, dict[str, str]], role: str) -> Iterator[httpx.Client]:
+    transport, secrets = app
+    headers = {"Authorization": f"Bearer {secrets[role]}"}
     with httpx.Client(transport=transport, base_url="http://test", headers=headers) as client:
         yield client
-    store.close()
+
+
+@pytest.fixture
+def client(app: tuple[AppTransport, dict[str, str]]) -> Iterator[httpx.Client]:
+    """An editor: sets policies and reads everything."""
+    yield from _client(app, "editor")
+
+
+@pytest.fixture
+def controller(app: tuple[AppTransport, dict[str, str]]) -> Iterator[httpx.Client]:
+    """An admin token for all projects: what records the controller's decisions."""
+    yield from _client(app, "admin")
 
 
 def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -64,7 +81,7 @@ def _nested(levels: int) -> list[Any]:
     return value
 
 
-def test_the_json_a_client_sees(client: httpx.Client) -> None:
+def test_the_json_a_client_sees(client: httpx.Client, controller: httpx.Client) -> None:
     set_ = client.put(f"{ROOT}/policy", json={"text": POLICY, "expected_revision": 0})
     assert set_.status_code == 200, set_.text
     policy = set_.json()
@@ -79,12 +96,12 @@ def test_the_json_a_client_sees(client: httpx.Client) -> None:
     assert client.get(f"{ROOT}/policy", params={"revision": 1}).json() == policy
     latest = client.get(f"{ROOT}/decisions/latest")
     assert latest.status_code == 200 and latest.json() is None
-    made = [client.post(f"{ROOT}/decisions", json=_decision(seq)).json() for seq in (1, 2, 3)]
+    made = [controller.post(f"{ROOT}/decisions", json=_decision(seq)).json() for seq in (1, 2, 3)]
     assert made[0] == {
         **_decision(1),
         "project": "demo",
         "deployment": "prod",
-        "actor": "token:editor",
+        "actor": "token:admin",
         "created_ms": made[0]["created_ms"],
     }
     assert client.get(f"{ROOT}/decisions").json() == made
@@ -132,11 +149,11 @@ def test_policy_errors(client: httpx.Client) -> None:
     assert client.get(f"{ROOT}/policy").json()["revision"] == 1
 
 
-def test_decision_errors(client: httpx.Client) -> None:
-    assert client.post(f"{ROOT}/decisions", json=_decision(1)).status_code == 200
-    again = _error(client.post(f"{ROOT}/decisions", json=_decision(1)), 409, "conflict")
+def test_decision_errors(client: httpx.Client, controller: httpx.Client) -> None:
+    assert controller.post(f"{ROOT}/decisions", json=_decision(1)).status_code == 200
+    again = _error(controller.post(f"{ROOT}/decisions", json=_decision(1)), 409, "conflict")
     assert again["details"]["expected_seq"] == 2
-    _error(client.post(f"{ROOT}/decisions", json=_decision(5)), 409, "conflict")
+    _error(controller.post(f"{ROOT}/decisions", json=_decision(5)), 409, "conflict")
     refused: list[tuple[dict[str, Any], str | None]] = [
         (_decision(2, kind="Promote!"), "kind"),
         (_decision(2, summary=""), "summary"),
@@ -148,7 +165,7 @@ def test_decision_errors(client: httpx.Client) -> None:
         ({**_decision(2), "extra": 1}, None),
     ]
     for body, field in refused:
-        error = _error(client.post(f"{ROOT}/decisions", json=body), 400, "invalid_argument")
+        error = _error(controller.post(f"{ROOT}/decisions", json=body), 400, "invalid_argument")
         if field is not None:
             assert error["details"]["parameter"] == field, error
     for params in ({"limit": 0}, {"limit": 1001}, {"after_seq": -1}):
@@ -156,12 +173,12 @@ def test_decision_errors(client: httpx.Client) -> None:
     assert [d["seq"] for d in client.get(f"{ROOT}/decisions").json()] == [1]
 
 
-def test_unknown_deployments_are_not_found(client: httpx.Client) -> None:
+def test_unknown_deployments_are_not_found(client: httpx.Client, controller: httpx.Client) -> None:
     other = "/api/v1/projects/demo/deployments/prdo/autopilot"
     for response in [
         client.put(f"{other}/policy", json={"text": POLICY}),
         client.get(f"{other}/policy"),
-        client.post(f"{other}/decisions", json=_decision(1)),
+        controller.post(f"{other}/decisions", json=_decision(1)),
         client.get(f"{other}/decisions"),
         client.get(f"{other}/decisions/latest"),
     ]:
