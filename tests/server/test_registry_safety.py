@@ -8,6 +8,7 @@ a linked dataset version) must belong to the project the request is about.
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,10 @@ def test_an_accepted_pickle_still_never_runs_in_loopwise_serve_without_allow_pic
         with served:
             assert served.state("churn").version == 1
             remote.set_alias("alpha", "churn", "production", planted.version)
-            served.poll()
-            served.close()  # waits for the load the poll started
+            served.poll()  # starts the load in the background
+            deadline = time.monotonic() + 60
+            while served.state("churn").error is None and time.monotonic() < deadline:
+                time.sleep(0.02)
             state = served.state("churn")
             assert state.version == 1 and state.ready
             assert state.error is not None and "--allow-pickle" in state.error
