@@ -16,7 +16,7 @@ from loopwise.cli.http_server import (
     TimeoutKeepAliveOption,
     run_app,
 )
-from loopwise.cli.output import console
+from loopwise.cli.output import console, safe
 from loopwise.errors import InvalidArgumentError, NotFoundError, require_extra
 
 __all__ = ["serve"]
@@ -235,7 +235,7 @@ def serve(
                 metrics.model_evicted(event.name)
             console.print(f"Evicted {which} (memory budget)")
         else:
-            console.print(f"[red]Could not load {which}[/]: {event.error}")
+            console.print(f"[red]Could not load {safe(which)}[/]: {safe(event.error)}")
 
     ctx = open_context()
     for name in deployments:  # say what is wrong before anything loads
