@@ -18,9 +18,8 @@ The SDK in one glance::
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
-
-from loopwise.store.migrate import loopwise_version
 
 if TYPE_CHECKING:
     from loopwise import autopilot, deployments
@@ -43,7 +42,11 @@ if TYPE_CHECKING:
         start_run,
     )
 
-__version__ = loopwise_version()
+try:
+    # From the installed metadata, not the store: `import loopwise` loads no SQLAlchemy or httpx.
+    __version__ = importlib.metadata.version("loopwise")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
 
 # The SDK's names are imported on first use (PEP 562), so that `import loopwise.server` or a
 # CLI command that never touches data does not load pandas and PyArrow (~100 MB, ~1 s).

@@ -6,12 +6,11 @@ the file names without importing Alembic on every start.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
+from loopwise import __version__
 from loopwise.errors import NotAStoreError, SchemaTooNewError, SchemaTooOldError
 
 __all__ = [
@@ -31,10 +30,8 @@ HEAD = KNOWN_REVISIONS[-1]
 
 
 def loopwise_version() -> str:
-    try:
-        return package_version("loopwise")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+    """This Loopwise's version (``loopwise.__version__``, read from the installed metadata)."""
+    return __version__
 
 
 def current_revision(engine: Engine) -> str | None:

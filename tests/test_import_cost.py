@@ -1,0 +1,79 @@
+"""`import loopwise` stays cheap: the SDK's names load on first use, not with the package.
+
+Each check runs in a fresh interpreter, since this test process has long since imported everything.
+The speed itself is measured by benchmarks/import_time.py, never asserted here.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sqlalchemy", "pandas", "httpx", "numpy", "pyarrow")
+
+
+def _loaded_after(code: str) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter; report which heavy modules it left loaded."""
+    probe = (
+        f"import sys\n{code}\n"
+        "import json\n"
+        f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_import_loopwise_loads_no_store_dataframes_or_http_client() -> None:
+    loaded = _loaded_after("import loopwise")
+    assert loaded == {m: False for m in HEAVY}
+
+
+def test_version_needs_no_store() -> None:
+    loaded = _loaded_after("from loopwise import __version__; assert __version__")
+    assert loaded["sqlalchemy"] is False
+
+
+def test_version_is_the_installed_distribution() -> None:
+    import loopwise
+    from loopwise.store.migrate import loopwise_version
+
+    assert loopwise.__version__ == importlib.metadata.version("loopwise")
+    assert loopwise_version() == loopwise.__version__
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [("start_run", "loopwise.tracking"), ("Run", "loopwise.store"), ("init", "loopwise.context")],
+)
+def test_a_lazy_name_is_the_real_object(name: str, module: str) -> None:
+    import loopwise
+
+    assert getattr(loopwise, name) is getattr(importlib.import_module(module), name)
+
+
+def test_a_subpackage_name_is_the_subpackage() -> None:
+    import loopwise
+    import loopwise.deployments
+
+    assert loopwise.deployments is sys.modules["loopwise.deployments"]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import loopwise
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        loopwise.nope  # noqa: B018
+
+
+def test_dir_lists_the_lazy_names() -> None:
+    import loopwise
+
+    assert set(loopwise.__all__) <= set(dir(loopwise))
