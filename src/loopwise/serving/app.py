@@ -75,7 +75,7 @@ from loopwise.serving.protocols import (
     parse_invocations,
     parse_records,
 )
-from loopwise.serving.queues import ModelQueue
+from loopwise.serving.queues import ModelQueue, QueueContext
 from loopwise.serving.schema import NO_SIGNATURE_LIMIT, ColumnLimit, Inputs, rows_of
 from loopwise.serving.shadow import ShadowTraffic
 from loopwise.serving.workers import LogTarget
@@ -141,9 +141,14 @@ class ServingApp:
         self._caches: dict[str, ResponseCache] = {
             name: ResponseCache(size) for name, size in (cache_bytes or {}).items() if size
         }
+        self._context = QueueContext(
+            self.models, metrics, processes, model_threads, prediction_log, project
+        )
         self._served: dict[str, ModelQueue | ServedDeployment[ModelQueue]] = {}
         for name in self.models.names:
-            self._served[name] = ModelQueue(name, self, self._policy(name), self._caches.get(name))
+            self._served[name] = ModelQueue(
+                name, self._context, self._policy(name), self._caches.get(name)
+            )
         for name in self.models.deployments:
             self._served[name] = ServedDeployment(name, self.models, self._lane)
         self._shadow = ShadowTraffic(self.models, metrics, self._log_batch)
@@ -183,7 +188,7 @@ class ServingApp:
         """The queue of one version of a deployment, live or shadow (``ServedDeployment``)."""
         return ModelQueue(
             deployment.name,
-            self,
+            self._context,
             self._policy(deployment.name),
             None if shadow else self._caches.get(deployment.name),
             key=self.models.version_key(deployment.name, deployment.model, version),
@@ -193,21 +198,8 @@ class ServingApp:
         )
 
     def log_target(self, name: str, shadow: bool = False) -> LogTarget | None:
-        """Where model ``name``'s process logs its rows (None without a prediction log); for a
-        deployment's lane, ``name`` is the deployment's and ``shadow`` says its role."""
-        spool = self.prediction_log
-        if spool is None:
-            return None
-        return LogTarget(
-            uri=spool.store.uri,
-            token=getattr(spool.store, "token", None),
-            project=self.project,
-            deployment=name,
-            spool_dir=str(spool.directory),
-            durability=spool.durability,
-            fsync_window_ms=spool.fsync_window_ms,
-            shadow=shadow,
-        )
+        """Where model ``name``'s process logs its rows (``QueueContext.log_target``)."""
+        return self._context.log_target(name, shadow)
 
     async def start(self) -> None:
         """Load and warm every model (and start its process, with ``processes=True``), and put

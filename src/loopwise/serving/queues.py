@@ -3,7 +3,8 @@
 ``ModelQueue`` holds what computes a served name's requests: its ``Batcher``, its model process
 (with ``processes=True``), its response cache and the input schema of the version it last
 saw. The app has one per served model and, for a deployment, one per version and role (live
-or shadow) of the plan in force.
+or shadow) of the plan in force. What a queue needs from the server that owns it comes in a
+``QueueContext``, so that this module does not depend on the app.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import LoopwiseError, UnavailableError
@@ -18,13 +20,15 @@ from loopwise.registry import LoadedModel
 from loopwise.serving.batching import Batcher, BatchPolicy
 from loopwise.serving.cache import ResponseCache
 from loopwise.serving.compute import Batch, predict_batch
+from loopwise.serving.models import ServedModels
 from loopwise.serving.schema import InputSchema
-from loopwise.serving.workers import ModelProcess
+from loopwise.serving.workers import LogTarget, ModelProcess
+from loopwise.store.predictions import PredictionSpool
 
-if TYPE_CHECKING:
-    from loopwise.serving.app import ServingApp
+if TYPE_CHECKING:  # prometheus_client loads only when a server serves metrics
+    from loopwise.serving.metrics import ServingMetrics
 
-__all__ = ["ModelQueue", "limit_threads"]
+__all__ = ["ModelQueue", "QueueContext", "limit_threads"]
 
 
 def limit_threads(threads: int) -> None:
@@ -35,6 +39,41 @@ def limit_threads(threads: int) -> None:
     except ImportError:  # pragma: no cover - scikit-learn is not installed
         return
     threadpool_limits(limits=threads)  # kept for the thread's life: never restored
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    """What a ``ModelQueue`` takes from the server that owns it, the same for all its queues.
+
+    ``models``: where a queue's batch finds its served version; ``metrics``: batch and queue
+    metrics (None: none kept); ``processes``: each queue computes in its own model process,
+    with ``model_threads`` OpenMP/BLAS threads (as the batch thread does without one);
+    ``prediction_log`` and ``project``: where a model process logs the rows it computes.
+    """
+
+    models: ServedModels
+    metrics: ServingMetrics | None = None
+    processes: bool = False
+    model_threads: int = 1
+    prediction_log: PredictionSpool | None = None
+    project: str = ""
+
+    def log_target(self, name: str, shadow: bool = False) -> LogTarget | None:
+        """Where model ``name``'s process logs its rows (None without a prediction log); for a
+        deployment's lane, ``name`` is the deployment's and ``shadow`` says its role."""
+        spool = self.prediction_log
+        if spool is None:
+            return None
+        return LogTarget(
+            uri=spool.store.uri,
+            token=getattr(spool.store, "token", None),
+            project=self.project,
+            deployment=name,
+            spool_dir=str(spool.directory),
+            durability=spool.durability,
+            fsync_window_ms=spool.fsync_window_ms,
+            shadow=shadow,
+        )
 
 
 class ModelQueue:
@@ -50,7 +89,7 @@ class ModelQueue:
     def __init__(
         self,
         name: str,
-        app: ServingApp,
+        context: QueueContext,
         policy: BatchPolicy,
         cache: ResponseCache | None,
         *,
@@ -66,27 +105,27 @@ class ModelQueue:
         self.shadow = shadow
         self.active = 0  # a lane's requests in progress (counted on the deployment path only)
         self.queued = 0
-        self.app = app
+        self.context = context
         self.cache = cache
         self.schema: InputSchema | None = None
         self.schema_version: int | None = None
         queue = f"{self.label}/{version}" if key else name  # how errors name the queue
         self.worker = (
-            ModelProcess(queue, app.model_threads, app.log_target(name, shadow))
-            if app.processes
+            ModelProcess(queue, context.model_threads, context.log_target(name, shadow))
+            if context.processes
             else None
         )
-        metrics = app.metrics
+        metrics = context.metrics
         label = self.label
         # Computing in the server's process: the batch thread's own OpenMP/BLAS pools get
-        # app.model_threads threads, as a model process's do; idle OpenMP threads spinning on
+        # context.model_threads threads, as a model process's do; idle OpenMP threads spinning on
         # both cores would take the event loop's CPU.
         self.executor = (
             ThreadPoolExecutor(
                 1,
                 thread_name_prefix=f"batch-{queue}",
                 initializer=limit_threads,
-                initargs=(app.model_threads,),
+                initargs=(context.model_threads,),
             )
             if self.worker is None
             else None
@@ -103,8 +142,8 @@ class ModelQueue:
         )
 
     def queue_changed(self, rows: int) -> None:
-        assert self.app.metrics is not None
-        self.app.metrics.queue_change(self.label, rows - self.queued)
+        assert self.context.metrics is not None
+        self.context.metrics.queue_change(self.label, rows - self.queued)
         self.queued = rows
 
     async def prepare(self, model: LoadedModel) -> None:
@@ -136,16 +175,16 @@ class ModelQueue:
 
     def run_batch(self, payloads: Sequence[Any]) -> list[Any]:
         """In the batch thread: the served version computes the batch."""
-        model = self.app.models.get(self.key)
+        model = self.context.models.get(self.key)
         return predict_batch(model, self.schema_for(model), payloads)
 
     async def run_batch_in_process(self, payloads: Sequence[Any]) -> list[Any]:
         """On the event loop: join the batch here, compute it in the model's process."""
         worker = self.worker
         assert worker is not None
-        model = self.app.models.current(self.key)
+        model = self.context.models.current(self.key)
         if model is None:
-            model = await asyncio.to_thread(self.app.models.get, self.key)
+            model = await asyncio.to_thread(self.context.models.get, self.key)
         as_array = await worker.load(model)
         batch = Batch(self.schema_for(model), model.version.version, payloads, as_array)
         if not batch.live:
