@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot clean
+.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-import clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-pipelines: $(VENV)/.installed-dev
 ## bench-autopilot: the autopilot on ACS 2016-2018 (drift, a shock, a data bug) against a static model and an oracle
 bench-autopilot: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/autopilot.py $(BENCH_ARGS)
+
+## bench-import: start-up cost of `import loopwise` and `loopwise --help` (and MLflow's, if in .bench/)
+bench-import: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache
