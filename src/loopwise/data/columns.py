@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from loopwise.data.chunks import check_column_names
 from loopwise.data.stattests import Kind, Sample
+from loopwise.data.tables import read_table
 from loopwise.errors import InvalidArgumentError
 
 __all__ = [
@@ -109,8 +110,6 @@ def to_table(data: Any, parameter: str, *, lazy: bool) -> Columns: ...
 def to_table(data: Any, parameter: str, *, lazy: bool = False) -> Columns:
     """A DataFrame, Arrow table, or Parquet/CSV/Feather path as non-empty columns; with
     ``lazy``, a Parquet file stays on disk and is read column by column."""
-    from loopwise.data.datasets import _to_table
-
     if isinstance(data, pd.Series):
         data = data.to_frame()
     table: Columns
@@ -125,7 +124,7 @@ def to_table(data: Any, parameter: str, *, lazy: bool = False) -> Columns:
         ):
             table = ParquetColumns(Path(data))
         else:
-            table = _to_table(data)
+            table = read_table(data)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(exc.message, parameter=parameter) from exc
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

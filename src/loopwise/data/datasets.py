@@ -1,23 +1,27 @@
-"""Dataset versions: content-hashed Parquet snapshots that load back exactly as logged."""
+"""Dataset versions: content-hashed Parquet snapshots that load back exactly as logged.
+
+The top of ``loopwise.data``'s dataset layer: ``log_dataset`` profiles new data and checks it
+with its attached suite; refs are resolved and versions read in ``loopwise.data.versions``
+(re-exported here), which profiles and validation use too.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopwise.context import current
 from loopwise.data.attached_suites import check_attached_suite
-from loopwise.data.chunks import check_column_names
 from loopwise.data.profiles import save_profile, table_profile
-from loopwise.errors import InvalidArgumentError
+from loopwise.data.tables import READERS as READERS
+from loopwise.data.tables import read_table
+from loopwise.data.versions import get_dataset, list_datasets, load_dataset, parse_dataset_ref
 from loopwise.store import DatasetVersion, Store
 from loopwise.store.validate import check_name, check_optional_name, check_text
 
@@ -29,43 +33,6 @@ __all__ = [
     "log_dataset",
     "parse_dataset_ref",
 ]
-
-READERS = {
-    ".parquet": "Parquet",
-    ".pq": "Parquet",
-    ".csv": "CSV",
-    ".feather": "Arrow",
-    ".arrow": "Arrow",
-}
-
-
-def _to_table(data: Any) -> pa.Table:
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pd.DataFrame):
-        check_column_names(data)
-        return pa.Table.from_pandas(data)
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        kind = READERS.get(path.suffix.lower())
-        if not path.is_file() or kind is None:
-            problem = "does not exist" if not path.exists() else f"has suffix {path.suffix!r}"
-            raise InvalidArgumentError(
-                f"Expected a DataFrame, an Arrow table, or a path to a {', '.join(sorted(READERS))} "
-                f"file; got {str(path)!r}, which {problem}.",
-                parameter="data",
-            )
-        if kind == "Parquet":
-            return pq.read_table(path)
-        if kind == "Arrow":
-            import pyarrow.feather as feather
-
-            return feather.read_table(path)
-        return pa.Table.from_pandas(pd.read_csv(path))
-    raise InvalidArgumentError(
-        f"Expected a pandas DataFrame, a pyarrow Table or a file path, got {type(data).__name__}.",
-        parameter="data",
-    )
 
 
 def _canonical_type(dtype: pa.DataType) -> pa.DataType:
@@ -129,7 +96,7 @@ def log_dataset(
     check_optional_name(split, "split")
     check_text(description, "description")
     ctx = current()
-    table = _to_table(data)
+    table = read_table(data)
     digest = content_hash(table)
     for existing in ctx.store.list_dataset_versions(ctx.project, name):
         if existing.content_hash != digest:
@@ -164,55 +131,3 @@ def _write_snapshot(store: Store, table: pa.Table) -> str:
         pq.write_table(table, path, compression="zstd")
         digest, _ = store.artifacts.put_file(path)
     return digest
-
-
-def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
-    """``"acs-ma"`` (latest) or ``"acs-ma/3"`` to ``(name, version)``."""
-    if not isinstance(ref, str) or not ref:
-        raise InvalidArgumentError(
-            f"Expected a dataset reference like 'acs-ma' or 'acs-ma/3', got {ref!r}.",
-            parameter="ref",
-        )
-    name, _, version = ref.partition("/")
-    if version and not version.isdigit():
-        raise InvalidArgumentError(
-            f"Expected a version number after '/', got {ref!r}. Use e.g. '{name}/1'.",
-            parameter="ref",
-        )
-    return name, int(version) if version else None
-
-
-def get_dataset(ref: str | DatasetVersion) -> DatasetVersion:
-    """The version ``ref`` names (``"acs-ma"``: the latest, ``"acs-ma/3"``) in the current
-    project; a ``DatasetVersion`` as it is."""
-    if isinstance(ref, DatasetVersion):
-        return ref
-    ctx = current()
-    name, number = parse_dataset_ref(ref)
-    return ctx.store.get_dataset_version(ctx.project, name, number)
-
-
-@overload
-def load_dataset(
-    ref: str | DatasetVersion, *, format: Literal["pandas"] = "pandas"
-) -> pd.DataFrame: ...
-@overload
-def load_dataset(ref: str | DatasetVersion, *, format: Literal["arrow"]) -> pa.Table: ...
-def load_dataset(ref: str | DatasetVersion, *, format: str = "pandas") -> pd.DataFrame | pa.Table:
-    """The data of a version, verified against its digest, as logged (dtypes included)."""
-    if format not in ("pandas", "arrow"):
-        raise InvalidArgumentError(
-            f"Expected format 'pandas' or 'arrow', got {format!r}.", parameter="format"
-        )
-    ctx = current()
-    version = get_dataset(ref)
-    with ctx.store.artifacts.open_verified(
-        version.artifact_digest, name=f"dataset {version.ref}"
-    ) as f:
-        table = pq.read_table(f)
-    return table if format == "arrow" else table.to_pandas()
-
-
-def list_datasets(name: str | None = None) -> list[DatasetVersion]:
-    ctx = current()
-    return ctx.store.list_dataset_versions(ctx.project, name)

@@ -100,6 +100,7 @@ def domain_classifier_drift(
             parameter="folds",
         )
     require_extra("sklearn", "sklearn")
+    # scikit-learn is an optional extra, and heavy: imported only when this test runs.
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold

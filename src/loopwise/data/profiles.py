@@ -25,6 +25,7 @@ from loopwise.data.column_profile import (
     column_kind,
     dtype_name,
 )
+from loopwise.data.versions import get_dataset, load_dataset
 from loopwise.errors import ConflictError, InvalidArgumentError, PermissionDeniedError
 from loopwise.store import DatasetVersion, Store
 
@@ -284,8 +285,6 @@ def dataset_profile(ref: str | DatasetVersion) -> Profile:
     Read from its blob, verified against its digest. A version logged before profiles
     existed is profiled now, and its profile stored and recorded for next time.
     """
-    from loopwise.data.datasets import get_dataset, load_dataset  # they log profiles
-
     ctx = current()
     version = get_dataset(ref)
     if version.profile_digest is None:

@@ -77,7 +77,7 @@ class Sample:
             floats = array.astype(np.float64)
             finite = floats[np.isfinite(floats)]
             return cls(kind or "numeric", values=finite, dropped=len(floats) - len(finite))
-        import pandas as pd
+        import pandas as pd  # heavy (~1 s): only for non-numeric samples; numeric tests skip it
 
         series = pd.Series(array, dtype=object)
         valid = series[~series.isna()]

@@ -29,6 +29,8 @@ from loopwise.data.column_rules import (
 from loopwise.data.column_types import ColumnData, type_family
 from loopwise.data.expectations import ColumnExpectation, Expectation, Finding, RowCount
 from loopwise.data.suite_yaml import expectations_from_yaml, expectations_to_yaml
+from loopwise.data.tables import READERS, read_table
+from loopwise.data.versions import load_dataset
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import DatasetVersion
 
@@ -308,8 +310,6 @@ def _check_inference_options(range_slack: Any, range_quantiles: Any, max_categor
 def _frame(data: Any) -> pd.DataFrame:
     """The data to check as a DataFrame: a frame as given, tables converted, files read and
     dataset refs loaded from the store."""
-    from loopwise.data.datasets import READERS, _to_table, load_dataset
-
     if isinstance(data, pd.DataFrame):
         frame = data
     elif isinstance(data, (pa.Table, pa.RecordBatch)):
@@ -319,7 +319,7 @@ def _frame(data: Any) -> pd.DataFrame:
     elif isinstance(data, os.PathLike) or (
         isinstance(data, str) and Path(data).suffix.lower() in READERS
     ):
-        frame = _to_table(data).to_pandas()
+        frame = read_table(data).to_pandas()
     elif isinstance(data, str):
         frame = load_dataset(data)
     else:
