@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loopwise.pipelines.execute import import_module_at
+from loopwise.pipelines.loading import import_module_at
 
 
 def test_the_folder_is_on_sys_path_during_the_import_only(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from loopwise.pipelines.fingerprint import explain_difference
 from loopwise.pipelines.ports import from_json
 from loopwise.store import Store
+from loopwise.tracking.environment import git_state
 
 __all__ = [
     "DONE",
@@ -479,8 +480,6 @@ def step_explanation(
 
 def git_now(kind: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The git state now of the folder that holds the run's code (its pipeline or step file)."""
-    from loopwise.tracking.environment import git_state
-
     location = record.get("ref") if kind == "pipeline" else None
     file = str(location).rpartition(":")[0] if location else record.get("file")
     folder = Path(file).parent if file and Path(file).exists() else Path.cwd()

@@ -10,34 +10,30 @@ with its error and traceback.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import json
 import os
 import random
 import shutil
-import sys
 import tempfile
-import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from loopwise.errors import InvalidArgumentError, LoopwiseError, UnsafeModelError
-from loopwise.pipelines.ports import (
-    Port,
-    PortKind,
-    canonical_json,
-    from_json,
-    value_hash,
-)
-from loopwise.store import Store
+import loopwise.context as context
+from loopwise.data.datasets import log_dataset
+from loopwise.errors import InvalidArgumentError, LoopwiseError
+from loopwise.pipelines.loading import import_module_at
+from loopwise.pipelines.materialise import materialise
+from loopwise.pipelines.ports import Port, PortKind, canonical_json, value_hash
+from loopwise.pipelines.steps import Step
+from loopwise.registry.flavours import detect_flavour
+from loopwise.store import DatasetVersion, ModelVersion, Store
+from loopwise.tracking.run import start_run
 
-__all__ = ["StepOutcome", "StepTask", "execute_step", "materialise", "read_record"]
+__all__ = ["StepOutcome", "StepTask", "execute_step", "read_record"]
 
 RECORD_TAG = "loopwise.record"
 """Tag on a finished step run: the digest of its record (a JSON blob in the artifact store)."""
@@ -83,78 +79,7 @@ class StepOutcome:
     duration_s: float = 0.0
 
 
-# -- finding the step's code in a fresh process ------------------------------------------------
-
-
-def _same_file(module: ModuleType, file: str | None) -> bool:
-    found: str | None = getattr(module, "__file__", None)
-    if file is None or found is None:
-        return file is None
-    return os.path.realpath(found) == os.path.realpath(file)
-
-
-class ScriptStopped(BaseException):
-    """Ends the loading of a user's script where it starts a pipeline run (see below)."""
-
-
-_loading_script = threading.local()
-
-
-def stop_if_loading_script() -> None:
-    """Called where a pipeline run starts. A script loaded by file for the steps it defines
-    (in a worker, or by ``load_pipeline``) stops there instead of running its pipeline again,
-    so a script needs no ``if __name__ == "__main__"`` guard."""
-    if getattr(_loading_script, "active", False):
-        raise ScriptStopped
-
-
-def import_module_at(module: str, file: str | None) -> ModuleType:
-    """The module that defines a step: already loaded, importable by name, or read from its file."""
-    loaded = sys.modules.get(module)
-    if loaded is not None and _same_file(loaded, file):
-        return loaded
-    if module != "__main__":
-        with contextlib.suppress(ImportError):
-            imported = importlib.import_module(module)
-            if _same_file(imported, file):
-                return imported
-    if file is None:
-        raise InvalidArgumentError(
-            f"Cannot import module {module!r} in the worker process. Define the pipeline's steps "
-            "in a module or file that every worker can import.",
-            parameter="module",
-        )
-    name = "__loopwise_main__" if module == "__main__" else module
-    existing = sys.modules.get(name)
-    if existing is not None and _same_file(existing, file):
-        return existing
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise InvalidArgumentError(f"Cannot load Python code from {file!r}.", parameter="file")
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded
-    was_loading = getattr(_loading_script, "active", False)
-    _loading_script.active = True
-    # The file's folder is on sys.path while it runs, so that its own `import helpers` works,
-    # and only then: a folder left there would shadow modules for every later import.
-    saved_path = list(sys.path)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(file)))
-    try:
-        spec.loader.exec_module(loaded)
-    except ScriptStopped:
-        pass  # every step the pipeline uses is defined above the call that runs it
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    finally:
-        sys.path[:] = saved_path
-        _loading_script.active = was_loading
-    return loaded
-
-
 def _resolve(task: StepTask) -> Any:
-    from loopwise.pipelines.steps import Step
-
     if task.fn is not None:
         fn = task.fn
     else:
@@ -171,67 +96,6 @@ def _resolve(task: StepTask) -> Any:
 def read_record(store: Store, digest: str) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(store.artifacts.read_bytes(digest, "step record"))
     return record
-
-
-def materialise(
-    stored: Mapping[str, Any],
-    target: PortKind,
-    store: Store,
-    project: str,
-    scratch: Path,
-    allow_pickle: bool = False,
-) -> Any:
-    """The object a step receives for one stored output, converted to what its input wants.
-
-    A model stored with pickle loads only with ``allow_pickle``, which the caller takes from
-    code (a step's declaration, an explicit argument), never from ``stored``.
-    """
-    kind = stored["kind"]
-    if kind == "value":
-        text = stored.get("json")
-        if text is None:
-            text = store.artifacts.read_bytes(stored["blob"], "step value").decode()
-        return from_json(text)
-    if kind == "dataset":
-        version = store.get_dataset_version(project, stored["name"], stored["version"])
-        if target in (PortKind.DATASET,):
-            return version
-        from loopwise.data.datasets import load_dataset
-
-        return load_dataset(version)
-    if kind == "model_version":
-        registered = store.get_model_version(project, stored["name"], stored["version"])
-        if target is PortKind.MODEL_VERSION:
-            return registered
-        stored = {
-            **stored,
-            "flavour": registered.flavour,
-            "hash": registered.artifact_digest,
-            "metadata": registered.metadata,
-        }
-        kind = "model"
-    if kind == "model":
-        from loopwise.registry.flavours import get_flavour
-
-        flavour = get_flavour(stored["flavour"])
-        if flavour.uses_pickle and not allow_pickle:
-            raise UnsafeModelError(
-                "A model this step takes is stored with pickle (flavour 'python'), and loading "
-                "it runs the code in it. It was not loaded. If the pipeline's own step made it, "
-                "declare @lw.step(allow_pickle=True) on that step or on this one; loading an "
-                "output yourself, pass output(..., allow_pickle=True).",
-                flavour=flavour.name,
-            )
-        folder = store.artifacts.get_tree(stored["hash"], scratch / f"model-{stored['hash'][-12:]}")
-        return flavour.load(folder, stored.get("metadata") or {}, allow_pickle=allow_pickle)
-    if kind == "path":  # a file or folder the pipeline was given, read where it is
-        return Path(stored["path"])
-    if kind == "artifact":
-        folder = store.artifacts.get_tree(
-            stored["hash"], scratch / f"artifact-{stored['hash'][-12:]}"
-        )
-        return folder / stored["file"] if stored.get("file") else folder
-    raise InvalidArgumentError(f"Unknown stored output kind {kind!r}.", parameter="kind")
 
 
 def _input_value(
@@ -254,16 +118,12 @@ def _input_value(
 def _store_output(
     value: Any, port: Port, step_name: str, task: StepTask, run: Any, allow_pickle: bool
 ) -> dict[str, Any]:
-    from loopwise.store import DatasetVersion, ModelVersion
-
     kind = port.kind
     where = f"output {port.name!r} of step {step_name!r}"
     if kind is PortKind.ANY:
         kind = _kind_of(value, where)
     if kind in (PortKind.DATAFRAME, PortKind.DATASET):
         if not isinstance(value, DatasetVersion):
-            from loopwise.data.datasets import log_dataset
-
             _expect_frame(value, where)
             value = log_dataset(value, name=f"{task.pipeline}.{task.node}.{port.name}")
         run.use(value, role=f"output.{port.name}")
@@ -284,8 +144,6 @@ def _store_output(
             "version": value.version,
         }
     if kind is PortKind.MODEL:
-        from loopwise.registry.flavours import detect_flavour
-
         flavour = detect_flavour(value, allow_pickle)
         with tempfile.TemporaryDirectory(prefix="loopwise-step-") as tmp:
             folder = Path(tmp)
@@ -314,8 +172,6 @@ def _store_output(
 
 
 def _kind_of(value: Any, where: str) -> PortKind:
-    from loopwise.store import DatasetVersion, ModelVersion
-
     if isinstance(value, DatasetVersion):
         return PortKind.DATASET
     if isinstance(value, ModelVersion):
@@ -366,7 +222,7 @@ def seed_everything(seed: int) -> None:
     """Seed the generators a step may use without saying so (``random``, NumPy's global)."""
     random.seed(seed)
     with contextlib.suppress(ImportError):
-        import numpy as np
+        import numpy as np  # optional: seeded only where it is installed
 
         np.random.seed(seed % 2**32)
 
@@ -391,9 +247,6 @@ def _log_constants(run: Any, task: StepTask) -> None:
 
 def execute_step(task: StepTask) -> StepOutcome:
     """Run one step as a tracked run and store its outputs; never raises."""
-    import loopwise.context as context
-    from loopwise.tracking.run import start_run
-
     started = time.perf_counter()
     run_id: str | None = None
     try:
@@ -474,9 +327,7 @@ def _input_record(spec: Any) -> Any:
 
 def _note_failure(run_id: str, exc: BaseException) -> None:
     with contextlib.suppress(Exception):
-        from loopwise.context import current
-
-        current().store.set_tags(run_id, {"loopwise.error": _one_line(exc)[:2000]})
+        context.current().store.set_tags(run_id, {"loopwise.error": _one_line(exc)[:2000]})
 
 
 def _one_line(exc: BaseException) -> str:

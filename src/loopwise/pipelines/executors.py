@@ -59,7 +59,7 @@ class InlineExecutor:
 #
 # multiprocessing's spawn re-imports the parent's __main__ in every child, which re-runs a script
 # that calls pipeline.run() at top level without an `if __name__ == "__main__"` guard. Workers
-# find each step by its module and file (execute.import_module_at), so they never need __main__:
+# find each step by its module and file (loading.import_module_at), so they never need __main__:
 # these classes launch spawn children without it.
 
 _launching = threading.Lock()

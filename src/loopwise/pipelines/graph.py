@@ -12,7 +12,6 @@ import graphlib
 import inspect
 import json
 import os
-import threading
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from loopwise.pipelines.ports import (
     storable_hint,
     value_matches,
 )
-from loopwise.pipelines.steps import Step, StepOutput
+from loopwise.pipelines.steps import Step, StepOutput, building, current_builder
 from loopwise.store.validate import check_name
 
 __all__ = [
@@ -323,24 +322,13 @@ def _leaf(value: Any) -> Upstream | Constant:
     return binding
 
 
-_local = threading.local()
-
-
-def current_builder() -> _Builder | None:
-    builder: _Builder | None = getattr(_local, "builder", None)
-    return builder
-
-
 @contextmanager
 def _building(graph: Graph) -> Iterator[_Builder]:
     if current_builder() is not None:
         raise PipelineDefinitionError("A pipeline cannot be built inside another one's definition.")
     builder = _Builder(graph)
-    _local.builder = builder
-    try:
+    with building(builder):
         yield builder
-    finally:
-        _local.builder = None
 
 
 def output(step: str, port: str = "output") -> StepOutput:
@@ -460,13 +448,15 @@ class Pipeline:
 
     def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """Build and run; see :func:`loopwise.pipelines.run` for the options."""
+        # Upward on purpose: the runner (store, executors, tracking) loads when a run starts,
+        # not where a pipeline is defined (see the note in pipelines/__init__.py).
         from loopwise.pipelines.runner import run
 
         return run(self, params, **options)
 
     def sweep(self, **options: Any) -> Any:
         """Run once per point of a grid or random space; see :func:`loopwise.pipelines.sweep`."""
-        from loopwise.pipelines.sweeps import sweep
+        from loopwise.pipelines.sweeps import sweep  # upward on purpose, as in run(); loads pandas
 
         return sweep(self, **options)
 

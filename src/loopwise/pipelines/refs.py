@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
-from loopwise.pipelines.execute import import_module_at
 from loopwise.pipelines.graph import Pipeline
+from loopwise.pipelines.loading import import_module_at
 
 __all__ = ["load_pipeline", "pipeline_ref"]
 

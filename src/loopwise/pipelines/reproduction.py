@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import loopwise.context as context
 from loopwise.errors import (
     InvalidArgumentError,
     LoopwiseError,
@@ -29,6 +30,7 @@ from loopwise.errors import (
     PipelineFailedError,
     error_from_dict,
 )
+from loopwise.pipelines.cache import cache_key, path_hash
 from loopwise.pipelines.comparison import (
     NumberComparison,
     OutputComparison,
@@ -47,9 +49,15 @@ from loopwise.pipelines.comparison import (
     step_explanation,
     worst,
 )
-from loopwise.pipelines.execute import RECORD_TAG, read_record
-from loopwise.pipelines.ports import from_json, value_hash
+from loopwise.pipelines.execute import RECORD_TAG, StepTask, execute_step, read_record
+from loopwise.pipelines.fingerprint import fingerprint
+from loopwise.pipelines.loading import import_module_at
+from loopwise.pipelines.ports import PortKind, from_json, port_kind, value_hash
+from loopwise.pipelines.refs import load_pipeline
+from loopwise.pipelines.runner import run as run_pipeline
+from loopwise.pipelines.steps import Step
 from loopwise.store import Run, Store
+from loopwise.tracking.environment import installed_packages
 
 __all__ = ["NumberComparison", "OutputComparison", "Reproduction", "StepComparison", "reproduce"]
 
@@ -314,9 +322,6 @@ def _execute(
 
 def main_in_subprocess() -> None:
     """The fresh process: read the spec on stdin, run it, write the answer to a file."""
-    import loopwise.context as context
-    from loopwise.tracking.environment import installed_packages
-
     spec = json.loads(sys.stdin.read())
     try:
         context.init(project=spec["project"], uri=spec["uri"])
@@ -336,10 +341,7 @@ def main_in_subprocess() -> None:
 
 
 def _rerun_pipeline(spec: Mapping[str, Any]) -> dict[str, Any]:
-    from loopwise.pipelines.refs import load_pipeline
-    from loopwise.pipelines.runner import run
-
-    result = run(
+    result = run_pipeline(
         load_pipeline(spec["ref"]),
         spec["params"],
         executor=spec["executor"],
@@ -352,12 +354,6 @@ def _rerun_pipeline(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rerun_step(spec: Mapping[str, Any]) -> dict[str, Any]:
-    from loopwise.context import current
-    from loopwise.pipelines.cache import cache_key
-    from loopwise.pipelines.execute import StepTask, execute_step, import_module_at
-    from loopwise.pipelines.fingerprint import fingerprint
-    from loopwise.pipelines.steps import Step
-
     target: Any = import_module_at(spec["module"], spec["file"])
     for part in spec["qualname"].split("."):
         target = getattr(target, part)
@@ -369,7 +365,7 @@ def _rerun_step(spec: Mapping[str, Any]) -> dict[str, Any]:
     key, parts = cache_key(
         f"{step.module}:{step.qualname}", fingerprint(step.fn).as_dict(), inputs, spec["seed"]
     )
-    ctx = current()
+    ctx = context.current()
     outcome = execute_step(
         StepTask(
             uri=ctx.uri,
@@ -398,15 +394,11 @@ def _rerun_step(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _with_target(item: list[Any], annotation: Any) -> Any:
     """The task's input with the kind the step's annotation asks for (as the scheduler does)."""
-    from loopwise.pipelines.ports import PortKind, port_kind
-
     if item[0] == "constant":
         return ("constant", item[1])
     if item[0] == "stored":
         stored = item[1]
         if stored.get("kind") == "path" and os.path.exists(stored["path"]):
-            from loopwise.pipelines.cache import path_hash
-
             # A file the step reads where it is: keyed by its content now, as a run would be.
             stored = {**stored, "hash": path_hash(stored["path"])}
         target = port_kind(annotation) or PortKind.ANY
@@ -438,14 +430,12 @@ def reproduce(
     ``explanations`` say in plain words what changed since: code, data, params, seed,
     packages, Python or git state, or that a step is not deterministic.
     """
-    from loopwise.context import current
-
     for name, value in (("rtol", rtol), ("atol", atol)):
         if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
             raise InvalidArgumentError(
                 f"Expected {name} to be a number >= 0, got {value!r}.", parameter=name
             )
-    ctx = current()
+    ctx = context.current()
     store = ctx.store
     original = _load(store, run_id)
     spec = (

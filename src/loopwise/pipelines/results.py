@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError
+from loopwise.pipelines.materialise import materialise
 from loopwise.pipelines.ports import PortKind
 
 __all__ = ["PipelineResult", "StepEvent", "StepResult", "StepState"]
@@ -61,8 +62,8 @@ class StepResult:
 
         A model stored with pickle loads only with ``allow_pickle=True`` (loading it runs code).
         """
+        # The context opens the store (SQLAlchemy, httpx): first use only, not on import.
         from loopwise.context import current
-        from loopwise.pipelines.execute import materialise
 
         outputs = self.outputs
         if not outputs:

@@ -20,21 +20,17 @@ from typing import Any
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError, PipelineFailedError
 from loopwise.pipelines.cache import cache_key, lookup, path_hash
-from loopwise.pipelines.execute import (
-    RECORD_TAG,
-    StepOutcome,
-    StepTask,
-    read_record,
-    stop_if_loading_script,
-)
+from loopwise.pipelines.execute import RECORD_TAG, StepOutcome, StepTask, read_record
 from loopwise.pipelines.executors import Executor, make_executor
 from loopwise.pipelines.fingerprint import fingerprint, module_label
 from loopwise.pipelines.graph import Constant, Gather, Graph, Node, Pipeline, Upstream
+from loopwise.pipelines.loading import stop_if_loading_script
 from loopwise.pipelines.ports import PortKind, canonical_json, port_kind, value_hash
 from loopwise.pipelines.refs import pipeline_ref
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
 from loopwise.pipelines.steps import Step
-from loopwise.store import RunStatus, Store
+from loopwise.store import MetricEntry, RunStatus, Store
+from loopwise.store.validate import check_key
 from loopwise.tracking.environment import capture_environment
 
 __all__ = ["PIPELINE_KIND", "execute_graphs", "run", "step_seed"]
@@ -379,9 +375,6 @@ def _end_pipeline_run(
     seed: int,
     steps: Mapping[str, StepResult],
 ) -> str:
-    from loopwise.store import MetricEntry
-    from loopwise.store.validate import check_key
-
     record = {
         "pipeline": pipeline.name,
         "ref": pipeline_ref(pipeline),

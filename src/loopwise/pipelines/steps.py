@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 from loopwise.errors import PipelineDefinitionError
 from loopwise.pipelines.ports import (
@@ -25,7 +27,7 @@ from loopwise.pipelines.ports import (
 )
 from loopwise.store.validate import check_name
 
-__all__ = ["InputSpec", "Step", "StepOutput", "step"]
+__all__ = ["Builder", "InputSpec", "Step", "StepOutput", "building", "current_builder", "step"]
 
 
 @dataclass(frozen=True)
@@ -191,12 +193,38 @@ class Step:
         return twin
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from loopwise.pipelines.graph import current_builder
-
         builder = current_builder()
         if builder is None:
             return self.fn(*args, **kwargs)
         return builder.add(self, args, kwargs)
+
+
+# -- the pipeline being built on this thread ---------------------------------------------------
+
+
+class Builder(Protocol):
+    """What a step call adds itself to while a pipeline is built (``graph._Builder``)."""
+
+    def add(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+
+
+_local = threading.local()
+
+
+def current_builder() -> Builder | None:
+    """The builder of the pipeline whose definition runs on this thread, if any."""
+    builder: Builder | None = getattr(_local, "builder", None)
+    return builder
+
+
+@contextmanager
+def building(builder: Builder) -> Iterator[None]:
+    """Step calls on this thread add nodes to ``builder`` until the block ends."""
+    _local.builder = builder
+    try:
+        yield
+    finally:
+        _local.builder = None
 
 
 @overload

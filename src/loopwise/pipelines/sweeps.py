@@ -22,6 +22,7 @@ from loopwise.errors import InvalidArgumentError
 from loopwise.pipelines.graph import Pipeline, parse_value
 from loopwise.pipelines.results import PipelineResult
 from loopwise.pipelines.runner import EventHandler, execute_graphs
+from loopwise.tracking.search import get_run
 
 __all__ = [
     "Choice",
@@ -186,8 +187,6 @@ class SweepResult:
 
     def frame(self) -> pd.DataFrame:
         """One row per point: run id, status, the params, then the metrics its steps logged."""
-        from loopwise.tracking.search import get_run
-
         rows = []
         for result in self.runs:
             stored = get_run(result.run_id)
