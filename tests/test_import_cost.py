@@ -36,6 +36,25 @@ def test_import_loopwise_loads_no_store_dataframes_or_http_client() -> None:
     assert loaded == {m: False for m in HEAVY}
 
 
+def test_the_store_package_loads_its_backends_on_first_use() -> None:
+    # The entities and the Store interface are cheap; SQLAlchemy and httpx come with a backend.
+    assert _loaded_after("import loopwise.store") == {m: False for m in HEAVY}
+    assert _loaded_after("from loopwise.store import RemoteStore")["httpx"] is True
+
+
+def test_the_cli_command_tree_loads_no_heavy_library() -> None:
+    # `loopwise --help` needs the whole command tree, so every command module is imported.
+    assert _loaded_after("import loopwise.cli") == {m: False for m in HEAVY}
+
+
+def test_remote_store_is_the_backend_class() -> None:
+    import loopwise.store
+    from loopwise.store.remote import RemoteStore
+
+    assert loopwise.store.RemoteStore is RemoteStore
+    assert "RemoteStore" in dir(loopwise.store)
+
+
 def test_version_needs_no_store() -> None:
     loaded = _loaded_after("from loopwise import __version__; assert __version__")
     assert loaded["sqlalchemy"] is False

@@ -7,7 +7,6 @@ import typer
 from loopwise.cli.common import State
 from loopwise.cli.output import console, safe
 from loopwise.store import resolve_uri, upgrade_store
-from loopwise.store.migrate import HEAD
 
 app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=True)
 
@@ -15,6 +14,8 @@ app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=Tr
 @app.command("upgrade")
 def upgrade() -> None:
     """Migrate the store's schema to the one this Loopwise uses (back up first)."""
+    from loopwise.store.migrate import HEAD  # SQLAlchemy: not loaded for the CLI's start-up
+
     uri = resolve_uri(State.uri)
     before, after = upgrade_store(uri)
     if before == after:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import InvalidArgumentError, NotAStoreError
 from loopwise.store.artifacts import ArtifactStore, LocalArtifactStore
@@ -38,11 +39,13 @@ from loopwise.store.entities import (
     Token,
     TrafficPlan,
 )
-from loopwise.store.migrate import upgrade
-from loopwise.store.remote import RemoteStore, default_spool_dir
-from loopwise.store.s3 import S3ArtifactStore
-from loopwise.store.sql import SqlStore
-from loopwise.store.sql.core import make_engines
+
+if TYPE_CHECKING:
+    from loopwise.store.remote import RemoteStore
+    from loopwise.store.sql import SqlStore
+
+# The backends (SQLAlchemy, httpx, boto3) are imported on first use, in the functions below and
+# in __getattr__, so that `import loopwise.store` for the entities stays cheap.
 
 __all__ = [
     "DEFAULT_URI",
@@ -77,6 +80,19 @@ __all__ = [
     "upgrade_store",
 ]
 
+
+def __getattr__(name: str) -> Any:
+    if name == "RemoteStore":
+        from loopwise.store.remote import RemoteStore  # httpx: loaded on first use
+
+        return RemoteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"RemoteStore"})
+
+
 DEFAULT_URI = ".loopwise"
 DB_FILE = "loopwise.db"
 
@@ -98,6 +114,8 @@ def _is_url(uri: str) -> bool:
 
 
 def _folder_store(folder: Path, create: bool) -> SqlStore:
+    from loopwise.store.sql import SqlStore  # SQLAlchemy: loaded on first use
+
     folder = folder.expanduser()
     db = folder / DB_FILE
     if folder.exists() and not folder.is_dir():
@@ -127,6 +145,8 @@ def _folder_store(folder: Path, create: bool) -> SqlStore:
 
 
 def _make_store(uri: str) -> SqlStore:
+    from loopwise.store.sql import SqlStore  # SQLAlchemy: loaded on first use
+
     if uri.startswith(("postgresql", "sqlite")):
         artifacts = os.environ.get("LOOPWISE_ARTIFACTS")
         if not artifacts:
@@ -136,6 +156,9 @@ def _make_store(uri: str) -> SqlStore:
                 parameter="LOOPWISE_ARTIFACTS",
             )
         if artifacts.startswith("s3://"):
+            from loopwise.store.remote import default_spool_dir  # httpx: loaded on first use
+            from loopwise.store.s3 import S3ArtifactStore  # boto3: loaded on first use
+
             # The spool is per machine: it is shared by this machine's processes using this
             # database (so that a crashed one is replayed), never by other machines.
             spool = default_spool_dir(uri)
@@ -159,6 +182,8 @@ def open_store(uri: str | os.PathLike[str] | None = None) -> Store:
     """
     resolved = resolve_uri(uri)
     if resolved.startswith(("http://", "https://")):
+        from loopwise.store.remote import RemoteStore  # httpx: loaded on first use
+
         return RemoteStore(resolved, os.environ.get("LOOPWISE_TOKEN") or None).open()
     return _make_store(resolved).open()
 
@@ -172,6 +197,9 @@ def upgrade_store(uri: str | os.PathLike[str] | None = None) -> tuple[str | None
             "`loopwise --uri <its database URL or folder> db upgrade`.",
             parameter="uri",
         )
+    from loopwise.store.migrate import upgrade  # SQLAlchemy and Alembic: loaded on first use
+    from loopwise.store.sql.core import make_engines
+
     store = _make_store(resolved)
     write_engine, _ = make_engines(store.db_url)
     try:
