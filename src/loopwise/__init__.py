@@ -18,10 +18,11 @@ The SDK in one glance::
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
+
     from loopwise import autopilot, deployments
     from loopwise.context import init, shutdown
     from loopwise.data import DatasetVersion, list_datasets, load_dataset, log_dataset
@@ -41,12 +42,6 @@ if TYPE_CHECKING:
         search_runs,
         start_run,
     )
-
-try:
-    # From the installed metadata, not the store: `import loopwise` loads no SQLAlchemy or httpx.
-    __version__ = importlib.metadata.version("loopwise")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0+unknown"
 
 # The SDK's names are imported on first use (PEP 562), so that `import loopwise.server` or a
 # CLI command that never touches data does not load pandas and PyArrow (~100 MB, ~1 s).
@@ -81,7 +76,21 @@ _LAZY = {
 }
 
 
+def _version() -> str:
+    # From the installed metadata, read on first use: importlib.metadata and the scan of the
+    # installed distributions cost ~50 ms, which `loopwise --help` need not pay.
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("loopwise")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = version = _version()
+        return version
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'loopwise' has no attribute {name!r}")
@@ -93,7 +102,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
 __all__ = [
