@@ -82,7 +82,7 @@ from loopwise.serving.workers import LogTarget
 from loopwise.store import Deployment
 from loopwise.store.predictions import PredictionSpool
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # an app made without metrics never loads prometheus_client
     from loopwise.serving.metrics import ServingMetrics
 
 __all__ = ["ServingApp", "create_serving_app"]

@@ -25,7 +25,7 @@ from loopwise.serving.schema import InputSchema
 from loopwise.serving.workers import LogTarget, ModelProcess
 from loopwise.store.predictions import PredictionSpool
 
-if TYPE_CHECKING:  # prometheus_client loads only when a server serves metrics
+if TYPE_CHECKING:  # an app made without metrics never loads prometheus_client
     from loopwise.serving.metrics import ServingMetrics
 
 __all__ = ["ModelQueue", "QueueContext", "limit_threads"]

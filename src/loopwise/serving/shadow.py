@@ -17,14 +17,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import UnavailableError
+from loopwise.registry import LoadedModel
+from loopwise.serving.models import ServedModels
 from loopwise.serving.predictions import PredictionWriter
 from loopwise.serving.queues import ModelQueue
 from loopwise.serving.schema import Inputs, InputSchema, rows_of
 
-if TYPE_CHECKING:
-    from loopwise.registry import LoadedModel
+if TYPE_CHECKING:  # an app made without metrics never loads prometheus_client
     from loopwise.serving.metrics import ServingMetrics
-    from loopwise.serving.models import ServedModels
 
 __all__ = ["ShadowTraffic"]
 

@@ -40,11 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loopwise.errors import LoopwiseError, UnavailableError, error_from_dict
+from loopwise.errors import LoopwiseError, StoreError, UnavailableError, error_from_dict
 from loopwise.registry import LoadedModel
 from loopwise.serving.compute import Outputs
 
-__all__ = ["FRAME", "LogTarget", "ModelProcess", "Receipt"]
+__all__ = ["FRAME", "LogTarget", "ModelProcess", "Receipt", "log_error"]
 
 FRAME = struct.Struct("!Q")
 """Each message on the socket: its length, then a pickle."""
@@ -69,6 +69,13 @@ class LogTarget:
     durability: str
     fsync_window_ms: float
     shadow: bool = False
+
+
+def log_error(exc: Exception) -> LoopwiseError:
+    """The error a model process reports when its prediction log cannot take a batch's rows."""
+    if isinstance(exc, LoopwiseError):
+        return exc
+    return StoreError(f"The prediction log could not take these rows ({exc!r}).")
 
 
 class _Channel:
