@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 import loopwise as lw
-from loopwise.context import Context
+
+if TYPE_CHECKING:
+    from loopwise.context import Context
 
 __all__ = ["JsonOption", "State", "open_context"]
 

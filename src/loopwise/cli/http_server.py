@@ -10,17 +10,19 @@ new one. Both ``loopwise server`` and ``loopwise serve`` run through ``run_app``
 
 from __future__ import annotations
 
-import asyncio
 import resource
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from loopwise.cli.output import err_console
 from loopwise.errors import require_extra
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "HttpLimits",
