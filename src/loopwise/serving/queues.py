@@ -34,7 +34,7 @@ __all__ = ["ModelQueue", "QueueContext", "limit_threads"]
 def limit_threads(threads: int) -> None:
     """Give this thread's OpenMP and BLAS pools ``threads`` threads (threadpoolctl, which comes
     with scikit-learn; without it there is nothing to limit)."""
-    try:
+    try:  # optional: threadpoolctl comes with scikit-learn, not with loopwise
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - scikit-learn is not installed
         return
