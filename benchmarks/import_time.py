@@ -34,6 +34,28 @@ DEFAULT_OUTPUT = HERE / "results" / "import_time.json"
 HEAVY = ("sqlalchemy", "pandas", "httpx", "numpy", "pyarrow")
 HELP_BUDGET_S = 0.5
 
+# The floor under any Typer CLI: Typer and Rich imported, two commands, their help printed.
+BARE_TYPER_HELP = """\
+import sys
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def first(count: int = 1) -> None:
+    "One command."
+
+
+@app.command()
+def second() -> None:
+    "Another."
+
+
+sys.argv = ["bare", "--help"]
+app()
+"""
+
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 # Prints, as the interpreter exits (after --help's SystemExit too), which heavy modules it loaded.
@@ -202,7 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.reps,
             )
         )
+    with console.status("Timing a bare Typer app…"):
+        floor_s, floor_cpu_s = medians_s([str(python), "-c", BARE_TYPER_HELP], env, args.reps)
     console.print(render(sides, args.reps))
+    console.print(
+        f"For scale: --help of a bare two-command Typer app takes {floor_s:.3f} s "
+        f"(cpu {floor_cpu_s:.3f} s) here; that much of any Typer CLI's start-up is Typer and Rich.",
+        highlight=False,
+    )
     if mlflow is None:
         console.print(
             f"MLflow is not installed in {args.mlflow_venv}: Loopwise figures only "
@@ -225,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "sides": [asdict(side) for side in sides],
+        "bare_typer_help_s": floor_s,
+        "bare_typer_help_cpu_s": floor_cpu_s,
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     return 0
