@@ -47,6 +47,20 @@ def test_the_cli_command_tree_loads_no_heavy_library() -> None:
     assert _loaded_after("import loopwise.cli") == {m: False for m in HEAVY}
 
 
+def test_logging_to_a_run_needs_no_dataframes() -> None:
+    # Searching runs returns pandas frames; starting a run and logging to it does not need them.
+    loaded = _loaded_after("import loopwise as lw\nlw.start_run, lw.active_run")
+    assert loaded == {m: False for m in HEAVY}
+
+
+def test_a_tracking_search_name_is_the_real_function() -> None:
+    import loopwise.tracking
+    from loopwise.tracking import search
+
+    assert loopwise.tracking.runs_frame is search.runs_frame
+    assert set(loopwise.tracking.__all__) <= set(dir(loopwise.tracking))
+
+
 def test_remote_store_is_the_backend_class() -> None:
     import loopwise.store
     from loopwise.store.remote import RemoteStore
