@@ -73,7 +73,7 @@ class Store(ABC):
     artifacts: ArtifactStore
     spool_dir: Path | None
     """Where this machine's processes spool values in flight (metrics, predictions); None for
-    the default (see ``loopwise.store.remote.default_spool_dir``)."""
+    the default (see ``loopwise.store.spool.default_spool_dir``)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
     @abstractmethod

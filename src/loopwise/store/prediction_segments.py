@@ -19,6 +19,8 @@ from loopwise.store.base import Store
 from loopwise.store.entities import PredictionSegment
 from loopwise.store.validate import HOUR_MS
 
+# pyarrow and pandas are imported inside the functions that use them: they take ~0.6 s to
+# import, and most processes that import the store never touch the prediction log.
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -44,7 +46,7 @@ FORMAT = {b"loopwise.format": b"prediction-log/1"}
 
 
 def _fixed_schema() -> pa.Schema:
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: heavy (see top)
 
     return pa.schema(
         [
@@ -61,7 +63,7 @@ def _fixed_schema() -> pa.Schema:
 
 
 def _has_struct(kind: pa.DataType) -> bool:
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: heavy (see top)
 
     if pa.types.is_struct(kind) or pa.types.is_map(kind):
         return True
@@ -72,8 +74,8 @@ def _has_struct(kind: pa.DataType) -> bool:
 
 def _typed_table(payloads: Sequence[bytes | memoryview]) -> pa.Table | None:
     """The batch as a flat table via Arrow's JSON reader; None if it cannot type a column."""
-    import pyarrow as pa
-    import pyarrow.json as pa_json
+    import pyarrow as pa  # deferred: heavy (see top)
+    import pyarrow.json as pa_json  # deferred: heavy (see top)
 
     data = b"\n".join(payloads)
     options = pa_json.ParseOptions(
@@ -93,7 +95,7 @@ def _typed_table(payloads: Sequence[bytes | memoryview]) -> pa.Table | None:
 
 def _column(values: list[Any]) -> tuple[pa.DataType, pa.Array, bool]:
     """A typed column where Arrow can infer one type; otherwise JSON text (the flag)."""
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: heavy (see top)
 
     try:
         array = pa.array(values)
@@ -107,7 +109,7 @@ def _column(values: list[Any]) -> tuple[pa.DataType, pa.Array, bool]:
 
 def _python_table(payloads: Sequence[bytes | memoryview]) -> pa.Table:
     """The slow path: parse in Python and keep columns of mixed types as JSON text."""
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: heavy (see top)
 
     rows = [json.loads(bytes(p)) for p in payloads]
     fields: list[pa.Field] = []
@@ -126,7 +128,7 @@ def _python_table(payloads: Sequence[bytes | memoryview]) -> pa.Table:
 
 
 def _parquet(table: pa.Table) -> bytes:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # deferred: heavy (see top)
 
     names = [n for n in table.column_names if n.startswith((INPUT_PREFIX, OUTPUT_PREFIX))]
     table = table.select([*COLUMNS, *names]).replace_schema_metadata(FORMAT)
@@ -142,7 +144,7 @@ def write_segments(
     upto_seq: int = 0,
 ) -> list[PredictionSegment]:
     """Store encoded records as Parquet blobs and index them (with the spool's progress)."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # deferred: heavy (see top)
 
     if not payloads:
         segments: list[PredictionSegment] = []
@@ -187,9 +189,9 @@ def read_segment(
     store: Store, segment: PredictionSegment, start_ms: int | None, end_ms: int | None
 ) -> tuple[pd.DataFrame, list[str]]:
     """One segment's rows in ``[start_ms, end_ms)`` and all its column names."""
-    import pandas as pd
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    import pandas as pd  # deferred: heavy (see top)
+    import pyarrow.compute as pc  # deferred: heavy (see top)
+    import pyarrow.parquet as pq  # deferred: heavy (see top)
 
     label = f"prediction log {segment.project}/{segment.deployment} hour {segment.hour_ms}"
     with store.artifacts.open_verified(segment.digest, label) as f:

@@ -29,7 +29,7 @@ from loopwise.store.prediction_segments import (
     read_segment,
     write_segments,
 )
-from loopwise.store.remote import default_spool_dir
+from loopwise.store.spool import default_spool_dir
 from loopwise.store.validate import check_name, check_time_range
 
 if TYPE_CHECKING:
@@ -438,7 +438,7 @@ def read_predictions(
     row has the same request_id); monitoring reads only the others. Records still in a live
     server's spool are not included until it drains them (every ``drain_interval_s``).
     """
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes ~0.4 s to import; only reading needs it
 
     check_name(deployment, "deployment")
     start, end = check_time_range(start_ms, end_ms)

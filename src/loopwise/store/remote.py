@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import os
 import ssl
 import tempfile
 import threading
@@ -48,10 +47,11 @@ from loopwise.store.entities import (
     RunStatus,
     Token,
 )
+from loopwise.store.predictions import recover_predictions
 from loopwise.store.remote_autopilot import RemoteAutopilot
 from loopwise.store.remote_deployments import RemoteDeployments
 from loopwise.store.remote_monitoring import RemoteMonitoring
-from loopwise.store.spool import MetricSpool, recover_spools
+from loopwise.store.spool import MetricSpool, default_spool_dir, recover_spools
 from loopwise.store.validate import (
     INVALID_TOKEN,
     check_alias,
@@ -85,7 +85,7 @@ def _float_in(value: Any) -> float:
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process: building it (loading CA certificates) takes ~0.1 s."""
-    import certifi
+    import certifi  # deferred: only a TLS connection needs the CA bundle
 
     return ssl.create_default_context(cafile=certifi.where())
 
@@ -260,14 +260,6 @@ def _read_chunks(f: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def default_spool_dir(uri: str) -> Path:
-    """Where this machine spools metrics for ``uri``: ``LOOPWISE_SPOOL`` or a per-user cache."""
-    if os.environ.get("LOOPWISE_SPOOL"):
-        return Path(os.environ["LOOPWISE_SPOOL"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "loopwise" / "spool" / hashlib.sha256(uri.encode()).hexdigest()[:16]
-
-
 class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
     """A ``Store`` whose every call goes to a Loopwise server over HTTP."""
 
@@ -310,8 +302,6 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
                 spool_dir, self.write_spooled_metrics, self.spool_progress, self.forget_spool
             )
             if (spool_dir / "predictions").is_dir():  # a prediction spool was used here
-                from loopwise.store.predictions import recover_predictions
-
                 recover_predictions(self)
         except BaseException:
             http.close()

@@ -13,6 +13,7 @@ whole record, and sets aside what the store refuses: ``refused/`` beside the spo
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ __all__ = [
     "WriteBatch",
     "create_spool_file",
     "dead_spools",
+    "default_spool_dir",
     "frame",
     "frames",
     "recover_spools",
@@ -309,6 +311,14 @@ def replay_spool(
 
 def _describe(entry: MetricEntry) -> dict[str, Any]:
     return entry._asdict()
+
+
+def default_spool_dir(uri: str) -> Path:
+    """Where this machine spools metrics for ``uri``: ``LOOPWISE_SPOOL`` or a per-user cache."""
+    if os.environ.get("LOOPWISE_SPOOL"):
+        return Path(os.environ["LOOPWISE_SPOOL"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "loopwise" / "spool" / hashlib.sha256(uri.encode()).hexdigest()[:16]
 
 
 def create_spool_file(directory: Path, prefix: str = "") -> tuple[str, int]:

@@ -10,10 +10,11 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
+from loopwise.store.artifacts import check_digest
+from loopwise.store.entities import PredictionSegment, TrafficPlan
 
 if TYPE_CHECKING:
     from loopwise.store.base import MetricEntry
-    from loopwise.store.entities import PredictionSegment, TrafficPlan
 
 __all__ = [
     "HOUR_MS",
@@ -278,9 +279,6 @@ def check_time_range(start_ms: object, end_ms: object) -> tuple[int | None, int 
 
 def check_prediction_segment(segment: PredictionSegment) -> PredictionSegment:
     """A prediction-log segment as a writer describes it: names, digest, hour and row counts."""
-    from loopwise.store.artifacts import check_digest
-    from loopwise.store.entities import PredictionSegment
-
     if not isinstance(segment, PredictionSegment):
         raise InvalidArgumentError(
             f"Expected a PredictionSegment, got {type(segment).__name__}.", parameter="segments"
@@ -329,8 +327,6 @@ MAX_SUITE_CHARS = 1_000_000
 
 def check_digest_argument(digest: object, what: str) -> str:
     """An artifact digest ``sha256:<64 hex digits>`` passed as parameter ``what``."""
-    from loopwise.store.artifacts import check_digest
-
     if not isinstance(digest, str):
         raise InvalidArgumentError(
             f"Expected {what} as a digest 'sha256:<64 hex digits>', got {digest!r}.",
@@ -416,7 +412,7 @@ def _yaml_expansion(text: str, max_values: int) -> str:
     values: anything that walks or prints the loaded document would never finish. The
     document is composed (aliases stay shared nodes, so this is linear in the text) and the
     expanded size and depth of each node computed once."""
-    import yaml
+    import yaml  # deferred: PyYAML (~25 ms) is needed only for suites and policies
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)  # pure Python: no C stack to overflow
@@ -454,7 +450,7 @@ def _yaml_expansion(text: str, max_values: int) -> str:
 
 
 def _yaml_children(node: Any) -> list[Any]:
-    import yaml
+    import yaml  # deferred: PyYAML (~25 ms) is needed only for suites and policies
 
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -489,8 +485,6 @@ def check_traffic_plan(plan: object) -> TrafficPlan:
 
     Returns the plan with its versions in ascending order (the order ``assign`` lays shares out).
     """
-    from loopwise.store.entities import TrafficPlan
-
     shares: object
     shadow: object
     if isinstance(plan, TrafficPlan):

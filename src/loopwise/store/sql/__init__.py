@@ -11,6 +11,7 @@ from loopwise.errors import StoreError
 from loopwise.store.artifacts import ArtifactStore
 from loopwise.store.base import Store
 from loopwise.store.migrate import check_schema, current_revision, upgrade
+from loopwise.store.predictions import recover_predictions
 from loopwise.store.spool import MetricSpool, recover_spools
 from loopwise.store.sql.access import SqlAccess
 from loopwise.store.sql.alerts import SqlAlerts
@@ -98,8 +99,6 @@ class SqlStore(
                 self.spool_dir, self.write_spooled_metrics, self._committed_seq, self._forget_spool
             )
             if (self.spool_dir / "predictions").is_dir():  # a prediction spool was used here
-                from loopwise.store.predictions import recover_predictions
-
                 recover_predictions(self)
         except Exception as exc:
             log.warning(
