@@ -39,6 +39,7 @@ from loopwise.store.entities import (
     Token,
     TrafficPlan,
 )
+from loopwise.store.spool import default_spool_dir
 
 if TYPE_CHECKING:
     from loopwise.store.remote import RemoteStore
@@ -156,7 +157,6 @@ def _make_store(uri: str) -> SqlStore:
                 parameter="LOOPWISE_ARTIFACTS",
             )
         if artifacts.startswith("s3://"):
-            from loopwise.store.remote import default_spool_dir  # httpx: loaded on first use
             from loopwise.store.s3 import S3ArtifactStore  # boto3: loaded on first use
 
             # The spool is per machine: it is shared by this machine's processes using this
