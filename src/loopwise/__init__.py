@@ -76,20 +76,11 @@ _LAZY = {
 }
 
 
-def _version() -> str:
-    # From the installed metadata, read on first use: importlib.metadata and the scan of the
-    # installed distributions cost ~50 ms, which `loopwise --help` need not pay.
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("loopwise")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
-
-
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        globals()[name] = version = _version()
+        from loopwise.version import loopwise_version
+
+        globals()[name] = version = loopwise_version()
         return version
     module = _LAZY.get(name)
     if module is None:

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopwise import __version__
 from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError, RequestTimeoutError
 from loopwise.server.auth import AuthMiddleware, Permission, declared_permission
 from loopwise.server.blob_access import BlobAccess
@@ -35,6 +34,7 @@ from loopwise.server.routes import (
 )
 from loopwise.server.schemas import ErrorBody, Health
 from loopwise.store import Store
+from loopwise.version import loopwise_version
 
 if TYPE_CHECKING:
     from loopwise.autopilot.settings import OperatorSettings
@@ -211,7 +211,7 @@ def create_app(
     app = FastAPI(
         lifespan=lifespan,
         title="Loopwise control plane",
-        version=__version__,
+        version=loopwise_version(),
         description="Projects, runs, metrics, artifacts, datasets and models of one Loopwise "
         "store. Send a token as `Authorization: Bearer lw_…` (create one with "
         "`loopwise token create`).",
@@ -267,7 +267,7 @@ def create_app(
     @app.get("/health", response_model=Health, tags=["server"])
     def health() -> Health:
         """Liveness: the server answers. No token needed."""
-        return Health(status="ok", version=__version__)
+        return Health(status="ok", version=loopwise_version())
 
     routes: list[tuple[str, set[str], Permission]] = []
     for module in (runs, catalog, deployments, autopilot, predictions, monitoring, blobs, access):

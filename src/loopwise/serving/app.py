@@ -37,7 +37,6 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
-from loopwise import __version__
 from loopwise.errors import (
     InvalidArgumentError,
     LoopwiseError,
@@ -81,6 +80,7 @@ from loopwise.serving.shadow import ShadowTraffic
 from loopwise.serving.workers import LogTarget
 from loopwise.store import Deployment
 from loopwise.store.predictions import PredictionSpool
+from loopwise.version import loopwise_version
 
 if TYPE_CHECKING:  # an app made without metrics never loads prometheus_client
     from loopwise.serving.metrics import ServingMetrics
@@ -362,7 +362,7 @@ class ServingApp:
                 dumps(
                     {
                         "name": "loopwise",
-                        "version": __version__,
+                        "version": loopwise_version(),
                         "extensions": ["binary_tensor_data"],
                     }
                 ),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from loopwise import __version__
 from loopwise.errors import NotAStoreError, SchemaTooNewError, SchemaTooOldError
+from loopwise.version import loopwise_version as _installed_version
 
 __all__ = [
     "HEAD",
@@ -31,7 +31,7 @@ HEAD = KNOWN_REVISIONS[-1]
 
 def loopwise_version() -> str:
     """This Loopwise's version (``loopwise.__version__``, read from the installed metadata)."""
-    return __version__
+    return _installed_version()
 
 
 def current_revision(engine: Engine) -> str | None:
