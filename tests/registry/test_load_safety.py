@@ -147,7 +147,7 @@ def test_a_class_imported_into_a_trusted_package_is_not_trusted(
     assert not trusted_by_default("sklearn.tree.Popen")
 
 
-def models_of_the_repo() -> list[tuple[str, Any, pd.DataFrame]]:
+def models_of_the_repo() -> list[tuple[str, Any, pd.DataFrame | np.ndarray[Any, Any]]]:
     features = acs_sample()[ACS_FEATURES]
     numeric = acs_numeric()
     label = acs_sample()[ACS_LABEL]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from .datasets import ACS_FEATURES, acs_sample
 
 
 @pytest.fixture
-def signature() -> dict:
+def signature() -> dict[str, Any]:
     example = pd.DataFrame({"age": [30.0, 41.5], "children": [0, 2], "city": ["Boston", "Lowell"]})
     return infer_signature(example, np.array([0, 1]))
 
@@ -21,7 +23,7 @@ def signature() -> dict:
 # -- inference ----------------------------------------------------------------------------------
 
 
-def test_frame_signature_records_columns_in_order(signature: dict) -> None:
+def test_frame_signature_records_columns_in_order(signature: dict[str, Any]) -> None:
     assert signature["inputs"]["type"] == "dataframe"
     assert [(c["name"], c["dtype"]) for c in signature["inputs"]["columns"]] == [
         ("age", "float64"),
@@ -75,42 +77,44 @@ def test_no_signature_passes_input_through() -> None:
     assert check_input(None, frame) is frame
 
 
-def test_missing_column_is_named(signature: dict) -> None:
+def test_missing_column_is_named(signature: dict[str, Any]) -> None:
     with pytest.raises(SignatureMismatchError, match=r"missing column\(s\) \['city'\]") as info:
         check_input(signature, pd.DataFrame({"age": [1.0], "children": [1]}))
     assert info.value.details["missing"] == ["city"]
 
 
-def test_wrong_type_is_named_with_expected_and_received(signature: dict) -> None:
+def test_wrong_type_is_named_with_expected_and_received(signature: dict[str, Any]) -> None:
     frame = pd.DataFrame({"age": ["thirty"], "children": [1], "city": ["Boston"]})
     with pytest.raises(SignatureMismatchError, match="'age': expected float64") as info:
         check_input(signature, frame)
     assert set(info.value.details["columns"]) == {"age"}
 
 
-def test_extra_columns_are_dropped_and_the_rest_reordered(signature: dict) -> None:
+def test_extra_columns_are_dropped_and_the_rest_reordered(signature: dict[str, Any]) -> None:
     frame = pd.DataFrame({"city": ["Boston"], "extra": [1], "children": [1], "age": [3.0]})
-    checked = check_input(signature, frame)
+    checked = cast(pd.DataFrame, check_input(signature, frame))
     assert list(checked.columns) == ["age", "children", "city"]
 
 
-def test_ints_are_accepted_for_floats(signature: dict) -> None:
+def test_ints_are_accepted_for_floats(signature: dict[str, Any]) -> None:
     checked = check_input(signature, pd.DataFrame({"age": [30], "children": [1], "city": ["B"]}))
     assert checked["age"].tolist() == [30]
 
 
-def test_integral_floats_are_accepted_for_ints(signature: dict) -> None:
+def test_integral_floats_are_accepted_for_ints(signature: dict[str, Any]) -> None:
     check_input(signature, pd.DataFrame({"age": [3.0], "children": [2.0], "city": ["B"]}))
 
 
 @pytest.mark.parametrize("children", [1.5, np.nan, np.inf])
-def test_non_integral_floats_are_refused_for_ints(signature: dict, children: float) -> None:
+def test_non_integral_floats_are_refused_for_ints(
+    signature: dict[str, Any], children: float
+) -> None:
     frame = pd.DataFrame({"age": [3.0], "children": [children], "city": ["B"]})
     with pytest.raises(SignatureMismatchError, match="'children': expected int64"):
         check_input(signature, frame)
 
 
-def test_records_and_column_dicts_become_frames(signature: dict) -> None:
+def test_records_and_column_dicts_become_frames(signature: dict[str, Any]) -> None:
     records = [
         {"age": 30.0, "children": 1, "city": "Boston"},
         {"city": "Lowell", "age": 2, "children": 0},
@@ -124,7 +128,7 @@ def test_records_and_column_dicts_become_frames(signature: dict) -> None:
 
 def test_array_for_a_frame_signature_needs_one_column_per_input() -> None:
     signature = infer_signature(pd.DataFrame({"age": [30.0], "children": [1]}))
-    checked = check_input(signature, np.array([[30.0, 1.0], [41.0, 2.0]]))
+    checked = cast(pd.DataFrame, check_input(signature, np.array([[30.0, 1.0], [41.0, 2.0]])))
     assert list(checked.columns) == ["age", "children"]
     with pytest.raises(SignatureMismatchError, match="2 columns"):
         check_input(signature, np.zeros((2, 3)))
@@ -153,53 +157,55 @@ def test_array_dtype_is_checked() -> None:
 
 
 @pytest.fixture
-def acs_signature() -> dict:
+def acs_signature() -> dict[str, Any]:
     return infer_signature(acs_sample()[ACS_FEATURES].head())
 
 
-def test_strings_from_json_become_the_recorded_categories(acs_signature: dict) -> None:
+def test_strings_from_json_become_the_recorded_categories(acs_signature: dict[str, Any]) -> None:
     original = acs_sample()[ACS_FEATURES].head(50)
     records = original.to_dict(orient="records")
-    checked = check_input(acs_signature, records)
+    checked = cast(pd.DataFrame, check_input(acs_signature, records))
     for name in ACS_FEATURES[1:]:
         assert checked[name].dtype == original[name].dtype
         assert checked[name].cat.categories.tolist() == original[name].cat.categories.tolist()
         np.testing.assert_array_equal(checked[name].cat.codes, original[name].cat.codes)
 
 
-def test_numbers_become_the_string_categories_they_stand_for(acs_signature: dict) -> None:
+def test_numbers_become_the_string_categories_they_stand_for(acs_signature: dict[str, Any]) -> None:
     record = acs_sample()[ACS_FEATURES].head(1).to_dict(orient="records")[0]
     checked = check_input(acs_signature, [{**record, "SEX": 2, "MAR": 5.0}])
     assert checked["SEX"].tolist() == ["2"]
     assert checked["MAR"].tolist() == ["5"]
 
 
-def test_categories_in_another_order_are_recoded(acs_signature: dict) -> None:
+def test_categories_in_another_order_are_recoded(acs_signature: dict[str, Any]) -> None:
     original = acs_sample()[ACS_FEATURES].head(50)
     shuffled = original.assign(
         SCHL=original["SCHL"].cat.reorder_categories(original["SCHL"].cat.categories[::-1])
     )
-    checked = check_input(acs_signature, shuffled)
+    checked = cast(pd.DataFrame, check_input(acs_signature, shuffled))
     assert checked["SCHL"].cat.categories.tolist() == original["SCHL"].cat.categories.tolist()
     np.testing.assert_array_equal(checked["SCHL"].cat.codes, original["SCHL"].cat.codes)
 
 
-def test_matching_category_columns_are_left_alone(acs_signature: dict) -> None:
+def test_matching_category_columns_are_left_alone(acs_signature: dict[str, Any]) -> None:
     original = acs_sample()[ACS_FEATURES].head(50)
-    checked = check_input(acs_signature, original)
+    checked = cast(pd.DataFrame, check_input(acs_signature, original))
     pd.testing.assert_frame_equal(checked, original)
 
 
-def test_missing_values_stay_missing(acs_signature: dict) -> None:
+def test_missing_values_stay_missing(acs_signature: dict[str, Any]) -> None:
     records = acs_sample()[ACS_FEATURES].head(3).to_dict(orient="records")
     records[0]["SEX"] = None
     records[1]["SEX"] = float("nan")
-    checked = check_input(acs_signature, records)
+    checked = cast(pd.DataFrame, check_input(acs_signature, records))
     assert checked["SEX"].isna().tolist() == [True, True, False]
     assert checked["SEX"].dtype == acs_sample()["SEX"].dtype
 
 
-def test_unknown_categories_are_refused_naming_column_and_values(acs_signature: dict) -> None:
+def test_unknown_categories_are_refused_naming_column_and_values(
+    acs_signature: dict[str, Any],
+) -> None:
     records = acs_sample()[ACS_FEATURES].head(8).to_dict(orient="records")
     for i, record in enumerate(records):
         record["SCHL"] = f"grade-{i}"
@@ -223,7 +229,7 @@ def test_numeric_categories_accept_numbers() -> None:
 def test_ordered_categories_stay_ordered() -> None:
     size = pd.Categorical(["S", "L"], categories=["S", "M", "L"], ordered=True)
     signature = infer_signature(pd.DataFrame({"size": size}))
-    checked = check_input(signature, {"size": ["L", "M"]})
+    checked = cast(pd.DataFrame, check_input(signature, {"size": ["L", "M"]}))
     assert checked["size"].cat.ordered
     assert (checked["size"] > "S").all()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ from ..datasets import ACS_FEATURES, ACS_LABEL, acs_numeric, acs_sample
 from ..flavour_checks import Check, FlavourCase, native_predict_proba, parametrize_checks
 
 TREES = 20
-PARAMS = {"n_estimators": TREES, "num_leaves": 15, "verbose": -1, "random_state": 0}
+PARAMS: dict[str, Any] = {"n_estimators": TREES, "num_leaves": 15, "verbose": -1, "random_state": 0}
 
 
 def features() -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -39,12 +39,17 @@ def logistic_regression(zipmap: bool, labels: Any = None) -> onnx.ModelProto:
     y = acs_sample()[ACS_LABEL] if labels is None else labels
     model = LogisticRegression(max_iter=1000).fit(numeric_X(), y)
     options = {id(model): {"zipmap": zipmap}}
-    return to_onnx(model, numeric_X()[:1].astype(np.float32), options=options, target_opset=OPSET)
+    return cast(
+        onnx.ModelProto,
+        to_onnx(model, numeric_X()[:1].astype(np.float32), options=options, target_opset=OPSET),
+    )
 
 
 def age_regression() -> onnx.ModelProto:
     model = LinearRegression().fit(numeric_X()[:, 1:], numeric_X()[:, 0])
-    return to_onnx(model, numeric_X()[:1, 1:].astype(np.float32), target_opset=OPSET)
+    return cast(
+        onnx.ModelProto, to_onnx(model, numeric_X()[:1, 1:].astype(np.float32), target_opset=OPSET)
+    )
 
 
 def per_column_pipeline() -> onnx.ModelProto:
@@ -57,8 +62,11 @@ def per_column_pipeline() -> onnx.ModelProto:
     types = [("AGEP", FloatTensorType([None, 1]))] + [
         (c, StringTensorType([None, 1])) for c in CATEGORIES
     ]
-    return convert_sklearn(
-        model, initial_types=types, options={id(model): {"zipmap": False}}, target_opset=OPSET
+    return cast(
+        onnx.ModelProto,
+        convert_sklearn(
+            model, initial_types=types, options={id(model): {"zipmap": False}}, target_opset=OPSET
+        ),
     )
 
 

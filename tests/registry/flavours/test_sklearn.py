@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import scipy.sparse
+import scipy.sparse  # type: ignore[import-untyped]
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
