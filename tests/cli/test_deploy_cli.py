@@ -42,8 +42,8 @@ def test_a_canary_from_creation_to_rollback(store_path: Path) -> None:
     assert "shadow" in bars["2"] and "█" not in bars["2"]
     assert "Last change: set_plan by" in status and "canary 25%" in status
 
-    out = cli(store_path, "deploy", "rollback", "prod", "--reason", "errors up").stdout
-    assert "Rolled prod back to revision 2's plan as revision 4: 3=95%, 4=5%" in out
+    rolled = cli(store_path, "deploy", "rollback", "prod", "--reason", "errors up").stdout
+    assert "Rolled prod back to revision 2's plan as revision 4: 3=95%, 4=5%" in rolled
     back = json.loads(
         cli(
             store_path, "deploy", "rollback", "prod", "--to", "1", "--reason", "start", "--json"

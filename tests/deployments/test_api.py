@@ -67,7 +67,7 @@ def test_an_explicit_store_and_project(project: str, tmp_path: Path) -> None:
 
 def test_plans_the_sdk_refuses(project: str) -> None:
     with pytest.raises(InvalidArgumentError, match="got True"):
-        lw.deployments.create("prod", "employment", True)  # type: ignore[arg-type]
+        lw.deployments.create("prod", "employment", True)
     with pytest.raises(InvalidArgumentError, match="Expected a traffic plan"):
         lw.deployments.create("prod", "employment", "3=100")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="got 90: add 10 to a version"):

@@ -98,6 +98,7 @@ def test_environment_is_captured(ctx: Context) -> None:
     with lw.start_run() as run:
         pass
     env = lw.get_run(run.id).environment
+    assert env is not None
     assert env["python"].count(".") == 2
     assert "pandas" in env["packages"]
     assert env["host"]
@@ -136,7 +137,7 @@ def test_a_bad_value_in_a_batch_keeps_none_of_it(ctx: Context) -> None:
     with lw.start_run() as run:
         run.log_metric("loss", 1.0)
         with pytest.raises(InvalidArgumentError, match="metric 'acc'"):
-            run.log_metrics({"loss": 0.5, "acc": "high"})
+            run.log_metrics({"loss": 0.5, "acc": "high"})  # type: ignore[dict-item]
         with pytest.raises(InvalidArgumentError, match="metric key"):
             run.log_metric(["not", "a", "key"], 1.0)  # type: ignore[arg-type]
         run.log_metric("loss", 0.25)
