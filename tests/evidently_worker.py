@@ -10,14 +10,15 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable
 
 import pandas as pd
-from evidently import Report
-from evidently.presets import DataDriftPreset
+from evidently import Report  # type: ignore[import-not-found]
+from evidently.presets import DataDriftPreset  # type: ignore[import-not-found]
 
 # Evidently's method display names, with its verdict rules (evidently/legacy/calculations/
 # stattests/*.py): p-values drift below the threshold (K-S: at or below), distances at or above.
-TESTS = {
+TESTS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "K-S p_value": ("ks", lambda s, t: s <= t),
     "chi-square p_value": ("chisquare", lambda s, t: s < t),
     "Z-test p_value": ("z", lambda s, t: s < t),

@@ -66,7 +66,7 @@ def _run(tmp_path: Path, name: str, world: World, policy: str, windows: range,
         lw.shutdown()
 
 
-SCENARIOS = {
+SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, Any], range]] = {
     # stage: (world arguments, policy overrides, windows)
     "retrain:before-pipeline": ({"change": 2}, {}, range(0, 4)),
     "retrain:after-pipeline": ({"change": 2}, {}, range(0, 4)),

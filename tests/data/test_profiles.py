@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -124,7 +126,7 @@ def test_parquet_file_is_read_in_batches(
     original = pq.ParquetFile.iter_batches
 
     def spy(self: pq.ParquetFile, *args: object, **kwargs: object) -> object:
-        for batch in original(self, *args, **kwargs):  # type: ignore[arg-type]
+        for batch in original(self, *args, **kwargs):
             sizes.append(batch.num_rows)
             yield batch
 
@@ -245,7 +247,7 @@ def test_other_column_types() -> None:
     frame = pd.DataFrame(
         {
             "flag": [True, False, True, None],
-            "when": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03"]),
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03"]),  # type: ignore[arg-type]
             "text": ["a", "b", "a", None],
             "small": pd.array([1, None, 3, 4], dtype="Int8"),
         }
@@ -287,7 +289,7 @@ def test_histogram_agrees_with_numpy(acs: pd.DataFrame) -> None:
 def test_bad_arguments_are_explained(acs: pd.DataFrame) -> None:
     result = profile(acs.iloc[:100])
     age, schooling = result.columns["AGEP"], result.columns["SCHL"]
-    cases = [
+    cases: list[tuple[Callable[[], object], str]] = [
         (lambda: age.quantile(1.5), "q between 0 and 1"),
         (lambda: age.histogram(0), "bins between 1"),
         (lambda: schooling.histogram(), "numeric column for a histogram"),
@@ -316,7 +318,7 @@ def test_to_frame_has_one_row_per_column(acs: pd.DataFrame) -> None:
     row = frame.set_index("column").loc["AGEP"]
     assert row["count"] == len(acs) and row["null_share"] == 0.0
     assert row["std"] == pytest.approx(acs.AGEP.std(), rel=1e-9)
-    assert frame.set_index("column").loc["SEX", "top"].count("(") == 2
+    assert cast(str, frame.set_index("column").loc["SEX", "top"]).count("(") == 2
 
 
 # -- profiles of dataset versions -------------------------------------------------------------

@@ -164,8 +164,8 @@ def test_without_scipy_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(("reference_rows", "current_rows"), [(300, 300), (300, 451), (1000, 7)])
 def test_distances_equal_scipy(reference_rows: int, current_rows: int) -> None:
     """The NumPy-only distances equal SciPy's (which Evidently calls), ties included."""
-    from scipy.spatial.distance import jensenshannon
-    from scipy.stats import wasserstein_distance
+    from scipy.spatial.distance import jensenshannon  # type: ignore[import-untyped]
+    from scipy.stats import wasserstein_distance  # type: ignore[import-untyped]
 
     rng = np.random.default_rng(reference_rows + current_rows)
     reference = np.round(rng.normal(0, 1, reference_rows), 1)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from loopwise.errors import InvalidArgumentError
 from loopwise.examples import ACS_FEATURES as FEATURES
@@ -422,9 +422,9 @@ def test_bad_analysis_frames_are_refused_clearly(small: pd.DataFrame) -> None:
         estimator.estimate(small, window="fortnightly")
     with pytest.raises(InvalidArgumentError, match="needs a time column"):
         estimator.estimate(small.drop(columns=["timestamp_ms"]), window="1D")
-    not_summing = small.assign(score=[[0.5, 0.6]] * len(small))
+    not_summing = small.assign(score=[[0.5, 0.6]] * len(small))  # type: ignore[list-item]
     with pytest.raises(InvalidArgumentError, match="must add up to 1"):
         PerformanceEstimator().fit(not_summing, label="y", scores="score", prediction=None)
-    wide = small.assign(score=[[0.2, 0.3, 0.5]] * len(small))
+    wide = small.assign(score=[[0.2, 0.3, 0.5]] * len(small))  # type: ignore[list-item]
     with pytest.raises(InvalidArgumentError, match="3 probabilities per row"):
         estimator.estimate(wide)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             timestamp_ms=START_MS + (i // ROWS_PER_DAY) * DAY_MS + i,
             latency_ms=2.0,
             inputs={
-                c: float(row.AGEP) if c == "AGEP" else str(getattr(row, c)) for c in ACS_FEATURES
+                c: float(cast(float, row.AGEP)) if c == "AGEP" else str(getattr(row, c))
+                for c in ACS_FEATURES
             },
             outputs={"predict": int(proba[i].argmax()), "predict_proba": proba[i].tolist()},
         )

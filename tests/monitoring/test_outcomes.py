@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -50,13 +51,13 @@ def served(ctx: Context, scored: pd.DataFrame) -> Iterator[pd.DataFrame]:
         PredictionRecord(
             project=ctx.project,
             deployment="employment",
-            request_id=row.request_id,
+            request_id=cast(str, row.request_id),
             model="employment",
             version=1,
-            timestamp_ms=int(row.timestamp_ms),
+            timestamp_ms=int(cast(int, row.timestamp_ms)),
             latency_ms=1.0,
             inputs={f: getattr(row, f) for f in FEATURES},
-            outputs={"predict": int(row.predict), "predict_proba": row.proba},
+            outputs={"predict": int(cast(int, row.predict)), "predict_proba": row.proba},
         )
         for row in scored.itertuples()
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def test_slices_by_category_and_by_readable_quantile_bins() -> None:
     bins = table.loc["input.age"].index.tolist()
     assert len(bins) == 5 and bins[0].startswith("[18, ") and bins[-1].endswith(", 90]")
     assert all(len(edge) <= 4 for label in bins for edge in label.strip("[)]").split(", "))
-    assert table.loc["input.age", "rows"].sum() == 5000
+    assert cast("pd.Series[int]", table.loc["input.age", "rows"]).sum() == 5000
 
 
 def test_custom_segments_from_a_mask_or_a_function() -> None:
@@ -168,7 +169,7 @@ def test_no_predicted_positive_leaves_precision_undefined() -> None:
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_infinite_scores_name_the_column(bad: float) -> None:
     frame = monitoring_frame(rows=200)
-    frame.at[frame["outcome"].first_valid_index(), "output.predict_proba"] = np.array([bad, 0.5])
+    frame.at[frame["outcome"].first_valid_index(), "output.predict_proba"] = np.array([bad, 0.5])  # type: ignore[assignment]
     with pytest.raises(InvalidArgumentError, match="'output.predict_proba'.*NaN or infinite"):
         performance(frame)
 
@@ -206,7 +207,7 @@ def test_bad_frames_and_settings_fail_clearly() -> None:
 def test_type_changes_and_unseen_classes_fail_clearly() -> None:
     frame = monitoring_frame(rows=200)
     mixed = frame.assign(outcome=frame["outcome"].astype(object))
-    mixed.loc[mixed["outcome"].notna(), "outcome"] = ["1", 0] * (
+    mixed.loc[mixed["outcome"].notna(), "outcome"] = ["1", 0] * (  # type: ignore[index, assignment]
         mixed["outcome"].notna().sum() // 2
     ) + (["1"] if mixed["outcome"].notna().sum() % 2 else [])
     with pytest.raises(InvalidArgumentError, match="different types|mixes types"):

@@ -4,7 +4,7 @@ ACS data scored by a model trained on 2015."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,11 @@ def _check_every_cell(
     checked = 0
     results = report.to_frame()
     for (window, name, value), cell in results.groupby(["window", "slice", "slice_value"]):
-        rows = frame[(window_of == window) & slice_of(name, value) & frame[label].notna()]
+        rows = frame[
+            (window_of == window)
+            & slice_of(cast(str, name), cast(str, value))
+            & frame[label].notna()
+        ]
         assert (cell["labelled"] == len(rows)).all()
         if len(rows) < report.min_slice_rows:
             assert cell["value"].isna().all()
@@ -106,7 +110,7 @@ def test_binary_metrics_equal_sklearn_in_every_window_and_slice() -> None:
     report = performance(frame, window=1000, slices=["group"], min_slice_rows=20)
 
     def expected(cell: pd.DataFrame) -> dict[str, float]:
-        proba = np.vstack(cell["output.predict_proba"])
+        proba = np.vstack(cell["output.predict_proba"])  # type: ignore[call-overload]
         return _binary(cell["outcome"].astype(int), cell["output.predict"], proba, 1)
 
     window_of = np.arange(rows) // 1000
@@ -159,7 +163,7 @@ def test_multiclass_metrics_are_macro_averages_equal_to_sklearn() -> None:
     report = performance(frame, window=800, slices=["band"])
 
     def expected(cell: pd.DataFrame) -> dict[str, float]:
-        scores = np.vstack(cell["output.predict_proba"])
+        scores = np.vstack(cell["output.predict_proba"])  # type: ignore[call-overload]
         return _multiclass(cell["outcome"], cell["output.predict"], scores, [0, 1, 2])
 
     window_of = np.arange(rows) // 800
@@ -225,7 +229,7 @@ def test_acs_by_year_sex_and_race_equals_sklearn(acs_scored: pd.DataFrame) -> No
     window_of = frame["year"].to_numpy() - 2016
 
     def expected(cell: pd.DataFrame) -> dict[str, float]:
-        return _binary(cell["employed"], cell["pred"], np.vstack(cell["proba"]), 1)
+        return _binary(cell["employed"], cell["pred"], np.vstack(cell["proba"]), 1)  # type: ignore[call-overload]
 
     checked = _check_every_cell(
         report, frame, window_of, _column_slices(frame), expected, label="employed"

@@ -46,6 +46,6 @@ def test_bad_time_columns_fail_clearly() -> None:
     with pytest.raises(InvalidArgumentError, match="expected datetimes or milliseconds"):
         split_windows(pd.DataFrame({"t": ["monday", "tuesday"]}), "1D", "t")
     with pytest.raises(InvalidArgumentError, match="missing times"):
-        split_windows(pd.DataFrame({"t": pd.to_datetime(["2024-01-01", None])}), "1D", "t")
+        split_windows(pd.DataFrame({"t": pd.to_datetime(["2024-01-01", None])}), "1D", "t")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="offset alias"):
         split_windows(pd.DataFrame({"t": [1, 2]}), 1.5, "t")  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -61,9 +62,9 @@ def test_a_missing_column_or_a_changed_type_is_skew_with_a_note(
 ) -> None:
     served = acs[1].drop(columns=["MAR"]).assign(AGEP=acs[1]["AGEP"].astype(str))
     frame = skew(trained, served).to_frame().set_index("column")
-    assert frame.loc["MAR", "skewed"] and "no served values" in frame.loc["MAR", "note"]
-    assert frame.loc["AGEP", "skewed"] and "type changed" in frame.loc["AGEP", "note"]
-    assert math.isnan(frame.loc["AGEP", "statistic"])
+    assert frame.loc["MAR", "skewed"] and "no served values" in cast(str, frame.loc["MAR", "note"])
+    assert frame.loc["AGEP", "skewed"] and "type changed" in cast(str, frame.loc["AGEP", "note"])
+    assert math.isnan(cast(float, frame.loc["AGEP", "statistic"]))
     assert not frame.loc["SEX", "skewed"]
 
 
