@@ -11,6 +11,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,9 @@ def clipped(frame: pd.DataFrame, upper: int) -> pd.DataFrame:
 @lw.step
 def total(frame: pd.DataFrame) -> float:
     value = float(frame["x"].sum())
-    lw.active_run().log_metrics({"sum": value})
+    run = lw.active_run()
+    assert run is not None
+    run.log_metrics({"sum": value})
     return value
 
 
@@ -180,13 +183,15 @@ def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def fit(train: pd.DataFrame) -> lw.Model:
     from sklearn.linear_model import LinearRegression
 
-    return LinearRegression().fit(train[["x"]], 2 * train["x"] + 1)
+    return cast(lw.Model, LinearRegression().fit(train[["x"]], 2 * train["x"] + 1))
 
 
 @lw.step
 def score(model: lw.Model, valid: pd.DataFrame) -> dict[str, float]:
-    error = float(np.abs(model.predict(valid[["x"]]) - (2 * valid["x"] + 1)).mean())
-    lw.active_run().log_metrics({"mae": error})
+    error = float(np.abs(cast(Any, model).predict(valid[["x"]]) - (2 * valid["x"] + 1)).mean())
+    run = lw.active_run()
+    assert run is not None
+    run.log_metrics({"mae": error})
     return {"rows": float(len(valid))}
 
 

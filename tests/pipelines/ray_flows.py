@@ -14,7 +14,9 @@ def seed_value(base: int) -> int:
 
 @lw.step
 def branch(value: int, factor: int) -> dict[str, int]:
-    lw.active_run().log_metric("factor", factor)
+    run = lw.active_run()
+    assert run is not None
+    run.log_metric("factor", factor)
     return {"product": value * factor, "pid": os.getpid()}
 
 
@@ -31,14 +33,14 @@ def explode(value: int) -> int:
 
 
 @lw.pipeline
-def fan_out(base: int = 2):
+def fan_out(base: int = 2) -> None:
     value = seed_value(base)
     parts = [branch.named(f"branch-{f}")(value, f) for f in (1, 2, 3, 4)]
     combine(parts)
 
 
 @lw.pipeline
-def partly_broken(base: int = 1):
+def partly_broken(base: int = 1) -> None:
     value = seed_value(base)
     explode(value)
     branch(value, 10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -33,12 +34,12 @@ def split(data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def fit(train: pd.DataFrame, C: float) -> lw.Model:
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=C).fit(train[["a", "b", "c"]], train["y"])
+    return cast(lw.Model, LogisticRegression(C=C).fit(train[["a", "b", "c"]], train["y"]))
 
 
 @lw.step
 def evaluate(model: lw.Model, valid: pd.DataFrame) -> dict[str, float]:
-    proba = model.predict_proba(valid[["a", "b", "c"]])[:, 1]
+    proba = cast(Any, model).predict_proba(valid[["a", "b", "c"]])[:, 1]
     accuracy = float(((proba > 0.5) == valid["y"]).mean())
     run = lw.active_run()
     assert run is not None

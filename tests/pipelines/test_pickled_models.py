@@ -8,7 +8,7 @@ import json
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -44,19 +44,19 @@ def numbers() -> pd.DataFrame:
 
 @lw.step(allow_pickle=True)
 def fit_custom(frame: pd.DataFrame) -> lw.Model:
-    return Doubler()
+    return cast(lw.Model, Doubler())
 
 
 @lw.step
 def fit_linear(frame: pd.DataFrame) -> lw.Model:
     from sklearn.linear_model import LinearRegression
 
-    return LinearRegression().fit(frame[["x"]], 2 * frame["x"])
+    return cast(lw.Model, LinearRegression().fit(frame[["x"]], 2 * frame["x"]))
 
 
 @lw.step
 def total(model: lw.Model, frame: pd.DataFrame, label: str) -> float:
-    return float(np.sum(model.predict(frame[["x"]])))
+    return float(np.sum(cast(Any, model).predict(frame[["x"]])))
 
 
 @lw.pipeline

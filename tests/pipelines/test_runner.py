@@ -8,6 +8,7 @@ runs inline for speed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -184,7 +185,7 @@ def test_loading_a_script_for_its_pipeline_does_not_run_it(ctx: Context, tmp_pat
 
 @pytest.fixture
 def lineage_result(ctx: Context) -> lw.pipelines.PipelineResult:
-    return flows.lineage.run({"n": 8}, executor="inline")
+    return cast("lw.pipelines.PipelineResult", flows.lineage.run({"n": 8}, executor="inline"))
 
 
 def test_each_step_is_a_run_tagged_with_its_pipeline_node_and_key(
