@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -62,7 +62,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, lifespan: str = "off") -> Iterator[str]:
+def serve_in_thread(app: Any, lifespan: Literal["auto", "on", "off"] = "off") -> Iterator[str]:
     """Run ``app`` with uvicorn on a free loopback port; yields its base URL."""
     port = free_port()
     config = uvicorn.Config(

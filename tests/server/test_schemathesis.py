@@ -70,7 +70,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     )
     store.log_params(run.id, {"max_depth": "6"})
     finished = store.create_run("demo", "finished")
-    store.end_run(finished.id, "FINISHED")
+    store.end_run(finished.id, "FINISHED")  # type: ignore[arg-type]
     digest, size = store.artifacts.put_bytes(BLOB)
     store.record_artifacts(run.id, [ArtifactFile("model/model.bin", digest, size)])
     dataset, _ = store.create_dataset_version(
@@ -130,7 +130,7 @@ def _fuzz(
     subtests: pytest.Subtests,
     schema: schemathesis.BaseSchema,
     modes: list[GenerationMode],
-    check: Callable[[Case], None],
+    check: Callable[[Case[Any]], None],
     settings: hypothesis.settings = SETTINGS,
 ) -> None:
     """Run ``check`` on generated cases of every operation, one subtest per operation and mode.
@@ -139,7 +139,7 @@ def _fuzz(
     attribute it sets, so Hypothesis is driven here with each operation's ``as_strategy``.)
     """
     for result in schema.get_all_operations():
-        operation = result.ok()  # raises if the spec has an operation it cannot test
+        operation = result.ok()  # type: ignore[union-attr]  # raises if the spec has an operation it cannot test
         for mode in modes:
             if mode is GenerationMode.NEGATIVE and not _can_be_invalid(operation.definition.raw):
                 continue
@@ -147,7 +147,7 @@ def _fuzz(
 
                 @hypothesis.settings(settings)
                 @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-                def run(case: Case) -> None:
+                def run(case: Case[Any]) -> None:
                     check(case)
 
                 run()
@@ -170,15 +170,15 @@ def _can_be_invalid(operation: dict[str, Any]) -> bool:
     return False
 
 
-def _permission(case: Case) -> str:
+def _permission(case: Case[Any]) -> str:
     return str(case.operation.definition.raw.get("x-loopwise-permission", "public"))
 
 
-def _where(case: Case, response: Any) -> str:
+def _where(case: Case[Any], response: Any) -> str:
     return f"{case.method} {case.formatted_path} -> {response.status_code} {response.text[:300]}"
 
 
-def _assert_envelope(case: Case, response: Any, code: str | None = None) -> None:
+def _assert_envelope(case: Case[Any], response: Any, code: str | None = None) -> None:
     if case.method == "HEAD":
         return  # a HEAD response has no body to carry the envelope
     error = response.json()["error"]
@@ -189,7 +189,7 @@ def _assert_envelope(case: Case, response: Any, code: str | None = None) -> None
 
 
 def test_admin_token_valid_and_invalid_data(live: Live, subtests: pytest.Subtests) -> None:
-    def check(case: Case) -> None:
+    def check(case: Case[Any]) -> None:
         response = case.call_and_validate(checks=[*CONFORMANCE, negative_data_rejection])
         if response.status_code >= 400:
             _assert_envelope(case, response)
@@ -198,7 +198,7 @@ def test_admin_token_valid_and_invalid_data(live: Live, subtests: pytest.Subtest
 
 
 def test_viewer_token_is_refused_writes(live: Live, subtests: pytest.Subtests) -> None:
-    def check(case: Case) -> None:
+    def check(case: Case[Any]) -> None:
         response = case.call_and_validate(checks=CONFORMANCE)
         if _permission(case) in ("write", "admin"):
             # Routes check the role after FastAPI validated the request (400) and after a run
@@ -212,7 +212,7 @@ def test_viewer_token_is_refused_writes(live: Live, subtests: pytest.Subtests) -
 
 
 def test_no_token_is_refused(live: Live, subtests: pytest.Subtests) -> None:
-    def check(case: Case) -> None:
+    def check(case: Case[Any]) -> None:
         response = case.call_and_validate(checks=CONFORMANCE)
         if _permission(case) == "public":
             assert response.status_code == 200, _where(case, response)

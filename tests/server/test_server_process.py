@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import loopwise as lw
-import loopwise.context
+import loopwise.context as _context  # noqa: F401  (loads lw.context; the name loopwise is the CLI helper below)
 
 from .harness import free_port, start_server
 

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def test_a_json_body_that_stops_coming_gets_408(store: Store) -> None:
     secret = store.create_token("editor", name="editor")[1]
     app = create_app(store, body_timeout_s=0.5)
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     first = True
 
     async def receive() -> dict[str, Any]:
@@ -46,7 +46,7 @@ def test_a_json_body_that_stops_coming_gets_408(store: Store) -> None:
         await asyncio.sleep(3600)  # the client stops sending and never hangs up
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
