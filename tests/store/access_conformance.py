@@ -171,8 +171,8 @@ class AccessConformance:
         store.set_tags(run.id, {"team": "core", "stage": "dev"})  # only 'stage' changes
         store.set_tags(run.id, {"stage": "dev"})  # nothing changes: no record
         store.set_tags(run.id, {"stage": "prod"})
-        store.log_params(run.id, {"lr": 0.1, "depth": 6})
-        store.log_params(run.id, {"lr": 0.1})  # already so: no record
+        store.log_params(run.id, {"lr": 0.1, "depth": 6})  # type: ignore[dict-item]
+        store.log_params(run.id, {"lr": 0.1})  # type: ignore[dict-item]  # already so: no record
         store.end_run(run.id, RunStatus.FINISHED)
         target = f"run:{run.id}"
         assert _changes(store.audit_log(after_seq=since)) == [

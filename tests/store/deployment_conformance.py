@@ -354,7 +354,7 @@ class DeploymentConformance:
                 "expected_revision",
             ),
             (
-                lambda: store.set_deployment_plan("proj", "prod", B, "r", True),  # type: ignore[arg-type]
+                lambda: store.set_deployment_plan("proj", "prod", B, "r", True),
                 "expected_revision",
                 "expected_revision",
             ),
@@ -371,12 +371,13 @@ class DeploymentConformance:
     def test_unknown_deployments_are_not_found(self, store: Store) -> None:
         _setup(store)
         _deploy(store, "prod")
-        for call in [
+        lookups: list[Callable[[], object]] = [
             lambda: store.get_deployment("proj", "prdo"),
             lambda: store.deployment_history("proj", "prdo"),
             lambda: store.set_deployment_plan("proj", "prdo", B, "r"),
             lambda: store.rollback_deployment("proj", "prdo", "r"),
-        ]:
+        ]
+        for call in lookups:
             with pytest.raises(NotFoundError, match="No deployment named 'prdo'.*'prod'"):
                 call()
         with pytest.raises(NotFoundError, match="project"):

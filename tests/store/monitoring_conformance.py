@@ -64,6 +64,7 @@ class MonitoringConformance:
         assert found["r1:1"].timestamp_ms == T0_MS
         assert found["r3:0"].timestamp_ms == T0_MS + 5
         now = int(time.time() * 1000)
+        assert found["r1:0"].timestamp_ms is not None
         assert before <= found["r1:0"].timestamp_ms <= now  # no timestamp: when received
         assert all(before <= o.received_ms <= now for o in found.values())
 
@@ -324,13 +325,14 @@ class MonitoringConformance:
 
     def test_bad_alert_queries_are_refused(self, store: Store) -> None:
         _project(store)
-        for kwargs, match in [
+        bad_queries: list[tuple[dict[str, Any], str]] = [
             ({"status": "closed"}, "status"),
             ({"limit": 0}, "limit"),
             ({"limit": 10_001}, "limit"),
             ({"since_ms": -1}, "start_ms"),
             ({"deployment": "a b"}, "deployment"),
-        ]:
+        ]
+        for kwargs, match in bad_queries:
             with pytest.raises(InvalidArgumentError, match=match):
                 store.list_alerts("proj", **kwargs)
         for bad in (0, -1, "1", True):

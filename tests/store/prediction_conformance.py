@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,11 +63,11 @@ def _index(segments: list[PredictionSegment]) -> list[tuple[str, int, int]]:
     return [(s.deployment, s.hour_ms, s.num_rows) for s in segments]
 
 
-def _fields(obj: PredictionSegment | PredictionRecord) -> dict[str, object]:
+def _fields(obj: PredictionSegment | PredictionRecord) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
-def _described(s: PredictionSegment) -> dict[str, object]:
+def _described(s: PredictionSegment) -> dict[str, Any]:
     """What a writer says about a segment (without when the store registered it)."""
     return {k: v for k, v in _fields(s).items() if k != "created_ms"}
 
@@ -163,7 +164,7 @@ class PredictionLogConformance:
         ],
     )
     def test_invalid_segments_are_refused(
-        self, store: Store, project: str, changes: dict[str, object], parameter: str
+        self, store: Store, project: str, changes: dict[str, Any], parameter: str
     ) -> None:
         fields = _described(segment())
         fields.update(changes)

@@ -180,6 +180,7 @@ def test_json_postgresql_would_refuse_is_still_listed_on_sqlite(
         listed = store.audit_log(after_seq=1)
         assert [r.seq for r in listed] == [2]
         shown = listed[0].before
+        assert shown is not None
         assert is_unreadable(shown) and reason in shown["reason"]
         assert len(shown["stored_text"]) <= MAX_SHOWN_CHARS + 1
         assert shown["stored_text"].rstrip("…") == text[:MAX_SHOWN_CHARS]
@@ -210,6 +211,7 @@ def test_a_tampered_record_is_listed_through_the_api(tmp_path: Path) -> None:
         listed = remote.audit_log()
         assert [r.seq for r in listed] == [1, 2]
         assert is_unreadable(listed[1].before) and not is_unreadable(listed[1].after)
+        assert listed[1].before is not None
         assert listed[1].before["stored_text"] == '{"name": NaN}'
     finally:
         remote.close()
@@ -301,7 +303,7 @@ def test_the_default_actor_is_the_os_user(monkeypatch: pytest.MonkeyPatch) -> No
     def no_user() -> str:
         raise OSError("no user")
 
-    monkeypatch.setattr(actor_module.getpass, "getuser", no_user)
+    monkeypatch.setattr(getpass, "getuser", no_user)
     actor_module._os_user.cache_clear()
     try:
         assert current_actor() == Actor("unknown")

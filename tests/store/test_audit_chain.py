@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -75,7 +75,7 @@ def test_hash_is_sha256_of_prev_hash_and_canonical_content() -> None:
 
 def test_every_field_is_covered_by_the_hash() -> None:
     record = make_chain(1)[0]
-    changes = {
+    changes: dict[str, Any] = {
         "seq": 2,
         "time_ms": record.time_ms + 1,
         "actor": "eve",
@@ -120,7 +120,7 @@ def test_edited_record() -> None:
 def test_edited_hash_or_prev_hash() -> None:
     for field in ("hash", "prev_hash"):
         records = make_chain(12)
-        records[6] = dataclasses.replace(records[6], **{field: "f" * 64})
+        records[6] = dataclasses.replace(records[6], **cast(dict[str, Any], {field: "f" * 64}))
         assert check(records, head_of(make_chain(12)))[:2] == (False, 7), field
 
 

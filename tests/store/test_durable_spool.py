@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -312,7 +313,7 @@ def test_a_failed_write_leaves_no_torn_record(
     [("durability", "sometimes"), ("fsync_window_ms", -1), ("drain_interval_s", 0)],
 )
 def test_bad_options_are_refused_on_open(
-    tmp_path: Path, db: FakeDatabase, option: str, value: object
+    tmp_path: Path, db: FakeDatabase, option: str, value: Any
 ) -> None:
     spool = _spool(tmp_path, db, **{option: value})
     with pytest.raises(InvalidArgumentError, match=option):

@@ -20,7 +20,7 @@ from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
 
-class TestSqliteStore(
+class TestSqliteStore(  # type: ignore[misc]
     StoreConformance,
     AccessConformance,
     PredictionLogConformance,
