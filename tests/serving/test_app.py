@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import httpx
 import numpy as np
@@ -167,7 +168,8 @@ class _Slow:
     """A model that takes ``seconds`` per call: requests pile up behind it and get batched."""
 
     def __init__(self, model: object, seconds: float) -> None:
-        self.model, self.seconds, self.calls = model, seconds, []
+        self.model, self.seconds = model, seconds
+        self.calls: list[int] = []
 
     def predict(self, X: pd.DataFrame) -> object:
         self.calls.append(len(X))
@@ -276,7 +278,7 @@ def test_model_process_computes_and_comes_back_after_a_kill(loaded: models.Loade
         first = client.post("/invocations", json=body)
         assert first.status_code == 200, first.text
         assert first.json()["predictions"] == expected(loaded, FRAME)
-        worker = app._served["employment"].worker
+        worker = cast(ModelQueue, app._served["employment"]).worker
         assert worker is not None and worker._process is not None
         os.kill(worker._process.pid, signal.SIGKILL)
         worker._process.wait()

@@ -302,6 +302,6 @@ def test_latency_model_follows_a_slower_model() -> None:
         ("max_in_flight", 17),
     ],
 )
-def test_policy_rejects_out_of_range_values(field: str, value: float) -> None:
+def test_policy_rejects_out_of_range_values(field: str, value: Any) -> None:
     with pytest.raises(InvalidArgumentError, match=field):
         BatchPolicy(**{field: value})

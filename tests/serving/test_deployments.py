@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import httpx
 import pandas as pd
@@ -106,7 +106,7 @@ def test_each_request_is_answered_by_the_version_its_key_is_assigned(
     rows = log.set_index("request_id")
     assert set(log["deployment"]) == {"toy-ab"} and set(log["model"]) == {"toy"}
     assert not log["shadow"].any()
-    assert {rid: int(rows.loc[rid, "version"]) for rid in answered} == answered
+    assert {rid: int(cast(SupportsInt, rows.loc[rid, "version"])) for rid in answered} == answered
 
 
 def test_without_a_key_a_request_is_assigned_by_its_request_id(ctx: Context) -> None:

@@ -349,7 +349,7 @@ CELLS = st.one_of(
 @st.composite
 def csv_bodies(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 3)) == 0:  # a well-formed one
-        rows = draw(st.lists(st.tuples(AGES, HOURS), min_size=1, max_size=4))
+        rows: list[Any] = draw(st.lists(st.tuples(AGES, HOURS), min_size=1, max_size=4))
         return ("age,hours\n" + "".join(f"{a},{h}\n" for a, h in rows)).encode()
     header = draw(
         st.sampled_from([["age", "hours"], ["hours", "age"], ["age"], ["age", "hours", "age"]])

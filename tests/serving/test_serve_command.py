@@ -152,6 +152,7 @@ def test_serve_survives_overload_with_503s_and_bounded_memory(tmp_path: Path) ->
     wrk = shutil.which("wrk")
     if wrk is None:
         missing_service("wrk (the load generator)", "apt-get install wrk")
+    assert wrk is not None
     store = tmp_path / "store"
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(2000, 8)), columns=[f"f{i}" for i in range(8)])

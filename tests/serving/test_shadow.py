@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 import pytest
@@ -34,7 +35,7 @@ def test_shadow_answers_are_logged_beside_the_live_ones_and_never_returned(
     lw.deployments.create("toy-prod", "toy", lw.deployments.TrafficPlan({1: 100}, shadow=[2]))
     spool = PredictionSpool(ctx.store, directory=tmp_path / "spool", durability="write").open()
     metrics = ServingMetrics()
-    options = {
+    options: dict[str, Any] = {
         "prediction_log": spool, "project": ctx.project, "metrics": metrics,
         "processes": processes,
     }  # fmt: skip
@@ -81,7 +82,7 @@ def test_a_shadow_copy_that_fails_is_dropped_and_counted_and_the_answer_stands(
     lw.deployments.create("toy-prod", "toy", lw.deployments.TrafficPlan({1: 100}, shadow=[2]))
     spool = PredictionSpool(ctx.store, directory=tmp_path / "spool", durability="write").open()
     metrics = ServingMetrics()
-    options = {"prediction_log": spool, "project": ctx.project, "metrics": metrics}
+    options: dict[str, Any] = {"prediction_log": spool, "project": ctx.project, "metrics": metrics}
     with serving(ctx, ["toy-prod"], **options) as (client, _):
         for _ in range(3):
             response = client.post("/predict", json=[{"x": 1.0}] * rows)
@@ -134,11 +135,11 @@ def test_a_large_request_is_checked_for_its_shadow_version_off_the_event_loop(
         return real_check(schema, inputs)
 
     monkeypatch.setattr(InputSchema, "check", slow_check)
-    options = {"prediction_log": spool, "project": ctx.project, "metrics": metrics}
+    options: dict[str, Any] = {"prediction_log": spool, "project": ctx.project, "metrics": metrics}
     xs = [0.0, 3.0] * 4000
     body = [{"x": x} for x in xs]
     with serving(ctx, ["toy-prod"], **options) as (client, _):
-        transport: AppTransport = client._transport  # type: ignore[attr-defined]
+        transport = cast(AppTransport, client._transport)
         small = client.post("/predict", json=[{"x": 0.0}])
         assert small.status_code == 200
         logged = 'loopwise_shadow_requests_total{deployment="toy-prod",result="logged",version="2"}'
