@@ -34,7 +34,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
 
 ## docs: regenerate the CLI reference from --help
 docs: $(VENV)/.installed-dev

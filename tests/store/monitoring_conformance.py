@@ -94,7 +94,7 @@ class MonitoringConformance:
         assert (new["b"].value, new["b"].timestamp_ms) == (1, T0_MS)
         assert new["b"].received_ms > old["b"].received_ms
 
-    def test_batch_equals_loop(self, store: Store) -> None:
+    def test_outcomes_batch_equals_loop(self, store: Store) -> None:
         _project(store)
         outcomes = [(f"r{i}:0", i % 3 == 0, T0_MS + i) for i in range(50)]
         store.record_outcomes("proj", "batch", outcomes)

@@ -255,7 +255,7 @@ class PredictionLogConformance:
         assert list(frame.columns) == list(COLUMNS)
         assert len(frame) == 0
 
-    def test_batch_equals_loop(self, store: Store, project: str) -> None:
+    def test_predictions_batch_equals_loop(self, store: Store, project: str) -> None:
         records = [record(i) for i in range(6)]
         write_predictions(store, records)
         for r in records:

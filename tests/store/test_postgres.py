@@ -35,7 +35,7 @@ def shared_url(postgres: PostgresServer) -> str:
     return postgres.create_database()
 
 
-class TestPostgresStore(  # type: ignore[misc]
+class TestPostgresStore(
     StoreConformance,
     AccessConformance,
     PredictionLogConformance,

@@ -66,7 +66,7 @@ def _reopen(
         store.close()
 
 
-class TestRemoteInProcess(  # type: ignore[misc]
+class TestRemoteInProcess(
     StoreConformance,
     PredictionLogConformance,
     DatasetQualityConformance,
@@ -133,7 +133,7 @@ def url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
-class TestRemoteOverLoopback(  # type: ignore[misc]
+class TestRemoteOverLoopback(
     StoreConformance,
     PredictionLogConformance,
     DatasetQualityConformance,

@@ -196,7 +196,7 @@ class TestS3Artifacts(ArtifactStoreConformance):
         return len(_keys(_s3_of(artifacts)))
 
 
-class TestSqliteWithS3Artifacts(StoreConformance, PredictionLogConformance):  # type: ignore[misc]
+class TestSqliteWithS3Artifacts(StoreConformance, PredictionLogConformance):
     """The whole store suite with metadata in SQLite and artifacts in the emulator."""
 
     @pytest.fixture

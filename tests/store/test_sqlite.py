@@ -20,7 +20,7 @@ from .monitoring_conformance import MonitoringConformance
 from .prediction_conformance import PredictionLogConformance
 
 
-class TestSqliteStore(  # type: ignore[misc]
+class TestSqliteStore(
     StoreConformance,
     AccessConformance,
     PredictionLogConformance,
