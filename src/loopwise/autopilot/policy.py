@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 
 from loopwise.errors import InvalidArgumentError, LoopwiseError
-from loopwise.store.validate import check_policy_text
+from loopwise.store.autopilot_checks import check_policy_text
 
 __all__ = [
     "Escalation",

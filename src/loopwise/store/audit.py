@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from loopwise.store.entities import AuditRecord, AuditVerification
+from loopwise.store.validate import MAX_JSON_DEPTH  # one bound on stored JSON
 
 __all__ = [
     "CONTENT_FIELDS",
@@ -86,10 +87,6 @@ def is_unreadable(value: object) -> bool:
         and value.get("unreadable") is True
         and set(value) == {"unreadable", "reason", "stored_text"}
     )
-
-
-MAX_JSON_DEPTH = 64
-"""Deeper nesting in a stored record is refused (Loopwise writes a few levels at most)."""
 
 
 def _depth(text: str) -> int:

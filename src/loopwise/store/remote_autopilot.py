@@ -11,15 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from loopwise.store.entities import AutopilotDecision, AutopilotPolicy
-from loopwise.store.validate import (
+from loopwise.store.autopilot_checks import (
     check_autopilot_decision,
     check_decision_page,
     check_expected_policy_revision,
-    check_name,
     check_policy_text,
-    check_revision,
 )
+from loopwise.store.entities import AutopilotDecision, AutopilotPolicy
+from loopwise.store.validate import check_name, check_revision
 
 __all__ = ["MAX_DECISIONS_PER_CALL", "RemoteAutopilot"]
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 import numbers
 import re
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.store.artifacts import check_digest
@@ -19,25 +17,17 @@ if TYPE_CHECKING:
 __all__ = [
     "HOUR_MS",
     "INVALID_TOKEN",
-    "MAX_DECISION_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_PLAN_VERSIONS",
-    "MAX_POLICY_CHARS",
-    "MAX_POLICY_VALUES",
     "MAX_REASON_CHARS",
     "MAX_SUITE_CHARS",
-    "MAX_SUMMARY_CHARS",
     "MAX_YAML_DEPTH",
     "MODEL_FLAVOURS",
-    "CheckedDecision",
     "check_alias",
-    "check_autopilot_decision",
     "check_dataset_suite",
-    "check_decision_page",
     "check_digest_argument",
-    "check_expected_policy_revision",
     "check_flavour",
-    "check_json_object",
+    "check_int",
     "check_key",
     "check_metric_entry",
     "check_metric_value",
@@ -45,7 +35,6 @@ __all__ = [
     "check_optional_digest",
     "check_optional_name",
     "check_plan_versions",
-    "check_policy_text",
     "check_prediction_segment",
     "check_reason",
     "check_revision",
@@ -57,6 +46,7 @@ __all__ = [
     "check_time_range",
     "check_traffic_plan",
     "check_upto_seq",
+    "check_yaml_text",
 ]
 
 INVALID_TOKEN = (
@@ -239,7 +229,7 @@ HOUR_MS = 3_600_000
 _INT64_MAX = 2**63 - 1
 
 
-def _check_int(value: object, parameter: str, low: int = 0, unit: str = "") -> int:
+def check_int(value: object, parameter: str, low: int = 0, unit: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidArgumentError(
             f"Expected {parameter} as an integer{unit}, got {type(value).__name__} {value!r}.",
@@ -256,12 +246,12 @@ def _check_int(value: object, parameter: str, low: int = 0, unit: str = "") -> i
 
 
 def _check_ms(value: object, parameter: str) -> int:
-    return _check_int(value, parameter, unit=" (milliseconds since the epoch)")
+    return check_int(value, parameter, unit=" (milliseconds since the epoch)")
 
 
 def check_upto_seq(upto_seq: object) -> int:
     """How far a spool has reached: an integer >= 0."""
-    return _check_int(upto_seq, "upto_seq")
+    return check_int(upto_seq, "upto_seq")
 
 
 def check_time_range(start_ms: object, end_ms: object) -> tuple[int | None, int | None]:
@@ -306,8 +296,8 @@ def check_prediction_segment(segment: PredictionSegment) -> PredictionSegment:
             f"(one hour), got {hour}, {low}, {high}. Split the rows by hour.",
             parameter="min_timestamp_ms",
         )
-    num_rows = _check_int(segment.num_rows, "num_rows", low=1)
-    size_bytes = _check_int(segment.size_bytes, "size_bytes", low=1)
+    num_rows = check_int(segment.num_rows, "num_rows", low=1)
+    size_bytes = check_int(segment.size_bytes, "size_bytes", low=1)
     return PredictionSegment(
         segment.project,
         segment.deployment,
@@ -353,7 +343,7 @@ def check_dataset_suite(suite: object, on_failure: object) -> tuple[str, str]:
             f"(refuse the version), got {on_failure!r}.",
             parameter="on_failure",
         )
-    text = _yaml_text(
+    text = check_yaml_text(
         suite,
         ("the suite", "a suite"),
         MAX_SUITE_CHARS,
@@ -365,7 +355,7 @@ def check_dataset_suite(suite: object, on_failure: object) -> tuple[str, str]:
     return check_storable_text(text, "the suite"), str(on_failure)
 
 
-def _yaml_text(
+def check_yaml_text(
     text: object,
     names: tuple[str, str],
     limit: int,
@@ -475,7 +465,7 @@ def _plan_version(value: object, field: str) -> int:
             parameter=field,
             received=repr(value)[:200],
         )
-    return _check_int(value, field, low=1)
+    return check_int(value, field, low=1)
 
 
 def check_traffic_plan(plan: object) -> TrafficPlan:
@@ -618,184 +608,8 @@ def check_reason(reason: object, required: bool = True) -> str:
 
 def check_revision(revision: object, parameter: str) -> int | None:
     """A deployment revision number (1, 2, …), or None."""
-    return None if revision is None else _check_int(revision, parameter, low=1)
+    return None if revision is None else check_int(revision, parameter, low=1)
 
 
-# -- the autopilot: policies and decisions ---------------------------------------------------------
-MAX_POLICY_CHARS = 1_000_000
-"""The longest autopilot policy (YAML text): far beyond any real one."""
-MAX_POLICY_VALUES = 10_000
-"""The most YAML values a policy may hold, aliases expanded: a real one has a few dozen."""
-MAX_SUMMARY_CHARS = 2000
-MAX_DECISION_JSON_BYTES = 1_000_000
-"""The most a decision's ``state`` or ``evidence`` may take as compact UTF-8 JSON."""
 MAX_JSON_DEPTH = 64
-"""How deeply a decision's JSON may nest (the REST API's bound on free-form JSON too)."""
-_DECISION_KIND = re.compile(r"^[a-z][a-z_-]{0,39}$")
-
-
-def check_policy_text(text: object) -> str:
-    """An autopilot policy as stored: non-blank text of bounded size (its YAML is the
-    autopilot's to check)."""
-    checked = _yaml_text(
-        text,
-        ("the autopilot policy", "a policy"),
-        MAX_POLICY_CHARS,
-        "text",
-        max_values=MAX_POLICY_VALUES,
-        build="Write the policy in a file and set it with: loopwise autopilot set-policy "
-        "DEPLOYMENT FILE.",
-        shorten="A policy names its pipeline and thresholds; keep data out of it.",
-    )
-    return _json_text(checked, "text", "the policy text")
-
-
-def check_expected_policy_revision(revision: object) -> int | None:
-    """None, or the policy revision a change expects to replace (0: none set yet)."""
-    return None if revision is None else _check_int(revision, "expected_revision")
-
-
-def _json_refused(parameter: str, where: str, problem: str) -> InvalidArgumentError:
-    return InvalidArgumentError(
-        f"Expected {parameter} to be a JSON object, but {where} {problem}",
-        parameter=parameter,
-        key=where,
-    )
-
-
-def _json_text(text: str, parameter: str, what: str) -> str:
-    try:
-        return check_storable_text(text, what)
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(exc.message, parameter=parameter) from None
-
-
-def _plain_json(value: object, parameter: str, where: str, depth: int) -> Any:
-    """``value`` as plain JSON types (dict, list, str, int, float, bool, None), or a refusal
-    that names the key."""
-    if depth > MAX_JSON_DEPTH:
-        raise _json_refused(
-            parameter,
-            where,
-            f"nests deeper than {MAX_JSON_DEPTH} levels. Flatten it, or keep the data in a run's "
-            "artifact and name it here.",
-        )
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return _json_text(str(value), parameter, f"the text at {where}")
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _json_refused(
-                parameter,
-                where,
-                f"is {value!r}, which JSON cannot carry. Record None, or the value as a string.",
-            )
-        return float(value)
-    if isinstance(value, Mapping):
-        plain: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _json_refused(
-                    parameter,
-                    f"{where}[{key!r}]",
-                    f"has a key of type {type(key).__name__}: JSON object keys are strings. Convert it "
-                    "with str(...).",
-                )
-            _json_text(key, parameter, f"the key {key!r} in {where}")
-            plain[str(key)] = _plain_json(item, parameter, f"{where}[{key!r}]", depth + 1)
-        return plain
-    if isinstance(value, (list, tuple)):
-        return [
-            _plain_json(item, parameter, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)
-        ]
-    hint = (
-        " Convert it with int(...) or float(...)."
-        if isinstance(value, numbers.Number)
-        else " Convert it to a string, number, list or dict."
-    )
-    raise _json_refused(
-        parameter, where, f"is a {type(value).__name__} ({repr(value)[:80]}), not JSON.{hint}"
-    )
-
-
-def check_json_object(value: object, parameter: str) -> tuple[dict[str, Any], str]:
-    """A JSON object given as a mapping: ``(plain dict, compact JSON text)``. Tuples become
-    lists; NaN, infinities, non-string keys and other types are refused, naming the key."""
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError(
-            f"Expected {parameter} as a JSON object (a dict with string keys), got "
-            f"{type(value).__name__}. Pass a dict, e.g. {{'step': 'canary', 'share': 5}}.",
-            parameter=parameter,
-        )
-    plain: dict[str, Any] = _plain_json(value, parameter, parameter, 1)
-    text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    size = len(text.encode("utf-8"))
-    if size > MAX_DECISION_JSON_BYTES:
-        raise InvalidArgumentError(
-            f"Expected {parameter} to take at most {MAX_DECISION_JSON_BYTES} bytes as JSON, got "
-            f"{size}. Keep bulky data (predictions, per-row scores) in a run's artifacts and "
-            "name the run here.",
-            parameter=parameter,
-        )
-    return plain, text
-
-
-class CheckedDecision(NamedTuple):
-    """An autopilot decision's fields, checked; ``state`` and ``evidence`` also as JSON text."""
-
-    seq: int
-    kind: str
-    summary: str
-    state: dict[str, Any]
-    state_json: str
-    evidence: dict[str, Any]
-    evidence_json: str
-    at_ms: int
-
-
-def check_autopilot_decision(
-    seq: object, kind: object, summary: object, state: object, evidence: object, at_ms: object
-) -> CheckedDecision:
-    """A decision to record: its number, a kind such as ``retrain``, one sentence, two JSON
-    objects and the controller's clock."""
-    number = _check_int(seq, "seq", low=1)
-    if not isinstance(kind, str) or not _DECISION_KIND.match(kind):
-        raise InvalidArgumentError(
-            f"Expected the decision kind as 1-40 lowercase letters, '_' or '-', starting with a "
-            f"letter, got {kind!r}. Use a word such as 'retrain', 'canary' or 'rollback'.",
-            parameter="kind",
-            received=repr(kind)[:200],
-        )
-    if not isinstance(summary, str) or not summary.strip():
-        got = "blank text" if isinstance(summary, str) else type(summary).__name__
-        raise InvalidArgumentError(
-            f"Expected the decision's summary as one sentence of text, got {got}. Say what was "
-            "decided and why, e.g. 'Canary at 5%: the candidate beat production by 0.03'.",
-            parameter="summary",
-        )
-    if len(summary) > MAX_SUMMARY_CHARS:
-        raise InvalidArgumentError(
-            f"Expected a summary of at most {MAX_SUMMARY_CHARS} characters, got {len(summary)}. "
-            "Put the details in the evidence.",
-            parameter="summary",
-        )
-    try:
-        check_storable_text(summary, "the summary")
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(exc.message, parameter="summary") from None
-    plain_state, state_json = check_json_object(state, "state")
-    plain_evidence, evidence_json = check_json_object(evidence, "evidence")
-    clock = _check_int(at_ms, "at_ms", unit=" (milliseconds since the epoch)")
-    return CheckedDecision(
-        number, kind, summary, plain_state, state_json, plain_evidence, evidence_json, clock
-    )
-
-
-def check_decision_page(after_seq: object, limit: object) -> tuple[int, int | None]:
-    """Which decisions to read: those after ``after_seq`` (>= 0), at most ``limit`` (>= 1, or
-    None for all)."""
-    after = _check_int(after_seq, "after_seq")
-    return after, None if limit is None else _check_int(limit, "limit", low=1)
+"""How deeply stored free-form JSON may nest (decisions, audit records, the REST API's JSON)."""

@@ -18,19 +18,18 @@ from sqlalchemy.exc import IntegrityError
 
 from loopwise.errors import ConflictError, NotFoundError
 from loopwise.store.actor import current_actor
+from loopwise.store.autopilot_checks import (
+    check_autopilot_decision,
+    check_decision_page,
+    check_expected_policy_revision,
+    check_policy_text,
+)
 from loopwise.store.entities import AutopilotDecision, AutopilotPolicy
 from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.deployments import SqlDeployments
 from loopwise.store.sql.schema import AUTOPILOT_DECISIONS as DECISIONS
 from loopwise.store.sql.schema import AUTOPILOT_POLICIES as POLICIES
-from loopwise.store.validate import (
-    check_autopilot_decision,
-    check_decision_page,
-    check_expected_policy_revision,
-    check_name,
-    check_policy_text,
-    check_revision,
-)
+from loopwise.store.validate import check_name, check_revision
 
 __all__ = ["SqlAutopilot"]
 
