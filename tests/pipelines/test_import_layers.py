@@ -11,6 +11,8 @@ from pathlib import Path
 
 import loopwise.pipelines
 
+from ..import_graph import assert_acyclic, function_imports, imported, package_modules
+
 PACKAGE = Path(loopwise.pipelines.__file__).parent
 
 # (module, imported module) -> why it is imported where it is used, not at the top.
@@ -26,34 +28,11 @@ DEFERRED = {
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {
-        f"loopwise.pipelines.{path.stem}": ast.parse(path.read_text(), filename=str(path))
-        for path in sorted(PACKAGE.glob("*.py"))
-        if path.stem != "__init__"
-    }
-
-
-def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
-    if isinstance(node, ast.ImportFrom):
-        return [node.module or ""]
-    return [alias.name for alias in node.names]
-
-
-def _function_imports() -> set[tuple[str, str]]:
-    return {
-        (module, name)
-        for module, tree in _modules().items()
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        for inner in ast.walk(node)
-        if isinstance(inner, (ast.Import, ast.ImportFrom))
-        for name in _imported(inner)
-        if name.startswith("loopwise")
-    }
+    return package_modules("loopwise.pipelines", PACKAGE)
 
 
 def test_only_the_listed_loopwise_imports_wait_inside_a_function() -> None:
-    assert _function_imports() == set(DEFERRED)
+    assert function_imports(_modules()) == set(DEFERRED)
 
 
 def test_modules_import_each_other_without_a_cycle() -> None:
@@ -65,22 +44,11 @@ def test_modules_import_each_other_without_a_cycle() -> None:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 graph[module].update(
                     name
-                    for name in _imported(node)
+                    for name in imported(node)
                     if name in modules and (module, name) not in DEFERRED
                 )
     assert "loopwise.pipelines.graph" in graph["loopwise.pipelines.runner"]  # really read
-    done: set[str] = set()
-
-    def visit(module: str, path: list[str]) -> None:
-        assert module not in path, f"import cycle: {' -> '.join([*path, module])}"
-        if module in done:
-            return
-        for imported in sorted(graph[module]):
-            visit(imported, [*path, module])
-        done.add(module)
-
-    for module in graph:
-        visit(module, [])
+    assert_acyclic(graph)
 
 
 def test_defining_a_pipeline_loads_nothing_that_runs_one() -> None:
