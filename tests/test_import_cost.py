@@ -47,6 +47,13 @@ def test_the_cli_command_tree_loads_no_heavy_library() -> None:
     assert _loaded_after("import loopwise.cli") == {m: False for m in HEAVY}
 
 
+def test_the_api_server_loads_no_dataframes_or_model_loaders() -> None:
+    # The control plane streams blobs and rows; pandas and pyarrow would add ~60 MiB to every
+    # server process (the 1 GB upload test bounds the server's whole resident memory).
+    loaded = _loaded_after("from loopwise.server import create_app\nimport loopwise.cli.server")
+    assert loaded["pandas"] is False and loaded["pyarrow"] is False
+
+
 def test_logging_to_a_run_needs_no_dataframes() -> None:
     # Searching runs returns pandas frames; starting a run and logging to it does not need them.
     loaded = _loaded_after("import loopwise as lw\nlw.start_run, lw.active_run")

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_SUITE_CHARS",
     "MAX_YAML_DEPTH",
     "MODEL_FLAVOURS",
+    "PICKLE_FLAVOURS",
     "check_alias",
     "check_dataset_suite",
     "check_digest_argument",
@@ -199,6 +200,10 @@ def check_metric_entry(entry: MetricEntry) -> MetricEntry:
 MODEL_FLAVOURS = frozenset({"lightgbm", "onnx", "python", "sklearn", "xgboost"})
 """The flavours a model version may record: those ``loopwise.registry.flavours`` can load (a
 registry test keeps the two lists equal; the store sits below the registry)."""
+
+PICKLE_FLAVOURS = frozenset({"python"})
+"""The flavours whose loader unpickles (the registry test keeps this equal to the flavours with
+``uses_pickle``); the server reads it here so that serving the API never imports the loaders."""
 
 
 def check_flavour(flavour: object) -> str:

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from loopwise.errors import UnsafeModelError
-from loopwise.registry.flavours import FLAVOURS
 from loopwise.server.auth import Caller, Permission, caller, permission
 from loopwise.server.routes.common import BlobAccessDep, StoreDep, run_project
 from loopwise.server.schemas import (
@@ -27,6 +26,7 @@ from loopwise.server.schemas import (
     Text,
 )
 from loopwise.store import DatasetSuite, DatasetVersion, ModelVersion, RegisteredModel
+from loopwise.store.validate import PICKLE_FLAVOURS
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -224,14 +224,13 @@ def create_model_version(
     ``--accept-pickle-models`` (the store refuses flavours no loader knows)."""
     who.check(Permission.WRITE, project)
     access.check_reference(store, who, [], manifest=body.artifact_digest)
-    flavour = FLAVOURS.get(body.flavour)
-    if flavour is not None and flavour.uses_pickle and not request.app.state.accept_pickle_models:
+    if body.flavour in PICKLE_FLAVOURS and not request.app.state.accept_pickle_models:
         raise UnsafeModelError(
             f"This server does not register models stored with pickle (flavour "
-            f"{flavour.name!r}): loading one runs the code in it. Save the model in a safe "
+            f"{body.flavour!r}): loading one runs the code in it. Save the model in a safe "
             "flavour (sklearn, xgboost, lightgbm, onnx), or ask the server's operator to "
             "accept pickles with `loopwise server --accept-pickle-models`.",
-            flavour=flavour.name,
+            flavour=body.flavour,
         )
     return store.create_model_version(
         project,
