@@ -147,7 +147,7 @@ def test_large_bodies_are_parsed_off_the_event_loop_small_ones_on_it(
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("loopwise.serving.app.parse_invocations", spy)
+    monkeypatch.setattr("loopwise.serving.handlers.mlflow.parse_invocations", spy)
     app = create_serving_app({"employment": loaded})
     transport = AppTransport(app)
     loop_thread = transport.thread.name

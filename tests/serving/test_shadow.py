@@ -14,7 +14,7 @@ import pytest
 import loopwise as lw
 from loopwise.context import Context
 from loopwise.monitoring import monitoring_frame
-from loopwise.serving.app import INLINE_PARSE_BYTES
+from loopwise.serving.http import INLINE_PARSE_BYTES
 from loopwise.serving.metrics import ServingMetrics
 from loopwise.serving.schema import Inputs, InputSchema, rows_of
 from loopwise.store.predictions import PredictionSpool, read_predictions

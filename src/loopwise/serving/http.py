@@ -1,17 +1,17 @@
 """The inference server's HTTP plumbing, with no web framework: responses, errors, headers.
 
-``Exchange`` is one request as the server handles it (what metrics and the prediction log
-record); ``Response`` is a finished answer, raised or returned; ``allowed_methods`` knows the
-routes, so that a wrong method is a 405 and an unknown path a 404.
+``Exchange`` is one request as the server handles it (its body, and what metrics and the
+prediction log record); ``Response`` is a finished answer, raised or returned. The routes are
+in ``routing.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 
@@ -19,22 +19,22 @@ from loopwise.errors import (
     HTTP_STATUS,
     InvalidArgumentError,
     LoopwiseError,
-    NotFoundError,
+    PayloadTooLargeError,
     UnavailableError,
 )
 
 __all__ = [
+    "INLINE_PARSE_BYTES",
     "JSON_HEADERS",
     "Exchange",
     "Receive",
     "Response",
     "Scope",
     "Send",
-    "allowed_methods",
+    "decode",
     "dumps",
     "error_response",
     "header",
-    "model_path",
     "request_deadline",
 ]
 
@@ -44,6 +44,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 MAX_REQUEST_ID_CHARS = 256
+INLINE_PARSE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed and checked on the event loop (microseconds, no thread
+hop); larger ones, and every CSV body (pandas), in a worker thread, so that one big request
+never holds up the others."""
+A = ParamSpec("A")
+T = TypeVar("T")
 
 
 class Response(Exception):
@@ -75,22 +81,27 @@ def error_response(exc: LoopwiseError, oip: bool) -> Response:
 
 
 class Exchange:
-    """One request as the server handles it: what metrics and the prediction log record."""
+    """One request as the server handles it: its body (at most ``max_body_bytes``), and what
+    metrics and the prediction log record."""
 
     __slots__ = (
         "arrived_ms",
         "logged",
+        "max_body_bytes",
         "model",
         "off_loop",
         "protocol",
+        "receive",
         "request_id",
         "scope",
         "started",
         "version",
     )
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, receive: Receive, max_body_bytes: int) -> None:
         self.scope = scope
+        self.receive = receive
+        self.max_body_bytes = max_body_bytes
         self.started = time.perf_counter()
         self.arrived_ms = int(time.time() * 1000)
         self.model: str | None = None
@@ -124,21 +135,37 @@ class Exchange:
     def served(self, model: str, protocol: str) -> None:
         self.model, self.protocol = model, protocol
 
+    async def body(self) -> bytes:
+        """The whole request body; over ``max_body_bytes`` is a 413."""
+        chunks = []
+        size = 0
+        receive = self.receive
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise PayloadTooLargeError(
+                        f"The request body is over {self.max_body_bytes} bytes; send fewer rows "
+                        "per request.",
+                        limit=self.max_body_bytes,
+                    )
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-_ROUTES = [
-    (re.compile(r"/(invocations|predict)"), {"POST"}),
-    (re.compile(r"/(ping|health|metrics|v2|v2/health/(live|ready))"), {"GET"}),
-    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"), {"GET"}),
-    (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?/infer"), {"POST"}),
-]
 
-
-def allowed_methods(path: str) -> set[str]:
-    """The methods a known route answers (empty for an unknown path)."""
-    for pattern, methods in _ROUTES:
-        if pattern.fullmatch(path):
-            return methods
-    return set()
+async def decode(
+    record: Exchange, off_loop: bool, parse: Callable[A, T], *args: A.args, **kwargs: A.kwargs
+) -> T:
+    """``parse(*args)`` on the event loop, or in a worker thread when ``off_loop`` (a large
+    body: see ``INLINE_PARSE_BYTES``), which the request then remembers."""
+    if off_loop:
+        record.off_loop = True
+        return await asyncio.to_thread(parse, *args, **kwargs)
+    return parse(*args, **kwargs)
 
 
 def header(scope: Scope, name: bytes, default: str | None) -> Any:
@@ -162,14 +189,3 @@ def request_deadline(scope: Scope) -> float | None:
             field="X-Deadline-Ms",
         )
     return value / 1000
-
-
-def model_path(rest: str) -> tuple[str, str | None]:
-    """``name`` or ``name/versions/v`` from a /v2/models/… path."""
-    name, sep, version = rest.partition("/versions/")
-    if not name or "/" in name or (sep and (not version or "/" in version)):
-        raise NotFoundError(
-            f"No route /v2/models/{rest}. Use /v2/models/NAME[/versions/V][/ready|/infer].",
-            path=f"/v2/models/{rest}",
-        )
-    return name, (version if sep else None)
