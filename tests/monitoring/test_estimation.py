@@ -19,9 +19,9 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from loopwise.errors import InvalidArgumentError
 from loopwise.examples import ACS_FEATURES as FEATURES
 from loopwise.examples import load_acs
-from loopwise.monitoring.cbpe import metric_from_soft_labels, one_hot
-from loopwise.monitoring.estimated_vs_realised import compare_estimated_realised
-from loopwise.monitoring.estimation import EstimatedPerformance, PerformanceEstimator
+from loopwise.monitoring.performance.cbpe import metric_from_soft_labels, one_hot
+from loopwise.monitoring.performance.estimated_vs_realised import compare_estimated_realised
+from loopwise.monitoring.performance.estimation import EstimatedPerformance, PerformanceEstimator
 
 # Measured with this fixture (estimate - realised in 2016, 2017, 2018): accuracy +0.006 -0.000
 # +0.004, ROC AUC +0.003 -0.000 +0.001, F1 +0.004 -0.002 +0.001, precision -0.004 -0.012

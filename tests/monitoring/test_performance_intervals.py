@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from loopwise.monitoring import performance
-from loopwise.monitoring.performance_intervals import grouped_auc, wilson_interval, z_value
+from loopwise.monitoring.performance.intervals import grouped_auc, wilson_interval, z_value
 
 REPETITIONS = 200
 ROWS = 300  # per simulated sample

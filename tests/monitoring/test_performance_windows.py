@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.performance_windows import split_windows
+from loopwise.monitoring.windows import split_windows
 
 
 def test_calendar_offsets_start_on_their_boundaries() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from loopwise.errors import InvalidArgumentError, MissingDependencyError
 from loopwise.monitoring import render_report, write_report
-from loopwise.monitoring.report_charts import exceedance
+from loopwise.monitoring.report.charts import exceedance
 from loopwise.monitoring.results import ColumnDistribution, MonitorReport
 
 from ..chromium_harness import PageLoad, load_page, read_png

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.slices import ALL, MISSING, build_slices
+from loopwise.monitoring.performance.slices import ALL, MISSING, build_slices
 
 
 def test_the_whole_frame_comes_first() -> None:

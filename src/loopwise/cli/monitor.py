@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -38,7 +38,7 @@ class StatusChoice(StrEnum):
 
 
 def _read(path: Path, id_column: str) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # loads pandas: only in the commands that need it
 
     suffix = path.suffix.lower()
     if not path.is_file() or suffix not in (".csv", ".parquet", ".pq"):
@@ -93,7 +93,7 @@ def outcomes(
     labels = _column(frame, label_column, "--label-column")
     times = None if time_column is None else _column(frame, time_column, "--time-column")
     open_context()
-    from loopwise.monitoring import log_outcomes
+    from loopwise.monitoring import log_outcomes  # loads pandas: only in the commands that need it
 
     receipt = log_outcomes(deployment, ids, labels, timestamp_ms=times, overwrite=overwrite)
     if as_json:
@@ -140,7 +140,7 @@ def alerts(
 ) -> None:
     """List alerts, most recently seen first."""
     open_context()
-    from loopwise.monitoring import list_alerts
+    from loopwise.monitoring import list_alerts  # loads pandas: only in the commands that need it
 
     chosen = None if status is StatusChoice.all else status.value
     found = list_alerts(deployment, status=chosen, limit=limit)  # type: ignore[arg-type]
@@ -160,7 +160,7 @@ def resolve(
 ) -> None:
     """Close an alert; if its rule fires again, a new alert opens."""
     open_context()
-    from loopwise.monitoring import resolve_alert
+    from loopwise.monitoring import resolve_alert  # loads pandas: only in the commands that need it
 
     alert = resolve_alert(alert_id)
     if as_json:
@@ -170,7 +170,7 @@ def resolve(
 
 
 def _time_ms(value: str | None, option: str) -> int | None:
-    import pandas as pd
+    import pandas as pd  # loads pandas: only in the commands that need it
 
     if value is None:
         return None
@@ -187,11 +187,11 @@ def _time_ms(value: str | None, option: str) -> int | None:
 
 
 def _rules(path: Path | None) -> AlertRules | None:
-    from loopwise.monitoring import AlertRules
+    from loopwise.monitoring import AlertRules  # loads pandas: only in the commands that need it
 
     if path is None:
         return None
-    import yaml
+    import yaml  # 30 ms at start-up otherwise: only with --rules
 
     try:
         doc = yaml.safe_load(path.read_text())
@@ -264,7 +264,7 @@ def _monitor(
     allow_pickle: bool,
 ) -> MonitorReport:
     open_context()
-    from loopwise.monitoring import monitor
+    from loopwise.monitoring import monitor  # loads pandas: only in the commands that need it
 
     with console.status(f"Monitoring {safe(deployment)}…"):
         return monitor(
@@ -319,39 +319,8 @@ def status(
 
 
 def _print_status(report: MonitorReport) -> None:
-    from loopwise.monitoring.slices import ALL
-
-    def per_window(frame: pd.DataFrame, key: str) -> dict[Any, list[Any]]:
-        return {} if frame.empty else frame.groupby("window_start")[key].apply(list).to_dict()
-
-    drifted = per_window(report.drift[report.drift["drifted"].astype(bool)], "column")
-    skewed = per_window(report.skew[report.skew["skewed"].astype(bool)], "column")
-    findings = per_window(report.validation[report.validation["severity"] == "error"], "rule")
-    realised: Any = report.performance
-    if not realised.empty:
-        realised = realised[
-            (realised["slice"] == ALL) & (realised["metric"] == "accuracy")
-        ].set_index("window_start")["value"]
-    estimated: Any = report.estimated
-    if not estimated.empty:
-        estimated = estimated[estimated["metric"] == "accuracy"].set_index("window_start")["value"]
-    rows = []
-    for _, row in report.traffic.iterrows():
-        start = row["window_start"]
-        rows.append(
-            [
-                str(start),
-                row["rows"],
-                row["labelled"],
-                ", ".join(map(str, drifted.get(start, []))) or "-",
-                ", ".join(map(str, skewed.get(start, []))) or "-",
-                len(findings.get(start, [])),
-                realised.get(start) if len(realised) else None,
-                estimated.get(start) if len(estimated) else None,
-            ]
-        )
-    columns = ["window", "rows", "labelled", "drifted", "skewed", "errors", "accuracy", "est. acc."]
-    table(f"{report.deployment} against {report.reference}", columns, rows)
+    title = f"{report.deployment} against {report.reference}"
+    table(title, report.summary_columns, report.summary_rows())
     for alert in report.alerts:
         console.print(
             f"[bold]{safe(alert['severity'])}[/] {safe(alert['rule'])}: {safe(alert['message'])}"
@@ -378,7 +347,7 @@ def report(
 ) -> None:
     """Write a standalone HTML report (opens offline): distributions, drift, skew, performance
     and estimated performance over time, slices, validation findings and alerts."""
-    from loopwise.monitoring import write_report
+    from loopwise.monitoring import write_report  # loads pandas: only in the commands that need it
 
     found = _monitor(
         deployment, start, end, window, reference, label, slices, rules, raise_alerts, None,

@@ -1,7 +1,8 @@
 """What one monitoring pass found: plain tables, window by window, that reports and alerts read.
 
-``monitor.py`` fills a ``MonitorReport`` from the prediction log, outcomes and the reference
-data; ``report.py`` draws it as a standalone HTML page; the CLI prints or dumps it as JSON.
+``monitor/`` fills a ``MonitorReport`` from the prediction log, outcomes and the reference
+data; ``report/`` draws it as a standalone HTML page; the CLI prints its ``summary_rows`` or
+dumps it as JSON.
 Every table is long-form (one row per window and column, metric or rule), so that one chart
 or one filter works on any of them.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
+
+from loopwise.monitoring.performance.slices import ALL
 
 __all__ = ["TABLES", "ColumnDistribution", "MonitorReport"]
 
@@ -105,11 +108,52 @@ class MonitorReport:
     distributions: dict[str, ColumnDistribution] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     """Alerts this pass raised: rule, severity, message, window_start, window_end, details."""
+    summary_columns: ClassVar[tuple[str, ...]] = (
+        "window", "rows", "labelled", "drifted", "skewed", "errors", "accuracy", "est. acc.",
+    )  # fmt: skip
+    """The columns of ``summary_rows``."""
 
     def table(self, name: str) -> pd.DataFrame:
         """One of ``TABLES`` by name."""
         frame: pd.DataFrame = getattr(self, name)
         return frame
+
+    def summary_rows(self) -> list[list[Any]]:
+        """One row per window, as ``summary_columns``: its start, rows and labelled rows, the
+        drifted and skewed columns ("-" for none), the number of validation errors, and the
+        realised (whole window) and estimated accuracy (None where unknown)."""
+
+        def per_window(frame: pd.DataFrame, key: str) -> dict[Any, list[Any]]:
+            return {} if frame.empty else frame.groupby("window_start")[key].apply(list).to_dict()
+
+        drifted = per_window(self.drift[self.drift["drifted"].astype(bool)], "column")
+        skewed = per_window(self.skew[self.skew["skewed"].astype(bool)], "column")
+        findings = per_window(self.validation[self.validation["severity"] == "error"], "rule")
+        realised: Any = self.performance
+        if not realised.empty:
+            realised = realised[
+                (realised["slice"] == ALL) & (realised["metric"] == "accuracy")
+            ].set_index("window_start")["value"]
+        estimated: Any = self.estimated
+        if not estimated.empty:
+            estimated = estimated[estimated["metric"] == "accuracy"]
+            estimated = estimated.set_index("window_start")["value"]
+        rows = []
+        for _, row in self.traffic.iterrows():
+            start = row["window_start"]
+            rows.append(
+                [
+                    str(start),
+                    row["rows"],
+                    row["labelled"],
+                    ", ".join(map(str, drifted.get(start, []))) or "-",
+                    ", ".join(map(str, skewed.get(start, []))) or "-",
+                    len(findings.get(start, [])),
+                    realised.get(start) if len(realised) else None,
+                    estimated.get(start) if len(estimated) else None,
+                ]
+            )
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: tables as lists of records, times as ISO 8601, NaN as None."""

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
+from loopwise.monitoring.performance.slices import ALL
 from loopwise.monitoring.results import MonitorReport
-from loopwise.monitoring.slices import ALL
 
 __all__ = ["AlertRules", "evaluate_rules"]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.performance_metrics import INTERVAL_METHODS, METRICS
-from loopwise.monitoring.slices import ALL
+from loopwise.monitoring.performance.metrics import INTERVAL_METHODS, METRICS
+from loopwise.monitoring.performance.slices import ALL
 
 __all__ = ["COLUMNS", "PerformanceReport", "slice_minimums"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from loopwise.data.stattests import STAT_TESTS
-from loopwise.monitoring.report_html import DASH, chart_text, fmt
+from loopwise.monitoring.report.html import DASH, chart_text, fmt
 
 __all__ = [
     "BLUE",

@@ -15,14 +15,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.performance_inputs import (
+from loopwise.monitoring.performance.inputs import (
     classification_data,
     infer_task,
     metric_names,
     regression_data,
 )
-from loopwise.monitoring.performance_intervals import z_value
-from loopwise.monitoring.performance_metrics import (
+from loopwise.monitoring.performance.intervals import z_value
+from loopwise.monitoring.performance.metrics import (
     CellValues,
     ClassificationData,
     RegressionData,
@@ -30,11 +30,11 @@ from loopwise.monitoring.performance_metrics import (
     classification_cells,
     regression_cells,
 )
-from loopwise.monitoring.performance_report import COLUMNS, PerformanceReport, slice_minimums
-from loopwise.monitoring.performance_windows import split_windows
-from loopwise.monitoring.slices import SliceSpec, build_slices
+from loopwise.monitoring.performance.report import COLUMNS, PerformanceReport
+from loopwise.monitoring.performance.slices import SliceSpec, build_slices
+from loopwise.monitoring.windows import split_windows
 
-__all__ = ["PerformanceReport", "performance", "slice_minimums"]
+__all__ = ["performance"]
 
 LABEL = "outcome"
 PREDICTION = "output.predict"

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.estimation import EstimatedPerformance
-from loopwise.monitoring.slices import ALL
+from loopwise.monitoring.performance.estimation import EstimatedPerformance
+from loopwise.monitoring.performance.slices import ALL
 
 __all__ = ["compare_estimated_realised"]
 

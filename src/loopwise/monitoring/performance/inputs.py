@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.performance_metrics import (
+from loopwise.monitoring.performance.metrics import (
     METRICS,
     ClassificationData,
     RegressionData,

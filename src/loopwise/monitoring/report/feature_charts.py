@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopwise.monitoring.report_charts import (
+from loopwise.monitoring.report.charts import (
     BLUE,
     GREY,
     Spec,
@@ -18,7 +18,7 @@ from loopwise.monitoring.report_charts import (
     exceedance,
     flags,
 )
-from loopwise.monitoring.report_html import chart_text, fmt
+from loopwise.monitoring.report.html import chart_text, fmt
 from loopwise.monitoring.results import ColumnDistribution
 
 __all__ = ["distribution_chart", "drift_heatmap", "drift_order", "skew_chart", "slice_chart"]

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from loopwise.monitoring.performance_intervals import (
+from loopwise.monitoring.performance.intervals import (
     bootstrap_confusion,
     grouped_auc,
     grouped_mean,

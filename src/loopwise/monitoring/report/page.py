@@ -15,21 +15,22 @@ from typing import Any
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError, require_extra
-from loopwise.monitoring.report_charts import (
+from loopwise.monitoring.performance.slices import ALL
+from loopwise.monitoring.report.charts import (
     WindowAxis,
     flags,
     performance_chart,
     stamp,
     traffic_chart,
 )
-from loopwise.monitoring.report_feature_charts import (
+from loopwise.monitoring.report.feature_charts import (
     distribution_chart,
     drift_heatmap,
     drift_order,
     skew_chart,
     slice_chart,
 )
-from loopwise.monitoring.report_html import (
+from loopwise.monitoring.report.html import (
     CSS,
     DASH,
     SEVERITY_ORDER,
@@ -41,7 +42,6 @@ from loopwise.monitoring.report_html import (
     utc_text,
 )
 from loopwise.monitoring.results import TABLES, ColumnDistribution, MonitorReport
-from loopwise.monitoring.slices import ALL
 
 __all__ = ["render_report", "write_report"]
 

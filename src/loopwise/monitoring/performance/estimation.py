@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.monitoring.cbpe import (
+from loopwise.monitoring.performance.cbpe import (
     METRICS,
     Calibration,
     fit_calibration,
@@ -23,8 +23,8 @@ from loopwise.monitoring.cbpe import (
     one_hot,
     sampling_error_unit,
 )
-from loopwise.monitoring.performance_windows import split_windows, timestamps
-from loopwise.monitoring.scores import ScoreColumns, class_indices, score_matrix
+from loopwise.monitoring.performance.scores import ScoreColumns, class_indices, score_matrix
+from loopwise.monitoring.windows import split_windows, timestamps
 
 __all__ = ["EstimatedPerformance", "MetricEstimate", "PerformanceEstimator"]
 
