@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-import clean
+.PHONY: demo test test-fast coverage lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-import clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,18 +23,29 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/loopwise demo
 
-## test: lint, type-check and run the whole test suite (in PYTEST_WORKERS processes, by file)
+## test: lint, type-check and run the whole test suite (in PYTEST_WORKERS processes, by file),
+## then print line coverage: the total and the packages under 80% (a report, not a gate)
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report= ; \
+	status=$$?; $(BIN)/python tools/coverage_by_package.py; exit $$status
+
+## test-fast: the in-process tests only (no server, CLI process, PostgreSQL, Ray, browser, and
+## nothing marked slow; tests/conftest.py marks the rest e2e), in about 2 minutes
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow and not e2e"
+
+## coverage: the per-package table again, from the data the last `make test` left in .coverage
+coverage: $(VENV)/.installed-dev
+	$(BIN)/python tools/coverage_by_package.py
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy src tests
+	$(BIN)/mypy src tests tools
 
 ## docs: regenerate the CLI reference from --help
 docs: $(VENV)/.installed-dev
@@ -69,4 +80,4 @@ bench-import: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/import_time.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -1,9 +1,16 @@
-"""Fixtures shared by the whole suite: every test gets its own store folder."""
+"""Fixtures shared by the whole suite: every test gets its own store folder.
+
+Also the tiers: a test that starts another process or service (a server, the CLI, PostgreSQL,
+Ray, a browser, Prometheus, wrk) is marked ``e2e`` here, found by what its code and its
+fixtures' code reach; ``make test-fast`` runs the rest (``-m "not slow and not e2e"``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import CodeType, FunctionType, ModuleType
 
 import pytest
 
@@ -11,6 +18,9 @@ import loopwise as lw
 from loopwise.context import Context
 
 from .services import PostgresServer
+
+PROCESS_MODULES = frozenset({"subprocess", "multiprocessing", "ray"})
+"""Test code that touches one of these modules (or reaches test code that does) starts a process."""
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +48,94 @@ def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+class ProcessReach:
+    """Whether test code reaches a process-starting module, through the functions, classes and
+    fixtures of this ``tests`` package that it names (the library's own code is not followed).
+
+    A static over-approximation: naming ``subprocess`` counts even where it is only a value.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, bool] = {}
+
+    def any(self, roots: Iterable[object], owner: type | None = None) -> bool:
+        seen: set[int] = set()
+        stack = [(root, owner) for root in roots]
+        while stack:
+            obj, cls = stack.pop()
+            key = id(obj)
+            if key in seen or self._known.get(key) is False:
+                continue
+            seen.add(key)
+            if self._known.get(key) or _is_process_module(obj):
+                return True
+            stack.extend(_named_by(obj, cls))
+        for key in seen:  # nothing reachable from them starts a process
+            self._known[key] = False
+        return False
+
+
+def _is_process_module(obj: object) -> bool:
+    return isinstance(obj, ModuleType) and obj.__name__.split(".")[0] in PROCESS_MODULES
+
+
+def _ours(obj: object) -> bool:
+    module = getattr(obj, "__module__", None)
+    return isinstance(module, str) and (module == "tests" or module.startswith("tests."))
+
+
+def _codes(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _codes(const)
+
+
+def _named_by(obj: object, cls: type | None) -> Iterator[tuple[object, type | None]]:
+    """What ``obj`` (a function or class of this package) names: globals, closures, methods."""
+    if isinstance(obj, staticmethod | classmethod):
+        obj = obj.__func__
+    if isinstance(obj, property):
+        yield from ((part, cls) for part in (obj.fget, obj.fset) if part is not None)
+        return
+    if not _ours(obj):
+        return
+    if isinstance(obj, type):
+        for base in obj.__mro__:
+            if _ours(base):
+                yield from ((member, obj) for member in vars(base).values())
+        return
+    if not callable(obj):
+        return
+    inner = getattr(getattr(obj, "hypothesis", None), "inner_test", None)
+    function = inspect.unwrap(inner if inner is not None else obj)
+    if not isinstance(function, FunctionType):
+        return
+    names = {name for code in _codes(function.__code__) for name in code.co_names}
+    for name in names:
+        if name in function.__globals__:
+            yield function.__globals__[name], cls
+        if cls is not None and name in dir(cls):
+            yield inspect.getattr_static(cls, name), cls
+    for cell in function.__closure__ or ():
+        try:
+            yield cell.cell_contents, cls
+        except ValueError:  # an empty cell
+            continue
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``e2e`` each test whose code or fixtures reach a process-starting module."""
+    reach = ProcessReach()
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("e2e"):
+            continue
+        fixtures = [
+            definition.func
+            for definitions in item._fixtureinfo.name2fixturedefs.values()
+            for definition in definitions
+        ]
+        if reach.any([item.function], item.cls) or reach.any(fixtures):
+            item.add_marker(pytest.mark.e2e)
