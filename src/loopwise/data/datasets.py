@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopwise.context import current
-from loopwise.data.attached_suites import check_attached_suite
 from loopwise.data.profiles import save_profile, table_profile
 from loopwise.data.tables import READERS as READERS
 from loopwise.data.tables import read_table
+from loopwise.data.validation.attached_suites import check_attached_suite
 from loopwise.data.versions import get_dataset, list_datasets, load_dataset, parse_dataset_ref
 from loopwise.store import DatasetVersion, Store
 from loopwise.store.validate import check_name, check_optional_name, check_text

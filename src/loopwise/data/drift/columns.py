@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loopwise.data.chunks import check_column_names
-from loopwise.data.stattests import Kind, Sample
+from loopwise.data.drift.stattests import Kind, Sample
 from loopwise.data.tables import read_table
 from loopwise.errors import InvalidArgumentError
 

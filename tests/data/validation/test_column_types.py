@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopwise.data.column_types import ColumnData, type_family
+from loopwise.data.validation.column_types import ColumnData, type_family
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loopwise.data.columns import column_family, column_kind, column_sample, to_table, workers
-from loopwise.data.domain_drift import DomainClassifierDrift, domain_classifier_drift
-from loopwise.data.stattests import Sample, StatTest, default_test, get_stat_test
-from loopwise.data.stattests import unique_count as _unique_count
+from loopwise.data.drift.columns import column_family, column_kind, column_sample, to_table, workers
+from loopwise.data.drift.domain_drift import DomainClassifierDrift, domain_classifier_drift
+from loopwise.data.drift.stattests import Sample, StatTest, default_test, get_stat_test
+from loopwise.data.drift.stattests import unique_count as _unique_count
 from loopwise.errors import InvalidArgumentError
 
 __all__ = [

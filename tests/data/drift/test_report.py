@@ -17,8 +17,8 @@ from loopwise.data.drift import DriftReport, domain_classifier_drift, drift, pre
 from loopwise.errors import InvalidArgumentError
 from loopwise.examples import acs_file
 
-from ..evidently_harness import EvidentlyUnavailableError, ensure_evidently, run_evidently
-from ..services import missing_service
+from ...evidently_harness import EvidentlyUnavailableError, ensure_evidently, run_evidently
+from ...services import missing_service
 
 ACS = acs_file()
 

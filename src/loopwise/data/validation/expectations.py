@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from loopwise.data.column_types import ColumnData, plain_value
+from loopwise.data.validation.column_types import ColumnData, plain_value
 
 __all__ = [
     "ColumnExpectation",

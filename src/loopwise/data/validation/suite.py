@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 
 from loopwise.data.chunks import check_column_names
-from loopwise.data.column_rules import (
+from loopwise.data.tables import READERS, read_table
+from loopwise.data.validation.column_rules import (
     AllowedCategories,
     ColumnPresent,
     ColumnType,
@@ -26,10 +27,9 @@ from loopwise.data.column_rules import (
     Range,
     Unique,
 )
-from loopwise.data.column_types import ColumnData, type_family
-from loopwise.data.expectations import ColumnExpectation, Expectation, Finding, RowCount
-from loopwise.data.suite_yaml import expectations_from_yaml, expectations_to_yaml
-from loopwise.data.tables import READERS, read_table
+from loopwise.data.validation.column_types import ColumnData, type_family
+from loopwise.data.validation.expectations import ColumnExpectation, Expectation, Finding, RowCount
+from loopwise.data.validation.suite_yaml import expectations_from_yaml, expectations_to_yaml
 from loopwise.data.versions import load_dataset
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import DatasetVersion

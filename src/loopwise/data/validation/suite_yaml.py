@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from loopwise.data.column_rules import (
+from loopwise.data.validation.column_rules import (
     AllowedCategories,
     ColumnPresent,
     ColumnType,
@@ -21,7 +21,7 @@ from loopwise.data.column_rules import (
     Range,
     Unique,
 )
-from loopwise.data.expectations import Custom, Expectation, RowCount
+from loopwise.data.validation.expectations import Custom, Expectation, RowCount
 from loopwise.errors import InvalidArgumentError
 
 __all__ = ["FORMAT_VERSION", "RULES", "expectations_from_yaml", "expectations_to_yaml"]

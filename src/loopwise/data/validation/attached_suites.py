@@ -8,7 +8,7 @@ import warnings
 from typing import Any, Literal
 
 from loopwise.context import current
-from loopwise.data.validation import Suite, ValidationReport
+from loopwise.data.validation.suite import Suite, ValidationReport
 from loopwise.errors import InvalidArgumentError, ValidationFailedError, ValidationWarning
 from loopwise.store.validate import check_name
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from loopwise.data.stattests import STAT_TESTS, Sample, StatTest, default_test, get_stat_test
+from loopwise.data.drift.stattests import STAT_TESTS, Sample, StatTest, default_test, get_stat_test
 from loopwise.errors import InvalidArgumentError, MissingDependencyError
 
 ROWS = 500

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopwise.data.columns import to_table
+from loopwise.data.drift.columns import to_table
 from loopwise.errors import InvalidArgumentError, require_extra
 
 __all__ = ["DEFAULT_AUC_THRESHOLD", "DomainClassifierDrift", "domain_classifier_drift"]

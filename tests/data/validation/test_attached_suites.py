@@ -18,7 +18,7 @@ from loopwise.data import (
     list_datasets,
     log_dataset,
 )
-from loopwise.data.attached_suites import check_attached_suite
+from loopwise.data.validation.attached_suites import check_attached_suite
 from loopwise.errors import (
     HTTP_STATUS,
     InvalidArgumentError,

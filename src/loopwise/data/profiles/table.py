@@ -1,9 +1,8 @@
-"""Profiles: per-column summaries of a dataset built from mergeable sketches.
+"""A table's profile: per-column summaries of a dataset built from mergeable sketches.
 
 A profile is computed in one pass over chunks of bounded size, so its memory does not grow with
 the data; profiles of parts (chunks, files, machines) merge into the profile of the whole.
 Exact where merging can be exact (counts, min, max, mean, variance), sketched elsewhere.
-Each dataset version keeps its profile as a blob (``dataset_profile``).
 """
 
 from __future__ import annotations
@@ -17,27 +16,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from loopwise.context import current
 from loopwise.data.chunks import iter_batches
-from loopwise.data.column_profile import (
+from loopwise.data.profiles.column import (
     QUANTILE_RANK_ERROR,
     ColumnProfile,
     column_kind,
     dtype_name,
 )
-from loopwise.data.versions import get_dataset, load_dataset
-from loopwise.errors import ConflictError, InvalidArgumentError, PermissionDeniedError
-from loopwise.store import DatasetVersion, Store
+from loopwise.errors import InvalidArgumentError
 
-__all__ = [
-    "QUANTILE_RANK_ERROR",
-    "ColumnProfile",
-    "Profile",
-    "dataset_profile",
-    "profile",
-    "save_profile",
-    "table_profile",
-]
+__all__ = ["QUANTILE_RANK_ERROR", "ColumnProfile", "Profile", "profile", "table_profile"]
 
 FORMAT = "loopwise.profile"
 FORMAT_VERSION = 1
@@ -262,12 +250,6 @@ def profile(
     return result
 
 
-def save_profile(store: Store, result: Profile) -> str:
-    """Store a profile as a blob; its digest (what ``DatasetVersion.profile_digest`` holds)."""
-    digest, _ = store.artifacts.put_bytes(result.to_bytes())
-    return digest
-
-
 def table_profile(table: pa.Table) -> Profile | None:
     """The profile ``log_dataset`` keeps for a version; None where none fits (no column of a
     supported type, or repeated column names), so that logging never fails for its sake."""
@@ -277,38 +259,3 @@ def table_profile(table: pa.Table) -> Profile | None:
     if not any(column_kind(field.type) is not None for field in table.schema):
         return None
     return profile(table)
-
-
-def dataset_profile(ref: str | DatasetVersion) -> Profile:
-    """The profile of a dataset version (``"acs-ma"``, ``"acs-ma/3"`` or a DatasetVersion).
-
-    Read from its blob, verified against its digest. A version logged before profiles
-    existed is profiled now, and its profile stored and recorded for next time.
-    """
-    ctx = current()
-    version = get_dataset(ref)
-    if version.profile_digest is None:
-        # A DatasetVersion passed in may predate a backfill: ask the store for the current one.
-        version = ctx.store.get_dataset_version(version.project, version.name, version.version)
-    if version.profile_digest is not None:
-        data = ctx.store.artifacts.read_bytes(
-            version.profile_digest, name=f"profile of dataset {version.ref}"
-        )
-        return Profile.from_bytes(data)
-    result = table_profile(load_dataset(version, format="arrow"))
-    if result is None:
-        raise InvalidArgumentError(
-            f"Expected dataset {version.ref} to have a column of number, text, boolean or time "
-            f"type to profile; its columns are {version.schema}.",
-            parameter="ref",
-        )
-    try:
-        digest = save_profile(ctx.store, result)
-        ctx.store.set_dataset_profile(version.project, version.name, version.version, digest)
-    except PermissionDeniedError:  # a read-only token: the profile, just not kept
-        return result
-    except ConflictError:  # another process backfilled it first: theirs is the version's
-        return dataset_profile(
-            ctx.store.get_dataset_version(version.project, version.name, version.version)
-        )
-    return result

@@ -10,8 +10,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from loopwise.data.column_types import ACCEPTS, ColumnData, TypeName, category_key
-from loopwise.data.expectations import (
+from loopwise.data.validation.column_types import ACCEPTS, ColumnData, TypeName, category_key
+from loopwise.data.validation.expectations import (
     ColumnExpectation,
     Finding,
     bounds_text,
