@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loopwise.serving.http import INLINE_PARSE_BYTES, Exchange, Response, decode, dumps, header
 from loopwise.serving.inference import Inference
-from loopwise.serving.protocols import parse_invocations
+from loopwise.serving.protocols.mlflow import parse_invocations
 
 __all__ = ["MlflowScoring"]
 

@@ -11,7 +11,7 @@ from loopwise.registry import LoadedModel
 from loopwise.serving.deployments import ServedDeployment
 from loopwise.serving.http import INLINE_PARSE_BYTES, Exchange, Response, decode, dumps, header
 from loopwise.serving.inference import ALL_OUTPUTS, Inference, Served
-from loopwise.serving.protocols import (
+from loopwise.serving.protocols.oip import (
     decode_infer_request,
     encode_binary_tensor,
     encode_tensor,

@@ -6,7 +6,7 @@ from typing import Any
 
 from loopwise.serving.http import INLINE_PARSE_BYTES, Exchange, Response, decode, dumps
 from loopwise.serving.inference import ALL_OUTPUTS, Inference
-from loopwise.serving.protocols import load_json, parse_records
+from loopwise.serving.protocols.records import load_json, parse_records
 from loopwise.serving.schema import ColumnLimit, Inputs
 
 __all__ = ["RecordsPredict"]
