@@ -11,17 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import Outcome, OutcomeReceipt, Store
-from loopwise.store.validate import check_name
-
-if TYPE_CHECKING:
-    import pandas as pd
+from loopwise.store.checks import check_name
+from loopwise.store.predictions import read_predictions
 
 __all__ = [
     "OutcomeCoverage",
@@ -144,8 +143,6 @@ def join_outcomes(
     strings and bools an object column. ``store`` and ``project`` default to the current
     ones. The frame itself is not changed.
     """
-    import pandas as pd
-
     if not isinstance(predictions, pd.DataFrame):
         raise InvalidArgumentError(
             f"Expected predictions as a pandas DataFrame (e.g. read_predictions(...)), got "
@@ -181,8 +178,6 @@ def join_outcomes(
 
 
 def _outcome_column(values: list[Any], index: pd.Index) -> pd.Series:
-    import pandas as pd
-
     present = [v for v in values if v is not None]
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
     if numeric:
@@ -237,8 +232,6 @@ def monitoring_frame(
     Only the answers clients got by default: the rows of shadow versions (``shadow`` in the
     log) are left out. ``shadow=True`` gives only those, ``shadow=None`` every row.
     """
-    from loopwise.store.predictions import read_predictions
-
     if shadow is not None and not isinstance(shadow, bool):
         raise InvalidArgumentError(
             f"Expected shadow as False (live rows), True (shadow rows) or None (both), got "

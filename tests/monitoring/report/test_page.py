@@ -20,8 +20,8 @@ from loopwise.monitoring import render_report, write_report
 from loopwise.monitoring.report.charts import exceedance
 from loopwise.monitoring.results import ColumnDistribution, MonitorReport
 
-from ..chromium_harness import PageLoad, load_page, read_png
-from .report_fixtures import HOSTILE, HOSTILE_IMG, empty_report, hostile_report, realistic_report
+from ...chromium_harness import PageLoad, load_page, read_png
+from .fixtures import HOSTILE, HOSTILE_IMG, empty_report, hostile_report, realistic_report
 
 SECTIONS = ["alerts", "traffic", "performance", "slices", "drift", "skew", "validation",
             "distributions"]  # fmt: skip
