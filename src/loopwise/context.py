@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from loopwise.store import Store, open_store, resolve_uri
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name
 
 __all__ = ["Context", "current", "init", "shutdown", "using"]
 

@@ -270,7 +270,7 @@ def test_bad_registration_input_is_explained(lw_ctx: object) -> None:
 
 
 def test_the_store_knows_every_flavour_the_registry_loads() -> None:
-    from loopwise.store.validate import MODEL_FLAVOURS, PICKLE_FLAVOURS
+    from loopwise.store.checks import MODEL_FLAVOURS, PICKLE_FLAVOURS
 
     assert set(FLAVOURS) == MODEL_FLAVOURS
     assert {name for name, f in FLAVOURS.items() if f.uses_pickle} == PICKLE_FLAVOURS

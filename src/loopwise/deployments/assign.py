@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError
+from loopwise.store.checks import check_name, check_traffic_plan
 from loopwise.store.entities import Deployment, TrafficPlan
-from loopwise.store.validate import check_name, check_traffic_plan
 
 __all__ = ["BUCKETS", "assign", "bucket"]
 

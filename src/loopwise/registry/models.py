@@ -21,7 +21,7 @@ from loopwise.registry.flavours import detect_flavour, get_flavour
 from loopwise.registry.flavours.python import pickle_refused
 from loopwise.registry.signature import check_input, infer_signature
 from loopwise.store import ModelVersion, RegisteredModel, Store
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name
 
 __all__ = [
     "LoadedClassifier",

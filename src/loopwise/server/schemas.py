@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from loopwise.store.checks import check_storable_text
 from loopwise.store.entities import RunStatus
 from loopwise.store.remote import json_float
-from loopwise.store.validate import check_storable_text
 
 __all__ = [
     "INT64_MAX",

@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from loopwise.store.checks import MAX_JSON_DEPTH  # one bound on stored JSON
 from loopwise.store.entities import AuditRecord, AuditVerification
-from loopwise.store.validate import MAX_JSON_DEPTH  # one bound on stored JSON
 
 __all__ = [
     "CONTENT_FIELDS",

@@ -348,7 +348,7 @@ class TrafficPlan:
 
     ``shares`` maps version numbers to whole percentages that sum to exactly 100; ``shadow``
     versions receive a copy of the traffic, and their answers are logged but never returned.
-    The store checks a plan (``loopwise.store.validate.check_traffic_plan``) and keeps it with
+    The store checks a plan (``loopwise.store.checks.check_traffic_plan``) and keeps it with
     its versions in ascending order.
     """
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopwise.store.base import Store
+from loopwise.store.checks import HOUR_MS
 from loopwise.store.entities import PredictionSegment
-from loopwise.store.validate import HOUR_MS
 
 # pyarrow and pandas are imported inside the functions that use them: they take ~0.6 s to
 # import, and most processes that import the store never touch the prediction log.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopwise.errors import InvalidArgumentError
 from loopwise.store.base import Store
+from loopwise.store.checks import check_name, check_time_range
 from loopwise.store.durable_spool import Durability, DurableSpool, recover_durable_spools
 from loopwise.store.entities import PredictionSegment
 from loopwise.store.prediction_segments import (
@@ -30,7 +31,6 @@ from loopwise.store.prediction_segments import (
     write_segments,
 )
 from loopwise.store.spool import default_spool_dir
-from loopwise.store.validate import check_name, check_time_range
 
 if TYPE_CHECKING:
     import pandas as pd

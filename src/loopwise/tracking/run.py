@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError
 from loopwise.store import DatasetVersion, MetricEntry, Run, RunStatus, Store
-from loopwise.store.validate import check_key
+from loopwise.store.checks import check_key
 from loopwise.tracking.environment import capture_environment
 
 if TYPE_CHECKING:

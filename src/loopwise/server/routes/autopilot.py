@@ -17,7 +17,7 @@ from loopwise.server.autopilot_schemas import (
 from loopwise.server.routes.common import StoreDep
 from loopwise.server.schemas import Count, Id, Text
 from loopwise.store import AutopilotDecision, AutopilotPolicy, Store
-from loopwise.store.autopilot_checks import check_policy_text
+from loopwise.store.checks import check_policy_text
 from loopwise.store.remote_autopilot import MAX_DECISIONS_PER_CALL
 
 router = APIRouter()

@@ -26,7 +26,7 @@ from loopwise.server.schemas import (
     Text,
 )
 from loopwise.store import DatasetSuite, DatasetVersion, ModelVersion, RegisteredModel
-from loopwise.store.validate import PICKLE_FLAVOURS
+from loopwise.store.checks import PICKLE_FLAVOURS
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(caller)]
