@@ -8,46 +8,60 @@ so that two controllers cannot both act on one state) recorded *before* its side
 the evidence; a controller killed anywhere and run again finishes what was announced and never
 does it twice (changes of plan carry the revision they expect; retraining reruns a cached
 pipeline; alerts are keyed by the decision).
+
+What to decide is ``decide``'s (pure functions of the facts); this module gathers the facts,
+records each decision and applies its actions.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
+from loopwise.autopilot.decide import (
+    Action,
+    ChangePlan,
+    Decision,
+    FinishRetrain,
+    MoveAlias,
+    RaiseAlert,
+    RetrainRequest,
+    assess_check,
+    check_start_ms,
+    decide_check,
+    decide_gates,
+    decide_pipeline_failed,
+    decide_pipeline_refused,
+    decide_reconcile,
+    decide_retrain,
+    decide_rollout_start,
+    decide_rollout_step,
+    next_step,
+    refresh_due,
+    retrain_when_rows_arrive,
+)
 from loopwise.autopilot.observe import infer_metric, live_frame, logged_losses, observe
 from loopwise.autopilot.policy import Policy, duration_ms, parse_policy
 from loopwise.autopilot.retraining import gate, run_pipeline, training_data
-from loopwise.autopilot.rollout import counts_now, judge_step, last_step, step_plan
+from loopwise.autopilot.rollout import counts_now, judge_step
 from loopwise.autopilot.scoring import change_point
 from loopwise.autopilot.settings import OperatorSettings, check_pipeline_allowed
 from loopwise.autopilot.state import State
 from loopwise.context import current, using
 from loopwise.errors import ConflictError, LoopwiseError, PermissionDeniedError
+from loopwise.monitoring.alerts import raise_alert, send_webhook
 from loopwise.store import AutopilotDecision, Deployment, Store, TrafficPlan
 
 __all__ = ["Tick", "checkpoint", "run_once"]
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
-BASELINE_ROWS = 20_000
-"""The most labelled rows the running baseline remembers (older checks fade out)."""
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
 
 
 def checkpoint(stage: str) -> None:
     """Called between a decision and its side effect; tests replace it to kill the controller
     at each stage (``LOOPWISE_AUTOPILOT_KILL_AT`` does the same in a real process)."""
-    import os
-
     if os.environ.get("LOOPWISE_AUTOPILOT_KILL_AT") == stage:
         os._exit(137)
 
@@ -75,41 +89,43 @@ class _Controller:
         self.last = latest
         self.state = State.from_json(latest.state) if latest else State()
         self.tick = Tick(deployment, now_ms)
-        self.observed_rows = 0
-        self.refreshing = False
 
-    # -- recording ------------------------------------------------------------------------------
-    def record(self, kind: str, summary: str, evidence: dict[str, Any] | None = None) -> None:
-        decision = self.store.record_autopilot_decision(
+    # -- recording and applying ---------------------------------------------------------------
+    def commit(self, decision: Decision) -> None:
+        """Record ``decision`` (the next number: ConflictError when another controller took
+        it), then apply its actions, each after its checkpoint."""
+        recorded = self.store.record_autopilot_decision(
             self.project,
             self.name,
             self.seq + 1,
-            kind,
-            summary,
-            self.state.to_json(),
-            {"policy_revision": self.policy_revision, **(evidence or {})},
+            decision.kind,
+            decision.summary,
+            decision.state.to_json(),
+            {"policy_revision": self.policy_revision, **decision.evidence},
             self.now_ms,
         )
-        self.seq = decision.seq
-        self.last = decision
-        self.tick.decisions.append(decision)
+        self.state = decision.state
+        self.seq = recorded.seq
+        self.last = recorded
+        self.tick.decisions.append(recorded)
+        for action in decision.actions:
+            checkpoint(f"{decision.kind}:{action.stage}")
+            self.perform(action)
+
+    def perform(self, action: Action) -> None:
+        if isinstance(action, ChangePlan):
+            self._set_plan(action.plan, action.from_revision)
+        elif isinstance(action, RaiseAlert):
+            self._alert()
+        elif isinstance(action, FinishRetrain):
+            self._finish_retrain()
+        elif isinstance(action, MoveAlias):
+            self._move_alias()
 
     def deployment(self) -> Deployment:
         return self.store.get_deployment(self.project, self.name)
 
-    def change_plan(
-        self, plan: TrafficPlan, kind: str, summary: str, evidence: dict[str, Any]
-    ) -> None:
-        """Announce a new plan (with the revision it will have), then set it."""
-        current_deployment = self.deployment()
-        revision = current_deployment.revision
-        same = current_deployment.plan == plan
-        self.state.expect = {"plan": plan.to_json(), "revision": revision if same else revision + 1}
-        self.record(kind, summary, evidence)
-        checkpoint(f"{kind}:before-plan")
-        self._apply(plan, revision)
-
-    def _apply(self, plan: TrafficPlan, from_revision: int) -> None:
+    def _set_plan(self, plan: TrafficPlan, from_revision: int) -> None:
         self.store.set_deployment_plan(
             self.project,
             self.name,
@@ -133,23 +149,8 @@ class _Controller:
             pass
         self.store.set_alias(self.project, model, name, self.state.alias)
 
-    def escalate(
-        self, summary: str, evidence: dict[str, Any], *, pause: bool, problem: str = ""
-    ) -> None:
-        """Record an escalation and alert a person. ``problem`` names a lasting problem (e.g.
-        broken columns): its repeats update one open alert instead of opening new ones."""
-        evidence = {**evidence, "problem": problem}
-        if pause:
-            self.state.phase = "paused"
-            self.state.paused_reason = summary
-        self.record("escalate", summary, evidence)
-        checkpoint("escalate:before-alert")
-        self._alert()
-
     def _alert(self) -> None:
         """Open the alert of the latest (escalate) decision, once, and post it to the webhook."""
-        from loopwise.monitoring.alerts import raise_alert, send_webhook
-
         assert self.last is not None
         problem = self.last.evidence.get("problem") or f"decision-{self.last.seq}"
         fingerprint = f"autopilot:{self.name}:{problem}"
@@ -174,83 +175,32 @@ class _Controller:
 
     # -- the tick -----------------------------------------------------------------------------
     def run(self) -> Tick:
-        if not self._reconcile():
+        start = decide_reconcile(
+            self.state, self.deployment(), self.last.kind if self.last else None, self.now_ms
+        )
+        for action in start.actions:  # what earlier ticks announced: no checkpoint
+            self.perform(action)
+        if start.decision is not None:
+            self.commit(start.decision)
+        if not start.proceed:
             return self.tick
-        if self.state.pending_retrain is not None:
+        state = self.state
+        if state.pending_retrain is not None:
             self._finish_retrain()
-        elif self.state.phase == "rollout":
+        elif state.phase == "rollout":
             self._judge_rollout()
         else:
-            if self.state.awaiting_rows and self.state.phase == "watching":
+            if state.awaiting_rows and state.phase == "watching":
                 # A retrain waits for rows since the drop: try at every tick, not per window.
-                if not self._retrain_blocked():
-                    since = _when(self.state.drop_since_ms)
-                    self._retrain(
-                        f"Enough labelled rows since the drop began ({since})", {}, quiet=True
-                    )
+                request = retrain_when_rows_arrive(self.policy, state, self.now_ms)
+                if request is not None:
+                    self._retrain(request, quiet=True)
                 if self.tick.decisions:
                     return self.tick
-            window = duration_ms(self.policy.monitor.window, "monitor.window")
-            last = self.state.last_check_ms
-            if last is None or self.now_ms - last >= window:
-                self._check(self.now_ms - window)  # may find the drop gone: no retrain then
+            start_ms = check_start_ms(self.policy, self.state, self.now_ms)
+            if start_ms is not None:
+                self._check(start_ms)  # may find the drop gone: no retrain then
         return self.tick
-
-    def _reconcile(self) -> bool:
-        """Make the deployment agree with the state; False when the tick must stop here."""
-        deployment = self.deployment()
-        if self.last is None:
-            shares = deployment.plan.shares
-            if len(shares) != 1 or deployment.plan.shadow:
-                self.state.phase = "paused"
-                self.state.paused_reason = (
-                    "the plan splits traffic; the autopilot starts from one version"
-                )
-                self.record(
-                    "hold",
-                    f"Not started: {deployment.name} follows plan {deployment.plan.spec}; the "
-                    "autopilot starts from a plan that sends all traffic to one version.",
-                )
-                return False
-            self.state.production = next(iter(shares))
-            self.state.expect = {"plan": deployment.plan.to_json(), "revision": deployment.revision}
-            self.state.last_check_ms = self.now_ms  # the first check judges a whole window
-            self.record(
-                "start",
-                f"Watching {deployment.name}: version {self.state.production} "
-                f"takes all traffic (revision {deployment.revision}).",
-            )
-            return True
-        if self.last.kind == "escalate":
-            self._alert()
-        expect = self.state.expect
-        if expect is None:
-            return True
-        plan = TrafficPlan.from_json(expect["plan"])
-        if deployment.revision == expect["revision"] and deployment.plan == plan:
-            if self.state.alias is not None:
-                self._move_alias()
-            return True
-        if deployment.revision == expect["revision"] - 1:
-            # Announced, then interrupted: finish it; that was the interrupted tick's last act.
-            self._apply(plan, deployment.revision)
-            return False
-        # Someone else changed the plan: follow them, and stop acting on a rollout.
-        shares = deployment.plan.shares
-        summary = f"The plan was changed outside the autopilot (revision {deployment.revision}: {deployment.plan.spec})"
-        self.state.expect = {"plan": deployment.plan.to_json(), "revision": deployment.revision}
-        self.state.rollout = None
-        self.state.pending_retrain = None
-        if len(shares) == 1 and not deployment.plan.shadow:
-            self.state.phase = "watching" if self.state.phase != "paused" else "paused"
-            self.state.production = next(iter(shares))
-            self.state.baseline, self.state.baseline_source = None, ""
-            self.record("adopt", f"{summary}; version {self.state.production} is production now.")
-        else:
-            self.state.phase = "paused"
-            self.state.paused_reason = summary
-            self.record("hold", f"{summary}; paused until `loopwise autopilot resume {self.name}`.")
-        return False
 
     # -- checking production -------------------------------------------------------------------
     def _check(self, start_ms: int) -> None:
@@ -259,9 +209,7 @@ class _Controller:
         frame = frame[frame["version"] == state.production].reset_index(drop=True)
         if frame.empty:
             return
-        if state.metric is None:
-            state.metric = policy.metric or infer_metric(frame["outcome"])
-        metric = state.metric
+        metric = state.metric or policy.metric or infer_metric(frame["outcome"])
         seen = observe(
             self.name,
             start_ms,
@@ -272,155 +220,27 @@ class _Controller:
             frame=frame,
             allow_pickle=self.settings.allow_pickle,
         )
-        window = duration_ms(policy.monitor.window, "monitor.window")
-        last = state.last_check_ms
-        # Checks keep their cadence from the start (each judges one whole window), however
-        # late in its period a tick comes.
-        state.last_check_ms = (
-            self.now_ms if last is None else last + (self.now_ms - last) // window * window
+        judged = assess_check(
+            policy, state, seen, metric=metric, start_ms=start_ms, now_ms=self.now_ms
         )
-        evidence: dict[str, Any] = {"check": seen.to_json(), "metric": metric}
-        first = state.baseline is None and seen.realised is not None
-        if first:
-            state.baseline, state.baseline_source = (
-                seen.realised,
-                "the first check with enough labels",
-            )
-            state.baseline_rows = seen.labelled
-        evidence["baseline"] = {
-            "value": state.baseline,
-            "rows": state.baseline_rows,
-            "source": state.baseline_source,
-        }
-        if policy.monitor.validation and seen.invalid:
-            state.quarantine.append([start_ms, self.now_ms])
-            skewed = (
-                f"; skewed against the training data: {', '.join(seen.skewed)}"
-                if seen.skewed
-                else ""
-            )
-            self.escalate(
-                f"Served inputs break the training data's validation suite in this window "
-                f"({'; '.join(seen.findings[:3])}{skewed}). Its traffic is quarantined: no "
-                "retraining on it, nothing promoted.",
-                evidence,
-                pause=False,
-                problem="invalid-inputs:" + ",".join(seen.invalid),
-            )
-            return
-        self.observed_rows = seen.labelled
-        drop = self._drop(seen.realised, seen.realised_se, seen.estimated, metric)
-        evidence["drop"] = drop
-        drift_note = (
-            f"drift in {len(seen.drifted)} input column(s) ({', '.join(seen.drifted[:5])}); "
-            if seen.drift_share >= policy.monitor.drift_share
-            else ""
+        change_start_ms = rows_since_change = None
+        if judged.decision is None and judged.triggered and judged.state.drop_since_ms is None:
+            change_start_ms = self._change_start(start_ms, metric)
+        regime_start = judged.state.regime_start_ms
+        healthy = judged.decision is None and not judged.triggered
+        if healthy and regime_start is not None and refresh_due(policy, judged.state, self.now_ms):
+            rows_since_change = self._labelled_since(regime_start)
+        outcome = decide_check(
+            policy,
+            judged,
+            now_ms=self.now_ms,
+            change_start_ms=change_start_ms,
+            rows_since_change=rows_since_change,
         )
-        triggered = drop["triggered"] or (
-            "drift" in policy.retrain.on and seen.drift_share >= policy.monitor.drift_share
-        )
-        if not triggered:
-            state.drop_since_ms, state.awaiting_rows = None, False
-            if seen.realised is not None and not first:
-                self._update_baseline(seen.realised, seen.labelled)
-            if self._refresh(drop["summary"], evidence):
-                return
-            self.record(
-                "observe", f"{drift_note.capitalize()}{drop['summary']}: no action.", evidence
-            )
-            return
-        if state.drop_since_ms is None:
-            state.drop_since_ms = self._change_start(start_ms, metric)
-            evidence["change_point_ms"] = state.drop_since_ms
-        if state.phase == "paused":
-            self.record(
-                "hold",
-                f"{drift_note.capitalize()}{drop['summary']}; paused "
-                f"({state.paused_reason}), so no retraining until resumed.",
-                evidence,
-            )
-            return
-        wait = self._retrain_blocked()
-        if wait:
-            self.record("hold", f"{drop['summary']}; {wait}.", evidence)
-            return
-        self._retrain(f"{drift_note.capitalize()}{drop['summary']}", evidence)
-
-    def _refresh(self, summary: str, evidence: dict[str, Any]) -> bool:
-        """Retrain once more after a change, when its data have grown ``refresh_factor``
-        times over what the production model learnt from (see ``Retrain.refresh_factor``)."""
-        state, factor = self.state, self.policy.retrain.refresh_factor
-        if state.regime_start_ms is None or factor <= 0 or state.phase != "watching":
-            return False
-        if self._retrain_blocked():
-            return False
-        frame = live_frame(self.name, state.regime_start_ms, self.now_ms)
-        rows = int(frame["outcome"].notna().sum()) if len(frame) else 0
-        if rows < factor * max(state.regime_rows, 1):
-            return False
-        state.drop_since_ms = state.regime_start_ms
-        state.regime_start_ms = None  # one refresh per change
-        self.refreshing = True
-        self._retrain(
-            f"{summary}; {rows:,} labelled rows since the change began, {rows / max(state.regime_rows, 1):.1f} "
-            f"times what version {state.production} learnt from (retrain.refresh_factor)",
-            evidence,
-        )
-        return True
-
-    def _update_baseline(self, value: float, rows: int) -> None:
-        """Fold a healthy check into the baseline (a running mean over the latest rows)."""
-        state = self.state
-        assert state.baseline is not None
-        kept = min(state.baseline_rows, BASELINE_ROWS)
-        state.baseline = (state.baseline * kept + value * rows) / (kept + rows)
-        state.baseline_rows = kept + rows
-
-    def _drop(
-        self, realised: float | None, se: float | None, estimated: float | None, metric: str
-    ) -> dict[str, Any]:
-        """Has the metric dropped from the baseline by more than ``monitor.max_drop`` (relative)?
-        A one-sided z-test at ``monitor.alpha`` of "worse by more than the allowed drop", with
-        the uncertainty of the window and of the baseline, so that noise does not retrain."""
-        policy, state = self.policy, self.state
-        higher = policy.higher_is_better(metric)
-        value, source = realised, "realised"
-        if value is None and "estimated_performance" in policy.retrain.on:
-            value, source, se = estimated, "estimated", None
-        if value is None or state.baseline is None:
-            return {"triggered": False, "summary": f"{metric} not measurable yet (too few labels)"}
-        allowed = policy.monitor.max_drop * abs(state.baseline)
-        fall = (state.baseline - value) if higher else (value - state.baseline)
-        if metric == "rmse" and se is not None:
-            se = se / (2 * max(value, 1e-12))  # the delta method: from the MSE to its root
-        if se:
-            # The baseline is an estimate too, from baseline_rows labelled rows.
-            rows = max(self.observed_rows, 1)
-            se = math.sqrt(se**2 * (1 + rows / max(state.baseline_rows, 1)))
-        excess = fall - allowed
-        p_value = 0.5 * math.erfc(excess / se / math.sqrt(2)) if se else float(excess <= 0)
-        floor = policy.monitor.minimum
-        below_floor = floor is not None and (value < floor if higher else value > floor)
-        dropped = fall > allowed and p_value < policy.monitor.alpha
-        triggered = (dropped or below_floor) and (
-            source == "estimated" or "performance" in policy.retrain.on
-        )
-        summary = (
-            f"{source} {metric} {value:.4f} against a baseline of {state.baseline:.4f} "
-            f"({'worse' if fall > 0 else 'better'} by {abs(fall):.4f}, "
-            f"{'beyond' if fall > allowed else 'within'} the allowed {allowed:.4f}; "
-            f"p = {p_value:.3g})"
-        )
-        return {
-            "triggered": bool(triggered),
-            "summary": summary,
-            "value": value,
-            "source": source,
-            "fall": fall,
-            "allowed": allowed,
-            "p_value": p_value,
-            "below_minimum": below_floor,
-        }
+        if isinstance(outcome, RetrainRequest):
+            self._retrain(outcome)
+        else:
+            self.commit(outcome)
 
     def _change_start(self, start_ms: int, metric: str) -> int:
         """When the drop began: the change point of the labelled traffic's per-row losses
@@ -433,77 +253,24 @@ class _Controller:
             return start_ms
         return int(frame["timestamp_ms"].iloc[change_point(losses)])
 
-    def _retrain_blocked(self) -> str:
-        retrain, state = self.policy.retrain, self.state
-        cooldown = duration_ms(retrain.cooldown, "retrain.cooldown")
-        if state.retrains_ms and self.now_ms - state.retrains_ms[-1] < cooldown:
-            return f"the last retrain was under {retrain.cooldown} ago (retrain.cooldown)"
-        if state.retrains_since(self.now_ms - DAY_MS) >= retrain.max_per_day:
-            return f"{retrain.max_per_day} retrains in the last day already (retrain.max_per_day)"
-        return ""
+    def _labelled_since(self, start_ms: int) -> int:
+        frame = live_frame(self.name, start_ms, self.now_ms)
+        return int(frame["outcome"].notna().sum()) if len(frame) else 0
 
     # -- retraining and gating -----------------------------------------------------------------
-    def _retrain(self, why: str, evidence: dict[str, Any], *, quiet: bool = False) -> None:
+    def _retrain(self, request: RetrainRequest, *, quiet: bool = False) -> None:
         """Retrain, gate and start a rollout; without enough rows since the drop, wait (a
         'hold' decision, unless ``quiet``: a tick that only looks again records nothing)."""
         try:
             check_pipeline_allowed(self.policy.retrain.pipeline, self.settings)
         except PermissionDeniedError as exc:
-            # Nothing is imported, logged or counted; each check escalates again (one open
-            # alert) until the operator allows the pipeline or the policy names another.
-            self.escalate(
-                f"{why}; not retrained: {exc.message}",
-                evidence,
-                pause=False,
-                problem="pipeline-not-allowed",
-            )
+            self.commit(decide_pipeline_refused(request, exc.message))
             return
         model = self.deployment().model
-        data = training_data(self.name, self.policy, self.state, self.now_ms, model)
-        if data is None:
-            if not quiet:
-                self.state.awaiting_rows = True
-                since = self.state.drop_since_ms
-                self.record(
-                    "hold",
-                    f"{why}; fewer than {self.policy.retrain.min_rows} labelled rows since the "
-                    f"change (estimated at {_when(since)}) to retrain on yet (retrain.min_rows): "
-                    "waiting for more.",
-                    evidence,
-                )
-            return
-        self.state.awaiting_rows = False
-        evidence["data"] = {"rows": data.rows, "start_ms": data.start_ms, "end_ms": data.end_ms}
-        if data.invalid:
-            self.state.failed_candidates += 1
-            self.escalate(
-                f"{why}; retraining refused: the recent labelled data break production's "
-                f"training-data suite ({'; '.join(data.invalid[:3])}).",
-                {**evidence, "invalid": data.invalid},
-                pause=self._too_many_failures(),
-            )
-            return
-        assert data.train is not None and data.holdout is not None
-        evidence["data"] |= {"train": data.train.ref, "holdout": data.holdout.ref}
-        self.state.retrains_ms = [t for t in self.state.retrains_ms if t >= self.now_ms - DAY_MS]
-        self.state.retrains_ms.append(self.now_ms)
-        self.state.pending_retrain = {
-            "train": data.train.ref,
-            "holdout": data.holdout.ref,
-            "since_ms": self.state.drop_since_ms,
-            "rows": data.rows,
-            "refresh": self.refreshing,
-        }
-        self.record(
-            "retrain",
-            f"{why}: retraining {self.policy.retrain.pipeline} on {data.rows:,} labelled rows.",
-            evidence,
-        )
-        checkpoint("retrain:before-pipeline")
-        self._finish_retrain()
-
-    def _too_many_failures(self) -> bool:
-        return self.state.failed_candidates >= self.policy.escalation.after_failed_candidates
+        data = training_data(self.name, self.policy, request.state, self.now_ms, model)
+        decision = decide_retrain(self.policy, request, data, now_ms=self.now_ms, quiet=quiet)
+        if decision is not None:
+            self.commit(decision)  # then FinishRetrain: run the pipeline, gate, roll out
 
     def _finish_retrain(self) -> None:
         state, policy = self.state, self.policy
@@ -511,15 +278,9 @@ class _Controller:
         assert pending is not None and state.production is not None and state.metric is not None
         model = self.deployment().model
         try:
-            candidate, run_id = run_pipeline(policy, pending["train"], self.settings)
+            candidate, run_id = run_pipeline(policy, pending.train, self.settings)
         except LoopwiseError as exc:
-            state.pending_retrain = None
-            state.failed_candidates += 1
-            self.escalate(
-                f"The retraining pipeline failed: {exc.message}",
-                {"error": exc.to_dict()["error"]},
-                pause=self._too_many_failures(),
-            )
+            self.commit(decide_pipeline_failed(policy, state, exc.message, exc.to_dict()["error"]))
             return
         checkpoint("retrain:after-pipeline")
         result = gate(
@@ -528,152 +289,60 @@ class _Controller:
             model,
             state.production,
             candidate.version,
-            pending["holdout"],
+            pending.holdout,
             allow_pickle=self.settings.allow_pickle,
         )
-        evidence = {"candidate": candidate.version, "pipeline_run": run_id, "gates": result.checks}
-        state.pending_retrain = None
-        minimum = result.checks.get("minimum")
-        if minimum is not None and not minimum["met"]:
-            state.failed_candidates += 1
-            self.escalate(
-                f"Retrained version {candidate.version} reaches only {state.metric} "
-                f"{result.candidate_metric:.4f} on recent data, below the acceptable "
-                f"{minimum['minimum']}: retraining does not restore the model; paused.",
-                evidence,
-                pause=True,
-            )
+        stopped = decide_gates(policy, state, candidate.version, run_id, result)
+        if stopped is not None:
+            self.commit(stopped)
             return
-        if not result.passed:
-            summary = f"Version {candidate.version} failed its gates: {'; '.join(result.failed)}."
-            if pending.get(
-                "refresh"
-            ):  # production is fine; a refresh that does not help is no failure
-                self.record(
-                    "reject", summary + " Production stays (a refresh, not a repair).", evidence
-                )
-                return
-            state.failed_candidates += 1
-            if self._too_many_failures():
-                self.escalate(
-                    f"{summary} {state.failed_candidates} candidates in a row failed; paused.",
-                    evidence,
-                    pause=True,
-                )
-            else:
-                self.record("reject", summary + " Production stays.", evidence)
-            return
-        state.phase = "rollout"
-        state.rollout = {
-            "candidate": candidate.version,
-            "step": 0,
-            "started_ms": self.now_ms,
-            "gate_metric": result.candidate_metric,
-            "gate_rows": result.rows,
-            "expected_shift": result.checks["prediction_shift"],
-            "counts_at_start": counts_now(policy, model)[0],
-            "since_ms": pending.get("since_ms"),
-            "rows": pending.get("rows", 0),
-            "refresh": pending.get("refresh", False),
-        }
-        plan = step_plan(policy, state.production, candidate.version, 0)
-        summary = (
-            f"Version {candidate.version} passed its gates ({state.metric} "
-            f"{result.candidate_metric:.4f} vs production's {result.production_metric:.4f} "
-            f"on the held-out latest traffic)"
+        counts = counts_now(policy, model)[0]
+        started = decide_rollout_start(
+            policy,
+            state,
+            candidate.version,
+            run_id,
+            result,
+            deployed=self.deployment(),
+            counts_at_start=counts,
+            now_ms=self.now_ms,
         )
-        if last_step(policy) == 0:
-            self._promote(
-                candidate.version, result.candidate_metric, result.rows, summary, evidence
-            )
-            return
-        self.change_plan(
-            plan,
-            "rollout",
-            f"{summary}: {policy.rollout.strategy} step 1, plan "
-            f"{plan.spec}{' with a shadow' if plan.shadow else ''}.",
-            evidence,
-        )
+        self.commit(started)
 
     # -- rollouts ------------------------------------------------------------------------------
     def _judge_rollout(self) -> None:
         state, policy = self.state, self.policy
         rollout = state.rollout
         assert rollout is not None and state.production is not None and state.metric is not None
-        shadow = policy.rollout.strategy == "shadow" and rollout["step"] == 0
+        shadow = policy.rollout.strategy == "shadow" and rollout.step == 0
         verdict = judge_step(
             policy,
             self.name,
             state.metric,
             state.production,
-            rollout["candidate"],
-            rollout["started_ms"],
+            rollout.candidate,
+            rollout.started_ms,
             self.now_ms,
             shadow,
-            expected_shift=rollout.get("expected_shift") or 0.0,
+            expected_shift=rollout.expected_shift or 0.0,
             model=self.deployment().model,
-            counts_at_start=rollout.get("counts_at_start"),
+            counts_at_start=rollout.counts_at_start,
         )
-        candidate = rollout["candidate"]
         if verdict.action == "wait":
             return
-        evidence = {"candidate": candidate, "step": rollout["step"], **verdict.evidence}
-        if verdict.action == "rollback":
-            state.phase, state.rollout = "watching", None
-            state.failed_candidates += 1
-            summary = f"Rolled back version {candidate}: {verdict.reason}."
-            self.change_plan(TrafficPlan({state.production: 100}), "rollback", summary, evidence)
-            if self._too_many_failures():
-                self.escalate(
-                    f"{state.failed_candidates} candidates in a row failed; paused.",
-                    evidence,
-                    pause=True,
-                )
-            return
-        step = rollout["step"] + 1
-        if step >= last_step(policy):
-            # The baseline is what the gate measured on held-out rows: the canary's own
-            # figure rests on a small share of traffic.
-            self._promote(
-                candidate,
-                rollout["gate_metric"],
-                rollout.get("gate_rows", 0),
-                f"Version {candidate} held up at step {step} ({verdict.reason})",
-                evidence,
-            )
-            return
-        counts = counts_now(policy, self.deployment().model)[0]
-        rollout.update(step=step, started_ms=self.now_ms, counts_at_start=counts)
-        plan = step_plan(policy, state.production, candidate, step)
-        self.change_plan(
-            plan,
-            "rollout",
-            f"Version {candidate} held up ({verdict.reason}): step {step + 1}, plan {plan.spec}.",
-            evidence,
+        counts = None
+        if next_step(policy, rollout, verdict) is not None:
+            counts = counts_now(policy, self.deployment().model)[0]
+        decisions = decide_rollout_step(
+            policy,
+            state,
+            verdict,
+            deployed=self.deployment(),
+            now_ms=self.now_ms,
+            counts_now=counts,
         )
-
-    def _promote(
-        self, candidate: int, metric: float, rows: int, summary: str, evidence: dict[str, Any]
-    ) -> None:
-        state = self.state
-        previous = state.production
-        evidence = {**evidence, "replaced": previous}
-        made = state.rollout or {}
-        if made.get("refresh") or made.get("since_ms") is None:
-            state.regime_start_ms, state.regime_rows = None, 0
-        else:  # trained on the little data after a change: refresh once more data are in
-            state.regime_start_ms, state.regime_rows = made["since_ms"], int(made["rows"])
-        state.phase, state.rollout, state.production = "watching", None, candidate
-        state.baseline, state.baseline_source = metric, f"version {candidate} when promoted"
-        state.baseline_rows = rows
-        state.failed_candidates, state.drop_since_ms = 0, None
-        state.alias = candidate
-        self.change_plan(
-            TrafficPlan({candidate: 100}),
-            "promote",
-            f"{summary}: promoted; it takes all traffic (was version {previous}).",
-            evidence,
-        )
+        for decision in decisions:
+            self.commit(decision)
 
 
 def run_once(

@@ -5,6 +5,7 @@ so the latest decision is the controller's whole memory: a controller killed at 
 started again reads it back and carries on. Side effects are announced before they are made:
 a decision that changes the traffic plan records the plan and the revision it will have
 (``expect``), and every tick first makes the deployment agree with it (``controller``).
+The JSON shape is a stored format: ``to_json``/``from_json`` read what earlier versions wrote.
 """
 
 from __future__ import annotations
@@ -12,9 +13,74 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Phase", "State"]
+__all__ = ["Counts", "PendingRetrain", "Phase", "Rollout", "State"]
 
 Phase = str  # "watching" | "rollout" | "paused"
+
+Counts = dict[str, list[int]]
+"""Per version (as text): ``[failed requests (HTTP 5xx), all requests]`` an inference server
+had answered (``rollout.serving_counts``)."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A candidate taking traffic step by step (stored as ``State.rollout``)."""
+
+    candidate: int
+    step: int
+    """The index into the rollout's steps (``rollout.step_plan``)."""
+    started_ms: int
+    """When this step began: it is judged on the traffic since."""
+    gate_metric: float
+    """The candidate's metric on the gate's held-out rows: production's baseline if promoted."""
+    gate_rows: int = 0
+    expected_shift: float | None = None
+    """The prediction shift (PSI) the gate measured between the models on held-out rows."""
+    counts_at_start: Counts | None = None
+    """The inference server's request counters when the step began (None: not read)."""
+    since_ms: int | None = None
+    """Where the change the candidate was trained after began (None: no change behind it)."""
+    rows: int = 0
+    """The labelled rows it was trained on."""
+    refresh: bool = False
+    """A retrain once more after a change (``retrain.refresh_factor``), not a repair."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rollout:
+        """Read a stored rollout; keys that earlier versions did not write take their defaults."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    # TEMPORARY (issue 17): dict-style reads for cli/autopilot.py `status`, which reads
+    # found.rollout['candidate'] and ['step']; delete once it reads the attributes.
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class PendingRetrain:
+    """A retrain announced but not yet judged (stored as ``State.pending_retrain``): the
+    datasets it trains and is gated on, so that a controller killed meanwhile finishes it."""
+
+    train: str
+    """The training data's dataset ref (``name/version``)."""
+    holdout: str
+    """The held-out latest rows' dataset ref, for the gates."""
+    since_ms: int | None = None
+    """Where the change behind the retrain began (None: none estimated)."""
+    rows: int = 0
+    refresh: bool = False
+    """A retrain once more after a change (``retrain.refresh_factor``), not a repair."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PendingRetrain:
+        """Read a stored retrain; keys that earlier versions did not write take their defaults."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -45,10 +111,10 @@ class State:
     """Labelled rows since that change the production model was trained on."""
     failed_candidates: int = 0
     """Candidates in a row that failed their gates or were rolled back."""
-    rollout: dict[str, Any] | None = None
-    """candidate, step (index into the steps), started_ms, shadow (bool), gate metric."""
-    pending_retrain: dict[str, Any] | None = None
-    """A retrain announced but not yet judged: its datasets and window."""
+    rollout: Rollout | None = None
+    """The rollout in progress (phase ``rollout``)."""
+    pending_retrain: PendingRetrain | None = None
+    """A retrain announced but not yet judged."""
     quarantine: list[list[int]] = field(default_factory=list)
     """Time ranges ``[start, end)`` whose traffic failed validation: never trained on."""
     expect: dict[str, Any] | None = None
@@ -58,11 +124,16 @@ class State:
     paused_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        # asdict copies deeply, and writes a Rollout or PendingRetrain as its to_dict does.
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if known.get("rollout") is not None:
+            known["rollout"] = Rollout.from_dict(known["rollout"])
+        if known.get("pending_retrain") is not None:
+            known["pending_retrain"] = PendingRetrain.from_dict(known["pending_retrain"])
         return cls(**known)
 
     def in_quarantine(self, start_ms: int, end_ms: int) -> bool:
