@@ -142,6 +142,7 @@ USES: dict[str, Use] = {
     "monitoring.FINGERPRINT": Use(
         lambda v: checks.check_alert(**{**ALERT, "fingerprint": v}), "fingerprint", {}
     ),
+    "monitoring.OVERWRITE": Use(checks.check_overwrite, "overwrite", {}),
     "monitoring.ALERT_ID_TYPE": Use(checks.check_alert_id, "alert_id", {}),
     "monitoring.ALERT_ID": Use(checks.check_alert_id, "alert_id", {}, _is_int),
     "monitoring.ALERT_STATUS": Use(

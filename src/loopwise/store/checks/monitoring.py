@@ -9,10 +9,17 @@ import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from loopwise.errors import InvalidArgumentError
-from loopwise.store.checks.constraints import INT64_MAX, Interval, Length, Options, shown_length
+from loopwise.store.checks.constraints import (
+    INT64_MAX,
+    Interval,
+    Length,
+    Options,
+    refusal,
+    shown_length,
+)
 from loopwise.store.checks.names import check_name
 from loopwise.store.checks.values import check_storable_text, check_text, check_time_range
 from loopwise.store.entities import Outcome, OutcomeValue
@@ -77,6 +84,7 @@ DETAILS = Length(
     hint="Keep the evidence short; store large reports as artifacts.",
     show=shown_length,
 )
+OVERWRITE = Options(options=(True, False), kind=bool, expected="overwrite as True or False")
 ALERT_ID_TYPE = Interval(expected="alert_id as an integer (see `loopwise monitor alerts`)")
 ALERT_ID = Interval(low=1, high=INT64_MAX, expected="alert_id >= {low}", show=str)
 ALERT_STATUS = Options(options=ALERT_STATUSES, expected="status 'open', 'resolved' or None (both)")
@@ -95,8 +103,9 @@ def check_request_id(request_id: object, where: str = "request_id") -> str:
 def check_request_ids(request_ids: object) -> list[str]:
     """A list of prediction row ids (duplicates allowed: they are looked up once)."""
     if isinstance(request_ids, str | bytes) or not isinstance(request_ids, Sequence):
-        raise InvalidArgumentError(
-            f"Expected request_ids as a list of strings, got {type(request_ids).__name__}. "
+        raise refusal(
+            "request_ids as a list of strings",
+            type(request_ids).__name__,
             "Wrap a single id in a list: [request_id].",
             parameter="request_ids",
         )
@@ -219,9 +228,9 @@ def check_outcomes(outcomes: object) -> list[CheckedOutcome]:
     Outcomes with ``timestamp_ms`` None keep None: the store fills in its own clock.
     """
     if isinstance(outcomes, str | bytes | Mapping) or not isinstance(outcomes, Sequence):
-        raise InvalidArgumentError(
-            f"Expected outcomes as a list of Outcome or (request_id, value) tuples, got "
-            f"{type(outcomes).__name__}.",
+        raise refusal(
+            "outcomes as a list of Outcome or (request_id, value) tuples",
+            type(outcomes).__name__,
             parameter="outcomes",
         )
     unique: dict[str, CheckedOutcome] = {}
@@ -240,11 +249,7 @@ def check_outcomes(outcomes: object) -> list[CheckedOutcome]:
 
 
 def check_overwrite(overwrite: object) -> bool:
-    if not isinstance(overwrite, bool):
-        raise InvalidArgumentError(
-            f"Expected overwrite as True or False, got {overwrite!r}.", parameter="overwrite"
-        )
-    return overwrite
+    return cast(bool, OVERWRITE.check(overwrite, "overwrite"))
 
 
 # -- alerts ----------------------------------------------------------------------------------------
@@ -252,9 +257,8 @@ def _check_details(details: object) -> dict[str, Any]:
     if details is None:
         return {}
     if not isinstance(details, Mapping):
-        raise InvalidArgumentError(
-            f"Expected details as a dict of JSON values, got {type(details).__name__}.",
-            parameter="details",
+        raise refusal(
+            "details as a dict of JSON values", type(details).__name__, parameter="details"
         )
     try:
         text = json.dumps(dict(details), allow_nan=False, ensure_ascii=False)
@@ -293,8 +297,9 @@ def check_alert(
     SEVERITY.check(severity, "severity")
     check_storable_text(FINGERPRINT.check(fingerprint, "fingerprint"), "fingerprint")
     if not isinstance(message, str) or not message.strip():
-        raise InvalidArgumentError(
-            f"Expected message as a non-empty sentence saying what happened, got {message!r}.",
+        raise refusal(
+            "message as a non-empty sentence saying what happened",
+            repr(message),
             parameter="message",
         )
     start, end = check_time_range(window_start_ms, window_end_ms)
