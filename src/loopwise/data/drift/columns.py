@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loopwise.data.chunks import check_column_names
-from loopwise.data.drift.stattests import Kind, Sample
+from loopwise.data.drift.stattests import Sample
+from loopwise.data.kinds import ColumnKind, arrow_kind
 from loopwise.data.tables import read_table
 from loopwise.errors import InvalidArgumentError
 
@@ -27,7 +28,6 @@ __all__ = [
     "INTEGER_CATEGORY_MAX_UNIQUE",
     "Columns",
     "ParquetColumns",
-    "column_family",
     "column_kind",
     "column_sample",
     "to_table",
@@ -141,34 +141,24 @@ def to_table(data: Any, parameter: str, *, lazy: bool = False) -> Columns:
     return table
 
 
-def column_family(dtype: pa.DataType) -> str | None:
-    """How a column can be compared: as numbers, as categories, or (None) not at all."""
-    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
-        return "number"
-    if (
-        pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or pa.types.is_boolean(dtype)
-        or pa.types.is_dictionary(dtype)
-    ):
-        return "category"
-    return None
-
-
-def column_kind(column: pa.ChunkedArray) -> Kind:
+def column_kind(column: pa.ChunkedArray) -> ColumnKind:
     """Evidently's inference: floats are numeric; integers too unless they have at most 10
     distinct values; strings, booleans and categoricals are categories."""
     dtype = column.type
     if pa.types.is_integer(dtype):
         distinct = pc.count_distinct(column).as_py()
-        return "categorical" if distinct <= INTEGER_CATEGORY_MAX_UNIQUE else "numeric"
-    return "numeric" if column_family(dtype) == "number" else "categorical"
+        return (
+            ColumnKind.CATEGORICAL
+            if distinct <= INTEGER_CATEGORY_MAX_UNIQUE
+            else ColumnKind.NUMERIC
+        )
+    return ColumnKind.NUMERIC if arrow_kind(dtype) is ColumnKind.NUMERIC else ColumnKind.CATEGORICAL
 
 
-def column_sample(column: pa.ChunkedArray, kind: Kind) -> Sample:
+def column_sample(column: pa.ChunkedArray, kind: ColumnKind) -> Sample:
     """Valid values without pandas: floats for numbers, counts per value for categories."""
     dtype = column.type
-    if column_family(dtype) == "number":
+    if arrow_kind(dtype) is ColumnKind.NUMERIC:
         values = np.asarray(column.to_numpy(), dtype=np.float64)
         mask = np.isfinite(values)
         finite = values[mask] if not mask.all() else np.array(values)  # a copy we may sort

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loopwise.data.drift.columns import column_family, column_kind, column_sample, to_table, workers
+from loopwise.data.drift.columns import column_kind, column_sample, to_table, workers
 from loopwise.data.drift.domain_drift import DomainClassifierDrift, domain_classifier_drift
 from loopwise.data.drift.stattests import Sample, StatTest, default_test, get_stat_test
 from loopwise.data.drift.stattests import unique_count as _unique_count
+from loopwise.data.kinds import ColumnKind, arrow_kind
 from loopwise.errors import InvalidArgumentError
 
 __all__ = [
@@ -101,7 +102,7 @@ def _plain(value: Any) -> Any:
 
 
 def _without_test(
-    name: str, kind: str, ref: Sample, cur: Sample, *, drifted: bool, note: str
+    name: str, kind: ColumnKind, ref: Sample, cur: Sample, *, drifted: bool, note: str
 ) -> ColumnDrift:
     return ColumnDrift(
         column=name,
@@ -125,9 +126,9 @@ def _column_drift(
     test_name: str | None,
     threshold: float | None,
 ) -> ColumnDrift:
-    ref_family, cur_family = column_family(reference.type), column_family(current.type)
+    ref_kind, cur_kind = arrow_kind(reference.type), arrow_kind(current.type)
     kind = column_kind(current)
-    if ref_family != cur_family:
+    if ref_kind != cur_kind:
         empty = Sample(kind, values=np.zeros(0))
         return _without_test(
             name, kind, empty, empty, drifted=True,
@@ -242,8 +243,8 @@ def drift(
         skipped |= {c: "missing from reference" for c in cur_table.column_names if c not in names}
         skipped |= {c: "missing from current" for c in ref_table.column_names if c not in names}
         for name in list(names):
-            ref_family = column_family(ref_table.schema.field(name).type)
-            if column_family(cur_table.schema.field(name).type) is None and ref_family is None:
+            ref_kind = arrow_kind(ref_table.schema.field(name).type)
+            if arrow_kind(cur_table.schema.field(name).type) is None and ref_kind is None:
                 skipped[name] = f"type {cur_table.schema.field(name).type} is not compared"
                 names.remove(name)
     else:
@@ -260,7 +261,7 @@ def drift(
                     f"Columns {missing!r} are not in {side}; it has {table.column_names!r}.",
                     parameter="columns",
                 )
-        unusable = [c for c in names if column_family(cur_table.schema.field(c).type) is None]
+        unusable = [c for c in names if arrow_kind(cur_table.schema.field(c).type) is None]
         if unusable:
             raise InvalidArgumentError(
                 f"Columns {unusable!r} hold neither numbers nor categories (types "

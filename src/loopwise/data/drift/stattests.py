@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from loopwise.data.kinds import ColumnKind
 from loopwise.errors import InvalidArgumentError, require_extra
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "get_stat_test",
 ]
 
-Kind = Literal["numeric", "categorical"]
 FloatArray = npt.NDArray[np.float64]
 
 SMALL_SAMPLE_ROWS = 1000  # reference rows up to which p-value tests are the default
@@ -46,7 +46,7 @@ class Sample:
 
     def __init__(
         self,
-        kind: Kind,
+        kind: ColumnKind | str,
         *,
         values: FloatArray | None = None,
         keys: npt.NDArray[Any] | None = None,
@@ -54,7 +54,7 @@ class Sample:
         dropped: int = 0,
         presorted: bool = False,
     ) -> None:
-        self.kind = kind
+        self.kind = ColumnKind(kind)
         self._values = values
         self._presorted = presorted
         self._keys = keys
@@ -62,7 +62,9 @@ class Sample:
         self.dropped = dropped
 
     @classmethod
-    def of(cls, data: Any, kind: Kind | None = None, *, parameter: str = "data") -> Sample:
+    def of(
+        cls, data: Any, kind: ColumnKind | str | None = None, *, parameter: str = "data"
+    ) -> Sample:
         """A Sample from a 1-D array-like (or a Sample, returned as is); numbers are numeric."""
         if isinstance(data, Sample):
             return data
@@ -76,7 +78,7 @@ class Sample:
         if array.dtype.kind in "iuf":
             floats = array.astype(np.float64)
             finite = floats[np.isfinite(floats)]
-            return cls(kind or "numeric", values=finite, dropped=len(floats) - len(finite))
+            return cls(kind or ColumnKind.NUMERIC, values=finite, dropped=len(floats) - len(finite))
         import pandas as pd  # heavy (~1 s): only for non-numeric samples; numeric tests skip it
 
         series = pd.Series(array, dtype=object)
@@ -84,7 +86,7 @@ class Sample:
         valid = valid[~valid.map(lambda v: isinstance(v, float) and math.isinf(v))]
         counted = valid.value_counts(sort=False)
         return cls(
-            kind or "categorical",
+            kind or ColumnKind.CATEGORICAL,
             keys=np.asarray(counted.index, dtype=object),
             counts=np.asarray(counted.to_numpy(), dtype=np.int64),
             dropped=len(series) - len(valid),
@@ -174,7 +176,7 @@ def binned_shares(reference: Sample, current: Sample) -> tuple[FloatArray, Float
     """Each side's share of rows per bin: Sturges bins over both sides for a numeric reference
     with more than 20 values, one bin per value otherwise (Evidently's ``get_binned_data``)."""
     if (
-        reference.kind == "numeric"
+        reference.kind is ColumnKind.NUMERIC
         and reference.is_numeric_storage
         and current.is_numeric_storage
         and reference.distinct > DISTANCE_BINS_MIN_UNIQUE
@@ -206,7 +208,7 @@ class StatTest:
     """
 
     name: str
-    kinds: frozenset[str]
+    kinds: frozenset[ColumnKind]
     measure: Literal["p_value", "distance"]
     default_threshold: float
     description: str
@@ -224,7 +226,7 @@ class StatTest:
                     f"NaN or infinite; got none ({sample.dropped} dropped).",
                     parameter=side,
                 )
-            if "categorical" not in self.kinds and not sample.is_numeric_storage:
+            if ColumnKind.CATEGORICAL not in self.kinds and not sample.is_numeric_storage:
                 raise InvalidArgumentError(
                     f"The {self.name} test needs numbers, but {side} holds categories; use "
                     "jensenshannon, psi or chisquare for categories.",
@@ -317,17 +319,18 @@ def _psi(ref: Sample, cur: Sample) -> tuple[float, float | None]:
     return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares))), None
 
 
-_BOTH = frozenset({"numeric", "categorical"})
+_NUMBERS = frozenset({ColumnKind.NUMERIC})
+_BOTH = frozenset(ColumnKind)
 STAT_TESTS: dict[str, StatTest] = {
     test.name: test
     for test in (
-        StatTest("ks", frozenset({"numeric"}), "p_value", 0.05,
+        StatTest("ks", _NUMBERS, "p_value", 0.05,
                  "two-sample Kolmogorov-Smirnov", _ks, strict=False),
         StatTest("chisquare", _BOTH, "p_value", 0.05,
                  "chi-squared goodness of fit to the reference's shares", _chisquare),
         StatTest("z", _BOTH, "p_value", 0.05,
                  "two-proportion z-test on the first value's share", _z),
-        StatTest("wasserstein", frozenset({"numeric"}), "distance", 0.1,
+        StatTest("wasserstein", _NUMBERS, "distance", 0.1,
                  "Wasserstein-1 distance over the reference's std", _wasserstein),
         StatTest("jensenshannon", _BOTH, "distance", 0.1,
                  "Jensen-Shannon distance (natural log) of binned shares", _jensenshannon),
@@ -357,7 +360,7 @@ def get_stat_test(name: str, kind: str | None = None, *, parameter: str = "tests
 def default_test(kind: str, reference_rows: int, unique_values: int) -> StatTest:
     """Evidently 0.7's choice: p-value tests up to 1,000 reference rows, distances above;
     numeric columns with at most 5 distinct values (both sides together) count as categories."""
-    if kind == "numeric" and unique_values > FEW_VALUES:
+    if kind == ColumnKind.NUMERIC and unique_values > FEW_VALUES:
         return STAT_TESTS["ks" if reference_rows <= SMALL_SAMPLE_ROWS else "wasserstein"]
     if reference_rows > SMALL_SAMPLE_ROWS:
         return STAT_TESTS["jensenshannon"]

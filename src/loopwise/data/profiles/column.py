@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import itertools
-from typing import Any, Literal
+from typing import Any
 
 import datasketches as ds
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopwise.data.kinds import ColumnKind
 from loopwise.errors import InvalidArgumentError
 
-__all__ = ["QUANTILE_RANK_ERROR", "ColumnProfile", "Kind", "column_kind", "dtype_name"]
+__all__ = ["QUANTILE_RANK_ERROR", "ColumnProfile", "dtype_name"]
 
 KLL_K = 200
 HLL_LG_K = 12
@@ -25,26 +26,6 @@ ITEMS_LG_MAP = 10
 QUANTILE_RANK_ERROR: float = ds.kll_doubles_sketch.get_normalized_rank_error(KLL_K, False)
 """How far (as a share of the values) a quantile's true rank may be from the one asked for:
 about 1.3% with 99% confidence."""
-
-Kind = Literal["numeric", "categorical"]
-
-
-def column_kind(dtype: pa.DataType) -> Kind | Literal["null"] | None:
-    """Which summary a column gets; None for types no summary fits (lists, structs, bytes)."""
-    if pa.types.is_dictionary(dtype):
-        return "categorical" if column_kind(dtype.value_type) is not None else None
-    if pa.types.is_null(dtype):
-        return "null"
-    if pa.types.is_boolean(dtype) or pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return "categorical"
-    if (
-        pa.types.is_integer(dtype)
-        or pa.types.is_floating(dtype)
-        or pa.types.is_decimal(dtype)
-        or pa.types.is_temporal(dtype)
-    ):
-        return "numeric"
-    return None
 
 
 def dtype_name(dtype: pa.DataType) -> str:
@@ -78,8 +59,8 @@ class ColumnProfile:
     quantiles (so one stray infinity does not make them useless).
     """
 
-    def __init__(self, kind: Kind, dtype: str) -> None:
-        self.kind: Kind = kind
+    def __init__(self, kind: ColumnKind | str, dtype: str) -> None:
+        self.kind = ColumnKind(kind)
         self.dtype = dtype
         self.count = 0
         self.nulls = 0
@@ -88,9 +69,13 @@ class ColumnProfile:
         self.max: float | None = None
         self.mean: float | None = None
         self._m2 = 0.0  # sum of squared deviations from the mean (Chan et al.)
-        self._quantiles = ds.kll_doubles_sketch(KLL_K) if kind == "numeric" else None
+        self._quantiles = ds.kll_doubles_sketch(KLL_K) if self.kind is ColumnKind.NUMERIC else None
         self._distinct = ds.hll_sketch(HLL_LG_K, ds.HLL_8)
-        self._items = ds.frequent_strings_sketch(ITEMS_LG_MAP) if kind == "categorical" else None
+        self._items = (
+            ds.frequent_strings_sketch(ITEMS_LG_MAP)
+            if self.kind is ColumnKind.CATEGORICAL
+            else None
+        )
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -102,7 +87,7 @@ class ColumnProfile:
     def variance(self) -> float | None:
         """Sample variance (``ddof=1``, as pandas) of the finite values; None below two."""
         n = self.values
-        return None if self.kind != "numeric" or n < 2 else self._m2 / (n - 1)
+        return None if self.kind is not ColumnKind.NUMERIC or n < 2 else self._m2 / (n - 1)
 
     def quantile(self, q: float) -> float | None:
         """The value at rank ``q`` (0 ≤ q ≤ 1), within ``QUANTILE_RANK_ERROR`` in rank."""
@@ -163,7 +148,7 @@ class ColumnProfile:
     def update(self, array: pa.Array) -> None:
         """Add one chunk of the column's values (an Arrow array of this column's kind)."""
         self.count += len(array)
-        if self.kind == "numeric":
+        if self.kind is ColumnKind.NUMERIC:
             self._update_numeric(_as_float64(array))
         elif pa.types.is_null(array.type):
             self.nulls += len(array)
@@ -239,7 +224,7 @@ class ColumnProfile:
     # -- serialising -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "dtype": self.dtype,
             "count": self.count,
             "nulls": self.nulls,
@@ -276,6 +261,6 @@ class ColumnProfile:
 
     def __repr__(self) -> str:
         return (
-            f"ColumnProfile(kind={self.kind!r}, dtype={self.dtype!r}, count={self.count}, "
+            f"ColumnProfile(kind={self.kind.value!r}, dtype={self.dtype!r}, count={self.count}, "
             f"nulls={self.nulls}, distinct≈{self.distinct():.0f})"
         )

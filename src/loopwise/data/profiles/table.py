@@ -17,18 +17,15 @@ import pandas as pd
 import pyarrow as pa
 
 from loopwise.data.chunks import iter_batches
-from loopwise.data.profiles.column import (
-    QUANTILE_RANK_ERROR,
-    ColumnProfile,
-    column_kind,
-    dtype_name,
-)
+from loopwise.data.kinds import ColumnKind, summary_kind
+from loopwise.data.profiles.column import QUANTILE_RANK_ERROR, ColumnProfile, dtype_name
 from loopwise.errors import InvalidArgumentError
 
 __all__ = ["QUANTILE_RANK_ERROR", "ColumnProfile", "Profile", "profile", "table_profile"]
 
 FORMAT = "loopwise.profile"
 FORMAT_VERSION = 1
+_KINDS = tuple(kind.value for kind in ColumnKind)  # a tuple: a bad document may hold a list
 
 
 class Profile:
@@ -53,7 +50,7 @@ class Profile:
                 parameter="data",
             )
         for field, array in zip(batch.schema, batch.columns, strict=True):
-            kind = column_kind(field.type)
+            kind = summary_kind(field.type)
             if kind is None:
                 if requested:
                     raise InvalidArgumentError(
@@ -65,7 +62,7 @@ class Profile:
                     )
                 self._skip(field.name, dtype_name(field.type))
                 continue
-            new = ColumnProfile("categorical" if kind == "null" else kind, dtype_name(field.type))
+            new = ColumnProfile(kind, dtype_name(field.type))
             new.update(array)
             self._absorb_column(field.name, new)
         self.num_rows += batch.num_rows
@@ -150,7 +147,7 @@ class Profile:
             result.num_rows = int(doc["num_rows"])
             result.skipped = {str(k): str(v) for k, v in doc["skipped"].items()}
             for column in doc["columns"]:
-                if column["kind"] not in ("numeric", "categorical"):
+                if column["kind"] not in _KINDS:
                     raise ValueError(f"unknown column kind {column['kind']!r}")
                 result.columns[str(column["name"])] = ColumnProfile.from_json(column)
         except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
@@ -168,7 +165,7 @@ class Profile:
         for name, c in self.columns.items():
             variance = c.variance
             columns[name] = {
-                "kind": c.kind,
+                "kind": c.kind.value,
                 "dtype": c.dtype,
                 "count": c.count,
                 "nulls": c.nulls,
@@ -191,7 +188,7 @@ class Profile:
             rows.append(
                 {
                     "column": name,
-                    "kind": c.kind,
+                    "kind": c.kind.value,
                     "dtype": c.dtype,
                     "count": c.count,
                     "nulls": c.nulls,
@@ -256,6 +253,6 @@ def table_profile(table: pa.Table) -> Profile | None:
     names = table.schema.names
     if len(set(names)) != len(names):  # which of two columns named "a" would it describe?
         return None
-    if not any(column_kind(field.type) is not None for field in table.schema):
+    if not any(summary_kind(field.type) is not None for field in table.schema):
         return None
     return profile(table)

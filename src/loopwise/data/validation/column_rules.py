@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from loopwise.data.kinds import ColumnKind
 from loopwise.data.validation.column_types import ACCEPTS, ColumnData, TypeName, category_key
 from loopwise.data.validation.expectations import (
     ColumnExpectation,
@@ -131,7 +132,7 @@ class Range(_Bounded):
     def check_column(self, frame: pd.DataFrame, data: ColumnData) -> list[Finding]:
         if data.family == "null":
             return []
-        if data.family not in ("integer", "float"):
+        if data.kind is not ColumnKind.NUMERIC:
             return self.skipped(data.family, f"numbers {bounds_text(self.min, self.max)}")
         values = data.numbers
         bad = np.zeros(len(values), dtype=bool)
@@ -234,7 +235,7 @@ class MeanBetween(_Bounded):
 
     def check_column(self, frame: pd.DataFrame, data: ColumnData) -> list[Finding]:
         expected = f"a mean {bounds_text(self.min, self.max)}"
-        if data.family not in ("integer", "float"):
+        if data.kind is not ColumnKind.NUMERIC:
             return self.skipped(data.family, expected)
         values = data.numbers[~np.isnan(data.numbers)]
         if len(values) == 0:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from loopwise.data.kinds import ColumnKind, type_family_kind
+
 __all__ = ["ACCEPTS", "ColumnData", "TypeName", "category_key", "plain_value", "type_family"]
 
 TypeName = Literal["integer", "float", "string", "category", "bool", "datetime"]
@@ -97,6 +99,10 @@ class ColumnData:
     @cached_property
     def family(self) -> str:
         return type_family(self.series)
+
+    @cached_property
+    def kind(self) -> ColumnKind | None:
+        return type_family_kind(self.family)
 
     @cached_property
     def nulls(self) -> np.ndarray[Any, np.dtype[np.bool_]]:

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loopwise.data.chunks import check_column_names
+from loopwise.data.kinds import ColumnKind, type_family_kind
 from loopwise.data.tables import READERS, read_table
 from loopwise.data.validation.column_rules import (
     AllowedCategories,
@@ -209,9 +210,10 @@ def infer_suite(
         expectations.append(ColumnType(column=name, type=family))  # type: ignore[arg-type]
         if not series.isna().any():
             expectations.append(NotNull(column=name))
-        if family in ("integer", "float"):
+        kind = type_family_kind(family)
+        if kind is ColumnKind.NUMERIC:
             expectations.extend(_numeric(name, series, family, range_slack, range_quantiles))
-        elif family in ("string", "category"):
+        elif kind is ColumnKind.CATEGORICAL and family != "bool":  # its type names its values
             uniques = series.dropna().unique()
             if len(uniques) <= max_categories:
                 values = sorted((_plain_category(v) for v in uniques), key=_natural)
