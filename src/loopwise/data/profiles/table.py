@@ -18,10 +18,10 @@ import pyarrow as pa
 
 from loopwise.data.chunks import iter_batches
 from loopwise.data.kinds import ColumnKind, summary_kind
-from loopwise.data.profiles.column import QUANTILE_RANK_ERROR, ColumnProfile, dtype_name
+from loopwise.data.profiles.column import ColumnProfile, dtype_name
 from loopwise.errors import InvalidArgumentError
 
-__all__ = ["QUANTILE_RANK_ERROR", "ColumnProfile", "Profile", "profile", "table_profile"]
+__all__ = ["Profile", "profile", "table_profile"]
 
 FORMAT = "loopwise.profile"
 FORMAT_VERSION = 1

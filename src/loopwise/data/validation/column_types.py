@@ -102,6 +102,7 @@ class ColumnData:
 
     @cached_property
     def kind(self) -> ColumnKind | None:
+        """The family's kind (numbers or categories); None for times, nulls and mixed values."""
         return type_family_kind(self.family)
 
     @cached_property
