@@ -18,6 +18,7 @@ def load(data: str) -> DatasetVersion:
 
 @lw.step
 def fit(data: DatasetVersion, task: str = "classification") -> lw.Model:
+    # scikit-learn is an optional extra ([sklearn]): only the tests that train need it.
     from sklearn.linear_model import LinearRegression, LogisticRegression
 
     frame = load_dataset(data)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import loopwise as lw
+from loopwise.autopilot.report import write_report
 from loopwise.context import Context
 from loopwise.errors import ConflictError
 from loopwise.monitoring import list_alerts
@@ -178,8 +179,6 @@ def test_a_blue_green_rollout_switches_at_once_after_the_gates(store: Context) -
 
 
 def test_the_report_draws_the_lines_and_marks_the_decisions(store: Context, tmp_path: Path) -> None:
-    from loopwise.autopilot.report import write_report
-
     world = World(change=2)
     world.setup()
     world.play(range(0, 4))

@@ -39,6 +39,7 @@ WINDOWS = 6
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    # scikit-learn is an optional extra ([sklearn]): only the tests that train need it.
     from sklearn.linear_model import LogisticRegression
 
     store = tmp_path / "store"

@@ -14,6 +14,7 @@ from loopwise.autopilot.scoring import (
     METRICS,
     Predictions,
     change_point,
+    compare_error_rates,
     compare_paired,
     compare_unpaired,
     metric_value,
@@ -289,8 +290,6 @@ def test_logged_log_loss_of_string_labels() -> None:
 
 
 def test_error_rates_roll_back_only_a_clear_increase() -> None:
-    from loopwise.autopilot.scoring import compare_error_rates
-
     worse = compare_error_rates((3, 300), (30, 300), max_increase=0.01, alpha=0.05)
     assert not worse["passed"] and worse["candidate"]["rate"] == 0.1
     same = compare_error_rates((3, 300), (4, 300), max_increase=0.01, alpha=0.05)

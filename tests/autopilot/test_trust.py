@@ -17,12 +17,14 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 import loopwise as lw
+from loopwise.autopilot.settings import OperatorSettings, pipeline_allowed
 from loopwise.context import Context
 from loopwise.errors import PermissionDeniedError
 from loopwise.server import create_app
 from loopwise.store import RemoteStore, Store, TrafficPlan, open_store
 
 from ..server.harness import AppTransport, serve_in_thread
+from .test_policy import ALIAS_BOMB
 from .world import DEPLOYMENT, PIPELINE, World, policy_text
 
 API = f"/api/v1/projects/p/deployments/{DEPLOYMENT}/autopilot"
@@ -174,8 +176,6 @@ def test_a_pipeline_the_operator_did_not_allow_is_never_imported(
 def test_the_operator_allows_a_pipeline_by_argument(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from loopwise.autopilot.settings import OperatorSettings
-
     monkeypatch.delenv("LOOPWISE_AUTOPILOT_PIPELINES")
     real_run_once = lw.autopilot.run_once
     allowed = OperatorSettings(pipelines=(PIPELINE,))
@@ -209,8 +209,6 @@ def test_the_operator_allows_a_pipeline_by_argument(
     ],
 )
 def test_pipeline_allow_list(tmp_path: Path, ref: str, allowed: list[str], expected: bool) -> None:
-    from loopwise.autopilot.settings import pipeline_allowed
-
     folder = tmp_path / "pipes"
     (folder / "sub").mkdir(parents=True)
     for path in (folder / "train.py", folder / "other.py", folder / "sub" / "train.py"):
@@ -285,8 +283,6 @@ def test_a_metrics_url_the_operator_did_not_allow_is_not_fetched(
 
 
 def test_an_alias_bomb_policy_gets_a_short_400(served: Served) -> None:
-    from .test_policy import ALIAS_BOMB
-
     response = served.client.put(
         f"{API}/policy", json={"text": ALIAS_BOMB}, headers=served.as_("editor")
     )

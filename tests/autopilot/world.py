@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 import loopwise as lw
 from loopwise.autopilot.replay import Replayer
@@ -41,8 +42,6 @@ def window_rows(index: int, rows: int, *, change: int, task: str, bug: int | Non
 
 def policy_text(task: str = "classification", **overrides: Any) -> str:
     """The tests' policy as YAML; ``overrides`` replace whole sections (dicts)."""
-    import yaml
-
     doc: dict[str, Any] = {
         "label": "y",
         "monitor": {"window": "1D", "min_labelled": 150},
@@ -68,6 +67,7 @@ class World:
     """Per window: accuracy (classification) or RMSE (regression) of the answers served."""
 
     def setup(self, policy: str | None = None) -> None:
+        # scikit-learn is an optional extra ([sklearn]): only the tests that train need it.
         from sklearn.linear_model import LinearRegression, LogisticRegression
 
         train = pd.concat([window_rows(-i, 1000, change=self.change, task=self.task)

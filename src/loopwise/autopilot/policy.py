@@ -19,8 +19,12 @@ from typing import Any, ClassVar, TypeVar
 
 import yaml
 
+from loopwise.autopilot.scoring import METRICS
 from loopwise.errors import InvalidArgumentError, LoopwiseError
+from loopwise.outbound import parse_url, refusal
+from loopwise.pipelines.refs import load_pipeline
 from loopwise.store.autopilot_checks import check_policy_text
+from loopwise.store.validate import check_name
 
 __all__ = [
     "Escalation",
@@ -214,8 +218,6 @@ def _params(value: object, path: str) -> dict[str, Any]:
 
 
 def _alias(value: object, path: str) -> str:
-    from loopwise.store.validate import check_name
-
     text = _text(value, path)
     try:
         check_name(text, path)
@@ -239,8 +241,6 @@ def _pipeline(value: object, path: str) -> str:
 
 
 def _url(value: object, path: str) -> str:
-    from loopwise.outbound import parse_url
-
     text = _text(value, path)
     if not text.startswith(("http://", "https://")):
         raise InvalidArgumentError(
@@ -452,8 +452,6 @@ class Policy:
 
 
 def _metric(value: object, path: str) -> str:
-    from loopwise.autopilot.scoring import METRICS
-
     if isinstance(value, str) and value in METRICS:
         return value
     raise InvalidArgumentError(
@@ -512,8 +510,6 @@ def check_outbound(policy: Policy) -> None:
     """Refuse a policy whose URLs name an address this process would never fetch (loopback,
     private, link-local …; ``loopwise.outbound``) unless the operator allows the host. Checked
     where a policy is set; names are resolved, and checked again, only when fetched."""
-    from loopwise.outbound import refusal
-
     for path, url in (
         ("rollout.metrics_url", policy.rollout.metrics_url),
         ("escalation.webhook", policy.escalation.webhook),
@@ -550,8 +546,6 @@ def _check_consistency(policy: Policy) -> None:
 
 
 def _check_pipeline(retrain: Retrain) -> None:
-    from loopwise.pipelines.refs import load_pipeline
-
     try:
         found = load_pipeline(retrain.pipeline)
     except LoopwiseError as exc:

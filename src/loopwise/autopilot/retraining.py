@@ -27,6 +27,7 @@ from loopwise.autopilot.state import State
 from loopwise.context import current
 from loopwise.data import attach_suite, attached_suite
 from loopwise.data.datasets import load_dataset
+from loopwise.pipelines.refs import load_pipeline
 from loopwise.store import DatasetVersion, ModelVersion
 
 __all__ = ["GateResult", "TrainingData", "gate", "run_pipeline", "training_data"]
@@ -135,8 +136,6 @@ def run_pipeline(
 
     Its steps are cached, so running it again after an interruption redoes nothing that
     finished (the candidate registered before is the one that comes back)."""
-    from loopwise.pipelines.refs import load_pipeline
-
     check_pipeline_allowed(policy.retrain.pipeline, settings)
     found = load_pipeline(policy.retrain.pipeline)
     params = {**policy.retrain.params, policy.retrain.data_param: train_ref}

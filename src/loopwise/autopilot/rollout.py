@@ -7,11 +7,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import numpy as np
 
 from loopwise.autopilot.observe import live_frame, logged_losses
 from loopwise.autopilot.policy import Policy
 from loopwise.autopilot.scoring import compare_error_rates, compare_unpaired, prediction_shift
+from loopwise.errors import LoopwiseError
+from loopwise.outbound import fetch
 from loopwise.store import TrafficPlan
 from loopwise.store.prediction_segments import OUTPUT_PREFIX
 
@@ -27,9 +30,8 @@ def serving_counts(url: str, model: str, timeout_s: float = 5.0) -> Counts:
 
     The URL is a policy's: it is fetched only where ``loopwise.outbound`` allows it, and what
     it answers is parsed, never repeated (an error says what was wrong, not what came)."""
+    # prometheus-client comes with the [server] extra: only a policy with metrics_url needs it.
     from prometheus_client.parser import text_string_to_metric_families
-
-    from loopwise.outbound import fetch
 
     response = fetch("GET", url, timeout_s=timeout_s, parameter="rollout.metrics_url")
     response.raise_for_status()
@@ -55,10 +57,6 @@ def serving_counts(url: str, model: str, timeout_s: float = 5.0) -> Counts:
 def counts_now(policy: Policy, model: str) -> tuple[Counts | None, str]:
     """``serving_counts`` from the policy's ``rollout.metrics_url`` (None without one, or
     when the server cannot be read: then the reason, which never quotes its answer)."""
-    import httpx
-
-    from loopwise.errors import LoopwiseError
-
     url = policy.rollout.metrics_url
     if url is None:
         return None, ""
