@@ -13,6 +13,13 @@ from typing import Any, NamedTuple
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
+from loopwise.store.autopilot_checks import (
+    CheckedDecision,
+    check_autopilot_decision,
+    check_decision_page,
+    check_expected_policy_revision,
+    check_policy_text,
+)
 from loopwise.store.entities import (
     Alert,
     ArtifactFile,
@@ -36,6 +43,34 @@ from loopwise.store.entities import (
     RunStatus,
     Token,
     TrafficPlan,
+)
+from loopwise.store.monitoring_checks import (
+    CheckedOutcome,
+    check_alert,
+    check_alert_id,
+    check_alert_query,
+    check_outcomes,
+    check_overwrite,
+    check_request_ids,
+)
+from loopwise.store.validate import (
+    check_alias,
+    check_dataset_suite,
+    check_digest_argument,
+    check_flavour,
+    check_metric_entry,
+    check_name,
+    check_optional_digest,
+    check_optional_name,
+    check_prediction_segment,
+    check_reason,
+    check_revision,
+    check_spool_id,
+    check_string_map,
+    check_text,
+    check_time_range,
+    check_traffic_plan,
+    check_upto_seq,
 )
 
 __all__ = ["MetricEntry", "Store"]
@@ -85,8 +120,12 @@ class Store(ABC):
         """Block until every metric logged so far is written to the metadata store."""
 
     # -- projects -----------------------------------------------------------------------------
+    def get_or_create_project(self, name: str) -> Project:
+        check_name(name, "project")
+        return self._get_or_create_project(name)
+
     @abstractmethod
-    def get_or_create_project(self, name: str) -> Project: ...
+    def _get_or_create_project(self, name: str) -> Project: ...
 
     @abstractmethod
     def get_project(self, name: str) -> Project: ...
@@ -95,33 +134,56 @@ class Store(ABC):
     def list_projects(self) -> list[Project]: ...
 
     # -- runs ---------------------------------------------------------------------------------
-    @abstractmethod
     def create_run(
         self,
         project: str,
         name: str,
         tags: Mapping[str, str] | None = None,
         environment: Mapping[str, Any] | None = None,
+    ) -> Run:
+        if not isinstance(name, str) or not 0 < len(name) <= 250:
+            raise InvalidArgumentError(
+                f"Expected a run name of 1-250 characters, got {name!r}.", parameter="name"
+            )
+        return self._create_run(project, name, check_string_map(tags or {}, "tag"), environment)
+
+    @abstractmethod
+    def _create_run(
+        self,
+        project: str,
+        name: str,
+        tags: dict[str, str],
+        environment: Mapping[str, Any] | None,
     ) -> Run: ...
 
     @abstractmethod
     def get_run(self, run_id: str) -> Run: ...
 
+    # The SQL backend checks the status itself: through the remote backend, the server's request
+    # schema refuses a bad one first, with its own message.
     @abstractmethod
     def end_run(self, run_id: str, status: RunStatus) -> Run: ...
 
-    @abstractmethod
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self._set_tags(run_id, check_string_map(tags, "tag"))
 
     @abstractmethod
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None: ...
+
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         """Params are write-once: logging a different value for a key is a ConflictError."""
+        self._log_params(run_id, check_string_map(params, "param"))
 
     @abstractmethod
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None: ...
+
     def log_metrics(self, entries: Sequence[MetricEntry]) -> None:
         """Write metric values synchronously; durable when this returns."""
+        self._log_metrics([check_metric_entry(e) for e in entries])
 
     @abstractmethod
+    def _log_metrics(self, entries: Sequence[MetricEntry]) -> None: ...
+
     def log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
         """Accept metric values without waiting for the database.
 
@@ -129,6 +191,10 @@ class Store(ABC):
         once this returns (a local spool); they reach the metadata store in the background, or
         on the next open after a crash.
         """
+        self._log_metrics_async([check_metric_entry(e) for e in entries])
+
+    @abstractmethod
+    def _log_metrics_async(self, entries: Sequence[MetricEntry]) -> None: ...
 
     def log_metric_async(self, entry: MetricEntry) -> None:
         """One value through :meth:`log_metrics_async`."""
@@ -138,7 +204,6 @@ class Store(ABC):
     # its spool after a crash, here or across the network, writes each value exactly once.
     # A spool's progress belongs to the project of its records (none once they name several):
     # ``project`` limits the last two to that project's spools, as a project-scoped token is.
-    @abstractmethod
     def write_spooled_metrics(
         self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
     ) -> None:
@@ -148,20 +213,39 @@ class Store(ABC):
         progress moves only with records: an empty batch cannot move it, and once recorded it
         moves by at most the number of entries (InvalidArgumentError otherwise).
         """
+        checked = [check_metric_entry(e) for e in entries]
+        self._write_spooled_metrics(checked, check_spool_id(spool_id), upto_seq)
 
     @abstractmethod
+    def _write_spooled_metrics(
+        self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
+    ) -> None: ...
+
     def spool_progress(self, spool_id: str, project: str | None = None) -> int:
         """The highest sequence number of ``spool_id`` written so far (0 if none).
 
         With ``project``: NotFoundError if the spool belongs to another project (or several).
         """
+        spool_id = check_spool_id(spool_id)
+        if project is not None:
+            check_name(project, "project")
+        return self._spool_progress(spool_id, project)
 
     @abstractmethod
+    def _spool_progress(self, spool_id: str, project: str | None) -> int: ...
+
     def forget_spool(self, spool_id: str, project: str | None = None) -> None:
         """Drop a spool's progress record once its file is gone (audited; none: no change).
 
         With ``project``: NotFoundError if the spool belongs to another project (or several).
         """
+        spool_id = check_spool_id(spool_id)
+        if project is not None:
+            check_name(project, "project")
+        self._forget_spool_progress(spool_id, project)
+
+    @abstractmethod
+    def _forget_spool_progress(self, spool_id: str, project: str | None) -> None: ...
 
     @abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
@@ -207,12 +291,28 @@ class Store(ABC):
         self.record_artifacts(run_id, stored)
         return stored
 
-    @abstractmethod
     def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
         """Add files whose bytes are already in ``artifacts`` to the run's tree (by path)."""
+        checked = []
+        for f in files:
+            path = clean_artifact_path(f.path)
+            if not path:
+                raise InvalidArgumentError(
+                    "Expected an artifact path naming a file, got an empty path.",
+                    parameter="path",
+                )
+            checked.append(ArtifactFile(path=path, digest=f.digest, size_bytes=f.size_bytes))
+        self._record_artifacts(run_id, checked)
 
     @abstractmethod
-    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]: ...
+    def _record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
+        """``files``: their paths cleaned (``clean_artifact_path``), none empty."""
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]:
+        return self._list_artifacts(run_id, clean_artifact_path(prefix))
+
+    @abstractmethod
+    def _list_artifacts(self, run_id: str, prefix: str) -> list[ArtifactFile]: ...
 
     def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
         """Copy a file or folder of the run's tree to ``dest``, verifying every digest."""
@@ -238,7 +338,6 @@ class Store(ABC):
         return root
 
     # -- datasets -----------------------------------------------------------------------------
-    @abstractmethod
     def create_dataset_version(
         self,
         project: str,
@@ -256,6 +355,33 @@ class Store(ABC):
 
         ``profile_digest`` names the blob of the version's profile, where it has one.
         """
+        check_name(name, "dataset")
+        return self._create_dataset_version(
+            project,
+            name,
+            content_hash=content_hash,
+            artifact_digest=artifact_digest,
+            num_rows=num_rows,
+            schema=schema,
+            split=check_optional_name(split, "split"),
+            description=check_text(description, "description"),
+            profile_digest=check_optional_digest(profile_digest, "profile_digest"),
+        )
+
+    @abstractmethod
+    def _create_dataset_version(
+        self,
+        project: str,
+        name: str,
+        *,
+        content_hash: str,
+        artifact_digest: str,
+        num_rows: int,
+        schema: Mapping[str, str],
+        split: str | None,
+        description: str | None,
+        profile_digest: str | None,
+    ) -> tuple[DatasetVersion, bool]: ...
 
     @abstractmethod
     def get_dataset_version(
@@ -268,7 +394,6 @@ class Store(ABC):
         self, project: str, name: str | None = None
     ) -> list[DatasetVersion]: ...
 
-    @abstractmethod
     def set_dataset_profile(
         self, project: str, name: str, version: int, profile_digest: str
     ) -> DatasetVersion:
@@ -277,8 +402,14 @@ class Store(ABC):
         Versions are immutable: setting the digest it already has is a no-op, and a different
         one is a ConflictError.
         """
+        digest = check_digest_argument(profile_digest, "profile_digest")
+        return self._set_dataset_profile(project, name, version, digest)
 
     @abstractmethod
+    def _set_dataset_profile(
+        self, project: str, name: str, version: int, profile_digest: str
+    ) -> DatasetVersion: ...
+
     def set_dataset_suite(
         self, project: str, name: str, suite: str, on_failure: str
     ) -> DatasetSuite:
@@ -286,17 +417,37 @@ class Store(ABC):
 
         The name need not have versions yet: a suite may be attached before the first one.
         """
+        check_name(name, "dataset")
+        text, policy = check_dataset_suite(suite, on_failure)
+        return self._set_dataset_suite(project, name, text, policy)
 
     @abstractmethod
+    def _set_dataset_suite(
+        self, project: str, name: str, suite: str, on_failure: str
+    ) -> DatasetSuite: ...
+
     def get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
         """The suite attached to a dataset name, or None."""
+        check_name(name, "dataset")
+        return self._get_dataset_suite(project, name)
 
     @abstractmethod
+    def _get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None: ...
+
     def delete_dataset_suite(self, project: str, name: str) -> None:
         """Detach a dataset's suite; NotFoundError if it has none."""
+        check_name(name, "dataset")
+        self._delete_dataset_suite(project, name)
 
     @abstractmethod
-    def link_dataset(self, run_id: str, dataset_version_id: int, role: str = "input") -> None: ...
+    def _delete_dataset_suite(self, project: str, name: str) -> None: ...
+
+    def link_dataset(self, run_id: str, dataset_version_id: int, role: str = "input") -> None:
+        check_name(role, "dataset role")
+        self._link_dataset(run_id, dataset_version_id, role)
+
+    @abstractmethod
+    def _link_dataset(self, run_id: str, dataset_version_id: int, role: str) -> None: ...
 
     @abstractmethod
     def run_datasets(self, run_id: str) -> list[DatasetVersion]: ...
@@ -306,7 +457,6 @@ class Store(ABC):
         """Ids of the runs that used a dataset version."""
 
     # -- registry -----------------------------------------------------------------------------
-    @abstractmethod
     def create_model_version(
         self,
         project: str,
@@ -320,6 +470,31 @@ class Store(ABC):
         description: str | None = None,
     ) -> ModelVersion:
         """Next version number under ``name``; records the run's metrics and datasets."""
+        check_name(name, "model")
+        return self._create_model_version(
+            project,
+            name,
+            flavour=check_flavour(flavour),
+            artifact_digest=artifact_digest,
+            run_id=run_id,
+            signature=signature,
+            metadata=metadata,
+            description=check_text(description, "description"),
+        )
+
+    @abstractmethod
+    def _create_model_version(
+        self,
+        project: str,
+        name: str,
+        *,
+        flavour: str,
+        artifact_digest: str,
+        run_id: str | None,
+        signature: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
+    ) -> ModelVersion: ...
 
     @abstractmethod
     def get_model_version(self, project: str, name: str, version: int) -> ModelVersion: ...
@@ -330,9 +505,13 @@ class Store(ABC):
     @abstractmethod
     def list_model_versions(self, project: str, name: str) -> list[ModelVersion]: ...
 
-    @abstractmethod
     def set_alias(self, project: str, name: str, alias: str, version: int) -> int | None:
         """Point ``alias`` at ``version`` atomically; returns the version it pointed at before."""
+        check_alias(alias)
+        return self._set_alias(project, name, alias, version)
+
+    @abstractmethod
+    def _set_alias(self, project: str, name: str, alias: str, version: int) -> int | None: ...
 
     @abstractmethod
     def delete_alias(self, project: str, name: str, alias: str) -> int: ...
@@ -346,20 +525,33 @@ class Store(ABC):
     # and a record in the audit log. ``expected_revision`` makes a change conditional (optimistic
     # concurrency): when the deployment is no longer at that revision, it is a ConflictError
     # and nothing changes.
-    @abstractmethod
     def create_deployment(
         self, project: str, name: str, model: str, plan: TrafficPlan, reason: str = ""
     ) -> Deployment:
         """A new deployment of ``model`` at revision 1; ConflictError if the name is taken."""
+        check_name(name, "deployment")
+        check_name(model, "model")
+        plan = check_traffic_plan(plan)
+        return self._create_deployment(
+            project, name, model, plan, check_reason(reason, required=False)
+        )
 
     @abstractmethod
-    def get_deployment(self, project: str, name: str) -> Deployment: ...
+    def _create_deployment(
+        self, project: str, name: str, model: str, plan: TrafficPlan, reason: str
+    ) -> Deployment: ...
+
+    def get_deployment(self, project: str, name: str) -> Deployment:
+        check_name(name, "deployment")
+        return self._get_deployment(project, name)
+
+    @abstractmethod
+    def _get_deployment(self, project: str, name: str) -> Deployment: ...
 
     @abstractmethod
     def list_deployments(self, project: str) -> list[Deployment]:
         """The project's deployments by name."""
 
-    @abstractmethod
     def set_deployment_plan(
         self,
         project: str,
@@ -370,12 +562,30 @@ class Store(ABC):
     ) -> Deployment:
         """Follow a new plan from the next revision on. A plan equal to the current one changes
         nothing (the same revision comes back)."""
+        check_name(name, "deployment")
+        plan = check_traffic_plan(plan)
+        reason = check_reason(reason)
+        expected = check_revision(expected_revision, "expected_revision")
+        return self._set_deployment_plan(project, name, plan, reason, expected)
 
     @abstractmethod
+    def _set_deployment_plan(
+        self,
+        project: str,
+        name: str,
+        plan: TrafficPlan,
+        reason: str,
+        expected_revision: int | None,
+    ) -> Deployment: ...
+
     def deployment_history(self, project: str, name: str) -> list[DeploymentChange]:
         """Every revision of the deployment, oldest first."""
+        check_name(name, "deployment")
+        return self._deployment_history(project, name)
 
     @abstractmethod
+    def _deployment_history(self, project: str, name: str) -> list[DeploymentChange]: ...
+
     def rollback_deployment(
         self,
         project: str,
@@ -391,13 +601,27 @@ class Store(ABC):
         rolled back from); a ConflictError when the current plan is the first. Restoring the
         plan that is already current changes nothing.
         """
+        check_name(name, "deployment")
+        reason = check_reason(reason)
+        wanted = check_revision(to_revision, "to_revision")
+        expected = check_revision(expected_revision, "expected_revision")
+        return self._rollback_deployment(project, name, reason, wanted, expected)
+
+    @abstractmethod
+    def _rollback_deployment(
+        self,
+        project: str,
+        name: str,
+        reason: str,
+        to_revision: int | None,
+        expected_revision: int | None,
+    ) -> Deployment: ...
 
     # -- the autopilot: each deployment's policy and the decisions taken under it ----------------
     # Both belong to an existing deployment (NotFoundError otherwise) and every change is
     # audited. Decisions are numbered 1, 2, 3 … per deployment by the controller: recording
     # the next number is how it claims the step, so two controllers that decided from the same
     # state cannot both record (ConflictError for the second, even at the same moment).
-    @abstractmethod
     def set_autopilot_policy(
         self, project: str, deployment: str, text: str, expected_revision: int | None = None
     ) -> AutopilotPolicy:
@@ -407,14 +631,28 @@ class Store(ABC):
         ``expected_revision``: a ConflictError, and no change, unless the current revision
         (0 when there is none) is this one.
         """
+        check_name(deployment, "deployment")
+        text = check_policy_text(text)
+        expected = check_expected_policy_revision(expected_revision)
+        return self._set_autopilot_policy(project, deployment, text, expected)
 
     @abstractmethod
+    def _set_autopilot_policy(
+        self, project: str, deployment: str, text: str, expected_revision: int | None
+    ) -> AutopilotPolicy: ...
+
     def get_autopilot_policy(
         self, project: str, deployment: str, revision: int | None = None
     ) -> AutopilotPolicy:
         """The current policy (or revision ``revision``); NotFoundError when there is none."""
+        check_name(deployment, "deployment")
+        return self._get_autopilot_policy(project, deployment, check_revision(revision, "revision"))
 
     @abstractmethod
+    def _get_autopilot_policy(
+        self, project: str, deployment: str, revision: int | None
+    ) -> AutopilotPolicy: ...
+
     def record_autopilot_decision(
         self,
         project: str,
@@ -428,21 +666,41 @@ class Store(ABC):
     ) -> AutopilotDecision:
         """Append decision ``seq``, which must be the last one's plus 1 (1 for the first):
         otherwise a ConflictError and nothing is stored."""
+        check_name(deployment, "deployment")
+        checked = check_autopilot_decision(seq, kind, summary, state, evidence, at_ms)
+        return self._record_autopilot_decision(project, deployment, checked)
 
     @abstractmethod
+    def _record_autopilot_decision(
+        self, project: str, deployment: str, decision: CheckedDecision
+    ) -> AutopilotDecision: ...
+
     def autopilot_decisions(
         self, project: str, deployment: str, after_seq: int = 0, limit: int | None = None
     ) -> list[AutopilotDecision]:
         """Decisions with ``seq > after_seq``, oldest first, at most ``limit`` (the first)."""
+        check_name(deployment, "deployment")
+        after, most = check_decision_page(after_seq, limit)
+        return self._autopilot_decisions(project, deployment, after, most)
 
     @abstractmethod
+    def _autopilot_decisions(
+        self, project: str, deployment: str, after_seq: int, limit: int | None
+    ) -> list[AutopilotDecision]: ...
+
     def latest_autopilot_decision(self, project: str, deployment: str) -> AutopilotDecision | None:
         """The decision with the highest ``seq``, or None when there is none yet."""
+        check_name(deployment, "deployment")
+        return self._latest_autopilot_decision(project, deployment)
+
+    @abstractmethod
+    def _latest_autopilot_decision(
+        self, project: str, deployment: str
+    ) -> AutopilotDecision | None: ...
 
     # -- prediction log ---------------------------------------------------------------------------
     # Predictions are Parquet blobs in ``artifacts``, indexed by these two methods; a
     # prediction spool (``store/predictions.py``) writes and reads them.
-    @abstractmethod
     def add_prediction_segments(
         self,
         segments: Sequence[PredictionSegment],
@@ -455,8 +713,15 @@ class Store(ABC):
         whose ``upto_seq`` that spool has already reached is ignored (a replay), so each
         spooled prediction is indexed once.
         """
+        checked = [check_prediction_segment(s) for s in segments]
+        spool = None if spool_id is None else check_spool_id(spool_id)
+        self._add_prediction_segments(checked, spool, check_upto_seq(upto_seq))
 
     @abstractmethod
+    def _add_prediction_segments(
+        self, segments: Sequence[PredictionSegment], spool_id: str | None, upto_seq: int
+    ) -> None: ...
+
     def list_prediction_segments(
         self,
         project: str,
@@ -468,9 +733,18 @@ class Store(ABC):
 
         ``deployment`` None means every deployment of the project.
         """
+        check_name(project, "project")
+        if deployment is not None:
+            check_name(deployment, "deployment")
+        start, end = check_time_range(start_ms, end_ms)
+        return self._list_prediction_segments(project, deployment, start, end)
+
+    @abstractmethod
+    def _list_prediction_segments(
+        self, project: str, deployment: str | None, start_ms: int | None, end_ms: int | None
+    ) -> list[PredictionSegment]: ...
 
     # -- outcomes: ground truth that arrives after the prediction -------------------------------
-    @abstractmethod
     def record_outcomes(
         self,
         project: str,
@@ -484,15 +758,39 @@ class Store(ABC):
         before with the same value is a duplicate (nothing changes); with a different value a
         conflict, left as it was unless ``overwrite``. Ids need no logged prediction (yet).
         """
+        check_name(deployment, "deployment")
+        checked = check_outcomes(outcomes)
+        repeats = len(outcomes) - len(checked)  # the same outcome twice in the batch
+        return self._record_outcomes(
+            project, deployment, checked, repeats, check_overwrite(overwrite)
+        )
 
     @abstractmethod
+    def _record_outcomes(
+        self,
+        project: str,
+        deployment: str,
+        outcomes: Sequence[CheckedOutcome],
+        repeats: int,
+        overwrite: bool,
+    ) -> OutcomeReceipt:
+        """``outcomes`` without repeats, of which the batch had ``repeats`` (duplicates)."""
+
     def get_outcomes(
         self, project: str, deployment: str, request_ids: Sequence[str]
     ) -> dict[str, Outcome]:
         """The recorded outcomes of these prediction rows, by request id (absent: none yet)."""
+        check_name(deployment, "deployment")
+        ids = list(dict.fromkeys(check_request_ids(request_ids)))
+        return self._get_outcomes(project, deployment, ids)
+
+    @abstractmethod
+    def _get_outcomes(
+        self, project: str, deployment: str, request_ids: Sequence[str]
+    ) -> dict[str, Outcome]:
+        """``request_ids``: checked, without repeats."""
 
     # -- alerts ---------------------------------------------------------------------------------
-    @abstractmethod
     def raise_alert(
         self,
         project: str,
@@ -512,8 +810,22 @@ class Store(ABC):
         severity, message, details, window and ``last_seen_ms``. Concurrent raises of one
         fingerprint make one alert.
         """
+        fields = check_alert(
+            deployment=deployment,
+            rule=rule,
+            severity=severity,
+            fingerprint=fingerprint,
+            message=message,
+            details=details,
+            window_start_ms=window_start_ms,
+            window_end_ms=window_end_ms,
+        )
+        return self._raise_alert(project, fields)
 
     @abstractmethod
+    def _raise_alert(self, project: str, fields: Mapping[str, Any]) -> tuple[Alert, bool]:
+        """``fields``: the alert's columns as ``check_alert`` returns them."""
+
     def list_alerts(
         self,
         project: str,
@@ -524,14 +836,33 @@ class Store(ABC):
         limit: int = 100,
     ) -> list[Alert]:
         """Alerts, most recently seen first; ``status`` None means open and resolved."""
+        deployment, status, since_ms, limit = check_alert_query(deployment, status, since_ms, limit)
+        return self._list_alerts(project, deployment, status, since_ms, limit)
 
     @abstractmethod
-    def get_alert(self, project: str, alert_id: int) -> Alert: ...
+    def _list_alerts(
+        self,
+        project: str,
+        deployment: str | None,
+        status: str | None,
+        since_ms: int | None,
+        limit: int,
+    ) -> list[Alert]: ...
+
+    def get_alert(self, project: str, alert_id: int) -> Alert:
+        check_name(project, "project")
+        return self._get_alert(project, check_alert_id(alert_id))
 
     @abstractmethod
+    def _get_alert(self, project: str, alert_id: int) -> Alert: ...
+
     def resolve_alert(self, project: str, alert_id: int) -> Alert:
         """Close an alert (resolving a resolved one changes nothing); the next raise of its
         fingerprint opens a new one."""
+        return self._resolve_alert(project, check_alert_id(alert_id))
+
+    @abstractmethod
+    def _resolve_alert(self, project: str, alert_id: int) -> Alert: ...
 
     # -- access ---------------------------------------------------------------------------------
     @abstractmethod

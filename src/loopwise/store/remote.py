@@ -55,14 +55,6 @@ from loopwise.store.spool import MetricSpool, default_spool_dir, recover_spools
 from loopwise.store.validate import (
     INVALID_TOKEN,
     check_alias,
-    check_dataset_suite,
-    check_digest_argument,
-    check_metric_entry,
-    check_name,
-    check_optional_digest,
-    check_prediction_segment,
-    check_string_map,
-    check_time_range,
 )
 
 __all__ = ["RemoteArtifactStore", "RemoteStore", "default_spool_dir", "json_float"]
@@ -321,7 +313,7 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         return self._client.request(method, path, json=json, params=params)
 
     # -- projects ---------------------------------------------------------------------------------
-    def get_or_create_project(self, name: str) -> Project:
+    def _get_or_create_project(self, name: str) -> Project:
         return Project(**self._call("POST", "/projects", {"name": name}))
 
     def get_project(self, name: str) -> Project:
@@ -331,16 +323,16 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         return [Project(**p) for p in self._call("GET", "/projects")]
 
     # -- runs -------------------------------------------------------------------------------------
-    def create_run(
+    def _create_run(
         self,
         project: str,
         name: str,
-        tags: Mapping[str, str] | None = None,
-        environment: Mapping[str, Any] | None = None,
+        tags: dict[str, str],
+        environment: Mapping[str, Any] | None,
     ) -> Run:
         body = {
             "name": name,
-            "tags": check_string_map(tags or {}, "tag"),
+            "tags": tags,
             "environment": dict(environment) if environment is not None else None,
         }
         run = _run(self._call("POST", f"/projects/{_q(project)}/runs", body))
@@ -355,12 +347,12 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         self.flush()  # the ended run shows every value logged before
         return _run(self._call("POST", f"/runs/{_q(run_id)}/end", {"status": str(status)}))
 
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        body = {"tags": check_string_map(tags, "tag")}
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        body = {"tags": tags}
         self._call("POST", f"/runs/{_q(run_id)}/tags", body)
 
-    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        body = {"params": check_string_map(params, "param")}
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        body = {"params": params}
         self._call("POST", f"/runs/{_q(run_id)}/params", body)
 
     # -- metrics ----------------------------------------------------------------------------------
@@ -383,31 +375,29 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         }
         self._call("POST", "/metrics", body)
 
-    def log_metrics(self, entries: Sequence[MetricEntry]) -> None:
-        checked = [check_metric_entry(e) for e in entries]
-        if checked:
-            self._post_metrics(checked)
+    def _log_metrics(self, entries: Sequence[MetricEntry]) -> None:
+        if entries:
+            self._post_metrics(entries)
 
-    def log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
-        checked = [check_metric_entry(e) for e in entries]
+    def _log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
         with self._known_lock:
-            unknown = {e.run_id for e in checked} - self._known_runs
+            unknown = {e.run_id for e in entries} - self._known_runs
         for run_id in unknown:  # refuse an unknown run now, not in the background later
             self.get_run(run_id)
             with self._known_lock:
                 self._known_runs.add(run_id)
-        self._spool.append(checked)
+        self._spool.append(entries)
 
-    def write_spooled_metrics(
+    def _write_spooled_metrics(
         self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
     ) -> None:
         self._post_metrics(entries, spool_id, upto_seq)
 
-    def spool_progress(self, spool_id: str, project: str | None = None) -> int:
+    def _spool_progress(self, spool_id: str, project: str | None) -> int:
         params = None if project is None else {"project": project}
         return int(self._call("GET", f"/spools/{_q(spool_id)}", params=params)["committed_seq"])
 
-    def forget_spool(self, spool_id: str, project: str | None = None) -> None:
+    def _forget_spool_progress(self, spool_id: str, project: str | None) -> None:
         params = None if project is None else {"project": project}
         self._call("DELETE", f"/spools/{_q(spool_id)}", params=params)
 
@@ -426,7 +416,7 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         return [_run(r) for r in self._call("POST", f"/projects/{_q(project)}/runs/search", body)]
 
     # -- run artifacts ----------------------------------------------------------------------------
-    def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
+    def _record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
         body = {
             "files": [
                 {"path": f.path, "digest": f.digest, "size_bytes": f.size_bytes} for f in files
@@ -434,12 +424,12 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         }
         self._call("POST", f"/runs/{_q(run_id)}/artifacts", body)
 
-    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]:
+    def _list_artifacts(self, run_id: str, prefix: str) -> list[ArtifactFile]:
         rows = self._call("GET", f"/runs/{_q(run_id)}/artifacts", params={"prefix": prefix})
         return [ArtifactFile(**r) for r in rows]
 
     # -- datasets ---------------------------------------------------------------------------------
-    def create_dataset_version(
+    def _create_dataset_version(
         self,
         project: str,
         name: str,
@@ -448,9 +438,9 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         artifact_digest: str,
         num_rows: int,
         schema: Mapping[str, str],
-        split: str | None = None,
-        description: str | None = None,
-        profile_digest: str | None = None,
+        split: str | None,
+        description: str | None,
+        profile_digest: str | None,
     ) -> tuple[DatasetVersion, bool]:
         body = {
             "content_hash": content_hash,
@@ -459,7 +449,7 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
             "schema": dict(schema),
             "split": split,
             "description": description,
-            "profile_digest": check_optional_digest(profile_digest, "profile_digest"),
+            "profile_digest": profile_digest,
         }
         path = f"/projects/{_q(project)}/datasets/{_q(name)}/versions"
         result = self._call("POST", path, body)
@@ -476,32 +466,30 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         rows = self._call("GET", f"/projects/{_q(project)}/datasets", params=params)
         return [_dataset(r) for r in rows]
 
-    def set_dataset_profile(
+    def _set_dataset_profile(
         self, project: str, name: str, version: int, profile_digest: str
     ) -> DatasetVersion:
-        body = {"profile_digest": check_digest_argument(profile_digest, "profile_digest")}
+        body = {"profile_digest": profile_digest}
         path = f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(version)}/profile"
         return _dataset(self._call("PUT", path, body))
 
     def _suite_path(self, project: str, name: str) -> str:
-        check_name(name, "dataset")
         return f"/projects/{_q(project)}/datasets/{_q(name)}/suite"
 
-    def set_dataset_suite(
+    def _set_dataset_suite(
         self, project: str, name: str, suite: str, on_failure: str
     ) -> DatasetSuite:
-        text, policy = check_dataset_suite(suite, on_failure)  # before sending a megabyte
-        body = {"suite": text, "on_failure": policy}
+        body = {"suite": suite, "on_failure": on_failure}
         return DatasetSuite(**self._call("PUT", self._suite_path(project, name), body))
 
-    def get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
+    def _get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
         found = self._call("GET", self._suite_path(project, name))
         return None if found is None else DatasetSuite(**found)
 
-    def delete_dataset_suite(self, project: str, name: str) -> None:
+    def _delete_dataset_suite(self, project: str, name: str) -> None:
         self._call("DELETE", self._suite_path(project, name))
 
-    def link_dataset(self, run_id: str, dataset_version_id: int, role: str = "input") -> None:
+    def _link_dataset(self, run_id: str, dataset_version_id: int, role: str) -> None:
         body = {"dataset_version_id": dataset_version_id, "role": role}
         self._call("POST", f"/runs/{_q(run_id)}/datasets", body)
 
@@ -512,17 +500,17 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         return list(self._call("GET", f"/dataset-versions/{_q(dataset_version_id)}/runs"))
 
     # -- registry ---------------------------------------------------------------------------------
-    def create_model_version(
+    def _create_model_version(
         self,
         project: str,
         name: str,
         *,
         flavour: str,
         artifact_digest: str,
-        run_id: str | None = None,
-        signature: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        description: str | None = None,
+        run_id: str | None,
+        signature: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
     ) -> ModelVersion:
         if run_id is not None:
             self.flush()  # the version's metrics snapshot must include what the run just logged
@@ -549,26 +537,26 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
         return [_model_version(v) for v in self._call("GET", path)]
 
     def _alias_path(self, project: str, name: str, alias: str) -> str:
-        check_alias(alias)
         return f"/projects/{_q(project)}/models/{_q(name)}/aliases/{_q(alias)}"
 
-    def set_alias(self, project: str, name: str, alias: str, version: int) -> int | None:
+    def _set_alias(self, project: str, name: str, alias: str, version: int) -> int | None:
         result = self._call("PUT", self._alias_path(project, name, alias), {"version": version})
         previous = result["previous"]
         return None if previous is None else int(previous)
 
+    # Only set_alias checks the alias in the front door (the SQL store answers an unknown one
+    # with NotFoundError); here it must also make a path segment, so these check it too.
     def delete_alias(self, project: str, name: str, alias: str) -> int:
+        check_alias(alias)
         return int(self._call("DELETE", self._alias_path(project, name, alias))["version"])
 
     def resolve_alias(self, project: str, name: str, alias: str) -> int:
+        check_alias(alias)
         return int(self._call("GET", self._alias_path(project, name, alias))["version"])
 
     # -- prediction log ---------------------------------------------------------------------------
-    def add_prediction_segments(
-        self,
-        segments: Sequence[PredictionSegment],
-        spool_id: str | None = None,
-        upto_seq: int = 0,
+    def _add_prediction_segments(
+        self, segments: Sequence[PredictionSegment], spool_id: str | None, upto_seq: int
     ) -> None:
         body = {
             "segments": [
@@ -582,22 +570,17 @@ class RemoteStore(RemoteMonitoring, RemoteDeployments, RemoteAutopilot, Store):
                     "max_timestamp_ms": s.max_timestamp_ms,
                     "size_bytes": s.size_bytes,
                 }
-                for s in (check_prediction_segment(s) for s in segments)
+                for s in segments
             ],
             "spool_id": spool_id,
             "upto_seq": upto_seq,
         }
         self._call("POST", "/prediction-segments", body)
 
-    def list_prediction_segments(
-        self,
-        project: str,
-        deployment: str | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
+    def _list_prediction_segments(
+        self, project: str, deployment: str | None, start_ms: int | None, end_ms: int | None
     ) -> list[PredictionSegment]:
-        start, end = check_time_range(start_ms, end_ms)
-        params = {"deployment": deployment, "start_ms": start, "end_ms": end}
+        params = {"deployment": deployment, "start_ms": start_ms, "end_ms": end_ms}
         path = f"/projects/{_q(project)}/prediction-segments"
         rows = self._call("GET", path, params={k: v for k, v in params.items() if v is not None})
         return [PredictionSegment(**r) for r in rows]

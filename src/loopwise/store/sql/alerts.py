@@ -15,10 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from loopwise.errors import NotFoundError
 from loopwise.store.entities import Alert
-from loopwise.store.monitoring_checks import check_alert, check_alert_id, check_alert_query
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import ALERTS
-from loopwise.store.validate import check_name
 
 __all__ = ["SqlAlerts"]
 
@@ -52,30 +50,7 @@ def _alert(row: Any, project: str) -> Alert:
 
 
 class SqlAlerts(SqlCore):
-    def raise_alert(
-        self,
-        project: str,
-        *,
-        deployment: str | None,
-        rule: str,
-        severity: str,
-        fingerprint: str,
-        message: str,
-        details: Mapping[str, Any] | None = None,
-        window_start_ms: int | None = None,
-        window_end_ms: int | None = None,
-    ) -> tuple[Alert, bool]:
-        fields = check_alert(
-            deployment=deployment,
-            rule=rule,
-            severity=severity,
-            fingerprint=fingerprint,
-            message=message,
-            details=details,
-            window_start_ms=window_start_ms,
-            window_end_ms=window_end_ms,
-        )
-
+    def _raise_alert(self, project: str, fields: Mapping[str, Any]) -> tuple[Alert, bool]:
         def write(conn: Connection) -> tuple[Alert, bool]:
             project_id = self._project_id(conn, project)
             # The open alert as it was (locked: concurrent raises queue here on PostgreSQL),
@@ -144,55 +119,50 @@ class SqlAlerts(SqlCore):
 
         return self._write(write)
 
-    def list_alerts(
+    def _list_alerts(
         self,
         project: str,
-        *,
-        deployment: str | None = None,
-        status: str | None = None,
-        since_ms: int | None = None,
-        limit: int = 100,
+        deployment: str | None,
+        status: str | None,
+        since_ms: int | None,
+        limit: int,
     ) -> list[Alert]:
-        deployment, status, since, rows = check_alert_query(deployment, status, since_ms, limit)
         with self._read() as conn:
             query = select(ALERTS).where(ALERTS.c.project_id == self._project_id(conn, project))
             if deployment is not None:
                 query = query.where(ALERTS.c.deployment == deployment)
             if status is not None:
                 query = query.where(ALERTS.c.status == status)
-            if since is not None:
-                query = query.where(ALERTS.c.last_seen_ms >= since)
-            query = query.order_by(ALERTS.c.last_seen_ms.desc(), ALERTS.c.id.desc()).limit(rows)
+            if since_ms is not None:
+                query = query.where(ALERTS.c.last_seen_ms >= since_ms)
+            query = query.order_by(ALERTS.c.last_seen_ms.desc(), ALERTS.c.id.desc()).limit(limit)
             return [_alert(row, project) for row in conn.execute(query)]
 
-    def get_alert(self, project: str, alert_id: int) -> Alert:
-        check_name(project, "project")
-        wanted = check_alert_id(alert_id)
+    def _get_alert(self, project: str, alert_id: int) -> Alert:
         with self._read() as conn:
-            return _alert(self._alert_row(conn, project, wanted), project)
+            return _alert(self._alert_row(conn, project, alert_id), project)
 
-    def resolve_alert(self, project: str, alert_id: int) -> Alert:
-        wanted = check_alert_id(alert_id)
+    def _resolve_alert(self, project: str, alert_id: int) -> Alert:
 
         def write(conn: Connection) -> Alert:
-            before = self._alert_row(conn, project, wanted)
+            before = self._alert_row(conn, project, alert_id)
             if before.status == "resolved":
                 return _alert(before, project)  # resolving twice changes nothing
             resolved = now_ms()
             conn.execute(
                 ALERTS.update()
-                .where(ALERTS.c.id == wanted)
+                .where(ALERTS.c.id == alert_id)
                 .values(status="resolved", resolved_ms=resolved)
             )
             self._audit(
                 conn,
                 "alert.resolve",
                 project,
-                f"alert:{wanted}",
+                f"alert:{alert_id}",
                 {"status": "open", "occurrences": before.occurrences},
                 {"status": "resolved"},
             )
-            return _alert(self._alert_row(conn, project, wanted), project)
+            return _alert(self._alert_row(conn, project, alert_id), project)
 
         return self._write(write)
 

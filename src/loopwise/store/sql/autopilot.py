@@ -10,7 +10,6 @@ the same last one in both transactions), and the other gets a ConflictError.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -18,18 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from loopwise.errors import ConflictError, NotFoundError
 from loopwise.store.actor import current_actor
-from loopwise.store.autopilot_checks import (
-    check_autopilot_decision,
-    check_decision_page,
-    check_expected_policy_revision,
-    check_policy_text,
-)
+from loopwise.store.autopilot_checks import CheckedDecision
 from loopwise.store.entities import AutopilotDecision, AutopilotPolicy
 from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.deployments import SqlDeployments
 from loopwise.store.sql.schema import AUTOPILOT_DECISIONS as DECISIONS
 from loopwise.store.sql.schema import AUTOPILOT_POLICIES as POLICIES
-from loopwise.store.validate import check_name, check_revision
 
 __all__ = ["SqlAutopilot"]
 
@@ -93,23 +86,20 @@ class SqlAutopilot(SqlDeployments):
         return int(last or 0)
 
     # -- policies ---------------------------------------------------------------------------------
-    def set_autopilot_policy(
-        self, project: str, deployment: str, text: str, expected_revision: int | None = None
+    def _set_autopilot_policy(
+        self, project: str, deployment: str, text: str, expected_revision: int | None
     ) -> AutopilotPolicy:
-        check_name(deployment, "deployment")
-        text = check_policy_text(text)
-        expected = check_expected_policy_revision(expected_revision)
 
         def change(conn: Connection) -> AutopilotPolicy:
             row = self._deployment_row(conn, project, deployment, lock=True)
             current = self._last_policy(conn, row.id)
             revision = 0 if current is None else current.revision
-            if expected is not None and expected != revision:
+            if expected_revision is not None and expected_revision != revision:
                 raise ConflictError(
                     f"The autopilot policy of deployment {deployment!r} (project {project!r}) "
-                    f"is at revision {revision}, not the expected {expected}: someone changed "
-                    "it since it was read. Read it again and decide on the current policy.",
-                    expected_revision=expected,
+                    f"is at revision {revision}, not the expected {expected_revision}: someone "
+                    "changed it since it was read. Read it again and decide on the current policy.",
+                    expected_revision=expected_revision,
                     revision=revision,
                 )
             if current is not None and current.text == text:
@@ -136,19 +126,17 @@ class SqlAutopilot(SqlDeployments):
 
         return self._write(change)
 
-    def get_autopilot_policy(
-        self, project: str, deployment: str, revision: int | None = None
+    def _get_autopilot_policy(
+        self, project: str, deployment: str, revision: int | None
     ) -> AutopilotPolicy:
-        check_name(deployment, "deployment")
-        wanted = check_revision(revision, "revision")
         with self._read() as conn:
             row = self._deployment_row(conn, project, deployment)
             last = self._last_policy(conn, row.id)
             found = last
-            if wanted is not None and last is not None and wanted != last.revision:
+            if revision is not None and last is not None and revision != last.revision:
                 found = conn.execute(
                     select(POLICIES).where(
-                        POLICIES.c.deployment_id == row.id, POLICIES.c.revision == wanted
+                        POLICIES.c.deployment_id == row.id, POLICIES.c.revision == revision
                     )
                 ).first()
         if last is None:
@@ -160,70 +148,60 @@ class SqlAutopilot(SqlDeployments):
             )
         if found is None:
             raise NotFoundError(
-                f"Deployment {deployment!r} has no autopilot policy revision {wanted}; its "
+                f"Deployment {deployment!r} has no autopilot policy revision {revision}; its "
                 f"revisions are 1 to {last.revision}. Omit the revision for the current one.",
                 kind="autopilot_policy",
-                wanted=f"{deployment}@{wanted}",
+                wanted=f"{deployment}@{revision}",
                 parameter="revision",
             )
         return _policy(found, project, deployment)
 
     # -- decisions --------------------------------------------------------------------------------
-    def record_autopilot_decision(
-        self,
-        project: str,
-        deployment: str,
-        seq: int,
-        kind: str,
-        summary: str,
-        state: Mapping[str, Any],
-        evidence: Mapping[str, Any],
-        at_ms: int,
+    def _record_autopilot_decision(
+        self, project: str, deployment: str, decision: CheckedDecision
     ) -> AutopilotDecision:
-        check_name(deployment, "deployment")
-        checked = check_autopilot_decision(seq, kind, summary, state, evidence, at_ms)
 
         def record(conn: Connection) -> AutopilotDecision:
             row = self._deployment_row(conn, project, deployment)
             last = self._last_seq(conn, row.id)
-            if checked.seq != last + 1:
-                raise _seq_conflict(project, deployment, checked.seq, last)
+            if decision.seq != last + 1:
+                raise _seq_conflict(project, deployment, decision.seq, last)
             created_ms, actor = now_ms(), current_actor().name
             conn.execute(
                 DECISIONS.insert().values(
                     deployment_id=row.id,
-                    seq=checked.seq,
-                    kind=checked.kind,
-                    summary=checked.summary,
-                    state=checked.state_json,
-                    evidence=checked.evidence_json,
-                    at_ms=checked.at_ms,
+                    seq=decision.seq,
+                    kind=decision.kind,
+                    summary=decision.summary,
+                    state=decision.state_json,
+                    evidence=decision.evidence_json,
+                    at_ms=decision.at_ms,
                     actor=actor,
                     created_ms=created_ms,
                 )
             )
             self._audit(
                 conn,
-                f"autopilot.{checked.kind}",
+                f"autopilot.{decision.kind}",
                 project,
                 f"deployment:{deployment}",
                 None,
                 {
-                    "seq": checked.seq,
-                    "kind": checked.kind,
-                    "summary": checked.summary,
-                    "at_ms": checked.at_ms,
+                    "seq": decision.seq,
+                    "kind": decision.kind,
+                    "summary": decision.summary,
+                    "at_ms": decision.at_ms,
                 },
             )
             return AutopilotDecision(
                 project,
                 deployment,
-                checked.seq,
-                checked.kind,
-                checked.summary,
-                checked.state,
-                checked.evidence,
-                checked.at_ms,
+                decision.seq,
+                decision.kind,
+                decision.summary,
+                decision.state,
+                decision.evidence,
+                decision.at_ms,
                 actor,
                 created_ms,
             )
@@ -235,25 +213,22 @@ class SqlAutopilot(SqlDeployments):
             # the primary key refused the second.
             with self._read() as conn:
                 last = self._last_seq(conn, self._deployment_row(conn, project, deployment).id)
-            raise _seq_conflict(project, deployment, checked.seq, last) from None
+            raise _seq_conflict(project, deployment, decision.seq, last) from None
 
-    def autopilot_decisions(
-        self, project: str, deployment: str, after_seq: int = 0, limit: int | None = None
+    def _autopilot_decisions(
+        self, project: str, deployment: str, after_seq: int, limit: int | None
     ) -> list[AutopilotDecision]:
-        check_name(deployment, "deployment")
-        after, most = check_decision_page(after_seq, limit)
         with self._read() as conn:
             row = self._deployment_row(conn, project, deployment)
             query = (
                 select(DECISIONS)
-                .where(DECISIONS.c.deployment_id == row.id, DECISIONS.c.seq > after)
+                .where(DECISIONS.c.deployment_id == row.id, DECISIONS.c.seq > after_seq)
                 .order_by(DECISIONS.c.seq)
             )
-            rows = conn.execute(query if most is None else query.limit(most)).all()
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
         return [_decision(r, project, deployment) for r in rows]
 
-    def latest_autopilot_decision(self, project: str, deployment: str) -> AutopilotDecision | None:
-        check_name(deployment, "deployment")
+    def _latest_autopilot_decision(self, project: str, deployment: str) -> AutopilotDecision | None:
         with self._read() as conn:
             row = self._deployment_row(conn, project, deployment)
             found = conn.execute(

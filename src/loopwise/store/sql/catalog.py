@@ -24,14 +24,6 @@ from loopwise.store.sql.schema import (
 )
 from loopwise.store.sql.schema import MODEL_ALIASES as ALIASES
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
-from loopwise.store.validate import (
-    check_alias,
-    check_flavour,
-    check_name,
-    check_optional_digest,
-    check_optional_name,
-    check_text,
-)
 
 __all__ = ["SqlCatalog"]
 
@@ -60,7 +52,7 @@ def _json_number(value: float) -> float | str:
 
 class SqlCatalog(SqlRuns):
     # -- datasets -------------------------------------------------------------------------------
-    def create_dataset_version(
+    def _create_dataset_version(
         self,
         project: str,
         name: str,
@@ -69,15 +61,10 @@ class SqlCatalog(SqlRuns):
         artifact_digest: str,
         num_rows: int,
         schema: Mapping[str, str],
-        split: str | None = None,
-        description: str | None = None,
-        profile_digest: str | None = None,
+        split: str | None,
+        description: str | None,
+        profile_digest: str | None,
     ) -> tuple[DatasetVersion, bool]:
-        check_name(name, "dataset")
-        split = check_optional_name(split, "split")
-        description = check_text(description, "description")
-        profile_digest = check_optional_digest(profile_digest, "profile_digest")
-
         def existing(conn: Connection, project_id: int) -> Any:
             return conn.execute(
                 select(DATASETS).where(
@@ -176,9 +163,7 @@ class SqlCatalog(SqlRuns):
             rows = conn.execute(query.order_by(DATASETS.c.name, DATASETS.c.version)).all()
         return [_dataset(r, project) for r in rows]
 
-    def link_dataset(self, run_id: str, dataset_version_id: int, role: str = "input") -> None:
-        check_name(role, "dataset role")
-
+    def _link_dataset(self, run_id: str, dataset_version_id: int, role: str) -> None:
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
             # Lineage stays inside a project: a version of another project's dataset is as
@@ -281,21 +266,18 @@ class SqlCatalog(SqlRuns):
             description=row.description,
         )
 
-    def create_model_version(
+    def _create_model_version(
         self,
         project: str,
         name: str,
         *,
         flavour: str,
         artifact_digest: str,
-        run_id: str | None = None,
-        signature: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        description: str | None = None,
+        run_id: str | None,
+        signature: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
     ) -> ModelVersion:
-        check_name(name, "model")
-        flavour = check_flavour(flavour)
-        description = check_text(description, "description")
         metrics: dict[str, float] = {}
         datasets: list[str] = []
         if run_id is not None:
@@ -411,9 +393,7 @@ class SqlCatalog(SqlRuns):
             ).all()
             return [self._version(r, project, name, aliases) for r in rows]
 
-    def set_alias(self, project: str, name: str, alias: str, version: int) -> int | None:
-        check_alias(alias)
-
+    def _set_alias(self, project: str, name: str, alias: str, version: int) -> int | None:
         def move(conn: Connection) -> int | None:
             model_id = self._model_id(conn, project, name)
             exists_ = conn.execute(

@@ -25,7 +25,6 @@ from loopwise.store.audit import chain_hash, normalise
 from loopwise.store.entities import Project
 from loopwise.store.sql.schema import AUDIT_HEAD, AUDIT_LOG, PROJECTS, RUNS, ProjectRow
 from loopwise.store.sql.schema import METRIC_SPOOLS as SPOOLS
-from loopwise.store.validate import check_name, check_spool_id
 
 __all__ = ["SqlCore", "make_engines", "now_ms"]
 
@@ -265,19 +264,12 @@ class SqlCore:
             )
         return row
 
-    def spool_progress(self, spool_id: str, project: str | None = None) -> int:
-        spool_id = check_spool_id(spool_id)
-        if project is not None:
-            check_name(project, "project")
+    def _spool_progress(self, spool_id: str, project: str | None) -> int:
         with self._read() as conn:
             row = self._spool_row(conn, spool_id, project)
         return 0 if row is None else int(row.committed_seq)
 
-    def forget_spool(self, spool_id: str, project: str | None = None) -> None:
-        spool_id = check_spool_id(spool_id)
-        if project is not None:
-            check_name(project, "project")
-
+    def _forget_spool_progress(self, spool_id: str, project: str | None) -> None:
         def forget(conn: Connection) -> None:
             row = self._spool_row(conn, spool_id, project)
             if row is None:
@@ -318,8 +310,7 @@ class SqlCore:
         self._project_ids[name] = row
         return row
 
-    def get_or_create_project(self, name: str) -> Project:
-        check_name(name, "project")
+    def _get_or_create_project(self, name: str) -> Project:
         try:
             return self.get_project(name)
         except LookupError:

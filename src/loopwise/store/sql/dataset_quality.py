@@ -12,7 +12,6 @@ from loopwise.store.sql.catalog import SqlCatalog, _dataset
 from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.runs import upsert
 from loopwise.store.sql.schema import DATASET_SUITES, DATASETS
-from loopwise.store.validate import check_dataset_suite, check_digest_argument, check_name
 
 __all__ = ["SqlDatasetQuality"]
 
@@ -29,26 +28,25 @@ def _suite(row: Any, project: str) -> DatasetSuite:
 
 class SqlDatasetQuality(SqlCatalog):
     # -- profiles -------------------------------------------------------------------------------
-    def set_dataset_profile(
+    def _set_dataset_profile(
         self, project: str, name: str, version: int, profile_digest: str
     ) -> DatasetVersion:
-        digest = check_digest_argument(profile_digest, "profile_digest")
         current = self.get_dataset_version(project, name, version)  # NotFoundError, explained
-        if current.profile_digest == digest:
+        if current.profile_digest == profile_digest:
             return current
         if current.profile_digest is not None:
-            raise _immutable(current, digest)
+            raise _immutable(current, profile_digest)
 
         def write(conn: Connection) -> DatasetVersion:
             updated = conn.execute(
                 DATASETS.update()
                 .where(DATASETS.c.id == current.id, DATASETS.c.profile_digest.is_(None))
-                .values(profile_digest=digest)
+                .values(profile_digest=profile_digest)
             ).rowcount
             row = conn.execute(select(DATASETS).where(DATASETS.c.id == current.id)).one()
             if updated == 0:  # another process set it first
-                if row.profile_digest != digest:
-                    raise _immutable(_dataset(row, project), digest)
+                if row.profile_digest != profile_digest:
+                    raise _immutable(_dataset(row, project), profile_digest)
                 return _dataset(row, project)
             self._audit(
                 conn,
@@ -56,19 +54,16 @@ class SqlDatasetQuality(SqlCatalog):
                 project,
                 f"dataset:{current.ref}",
                 {"profile_digest": None},
-                {"profile_digest": digest},
+                {"profile_digest": profile_digest},
             )
             return _dataset(row, project)
 
         return self._write(write)
 
     # -- validation suites ----------------------------------------------------------------------
-    def set_dataset_suite(
+    def _set_dataset_suite(
         self, project: str, name: str, suite: str, on_failure: str
     ) -> DatasetSuite:
-        check_name(name, "dataset")
-        text, policy = check_dataset_suite(suite, on_failure)
-
         def write(conn: Connection) -> Any:
             project_id = self._project_id(conn, project)
             before = self._suite_row(conn, project_id, name)
@@ -79,8 +74,8 @@ class SqlDatasetQuality(SqlCatalog):
                     {
                         "project_id": project_id,
                         "name": name,
-                        "suite": text,
-                        "on_failure": policy,
+                        "suite": suite,
+                        "on_failure": on_failure,
                         "updated_ms": now_ms(),
                     }
                 ],
@@ -93,21 +88,18 @@ class SqlDatasetQuality(SqlCatalog):
                 project,
                 f"dataset:{name}",
                 None if before is None else {"on_failure": before.on_failure},
-                {"on_failure": policy, "suite_chars": len(text)},
+                {"on_failure": on_failure, "suite_chars": len(suite)},
             )
             return self._suite_row(conn, project_id, name)
 
         return _suite(self._write(write), project)
 
-    def get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
-        check_name(name, "dataset")
+    def _get_dataset_suite(self, project: str, name: str) -> DatasetSuite | None:
         with self._read() as conn:
             row = self._suite_row(conn, self._project_id(conn, project), name)
         return None if row is None else _suite(row, project)
 
-    def delete_dataset_suite(self, project: str, name: str) -> None:
-        check_name(name, "dataset")
-
+    def _delete_dataset_suite(self, project: str, name: str) -> None:
         def delete(conn: Connection) -> None:
             project_id = self._project_id(conn, project)
             before = self._suite_row(conn, project_id, name)

@@ -20,13 +20,7 @@ from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.schema import DEPLOYMENT_CHANGES as CHANGES
 from loopwise.store.sql.schema import DEPLOYMENTS, MODELS
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
-from loopwise.store.validate import (
-    check_name,
-    check_plan_versions,
-    check_reason,
-    check_revision,
-    check_traffic_plan,
-)
+from loopwise.store.validate import check_plan_versions
 
 __all__ = ["SqlDeployments"]
 
@@ -139,14 +133,9 @@ class SqlDeployments(SqlCatalog):
         return _deployment(self._deployment_row(conn, project, row.name), project)
 
     # -- the interface ----------------------------------------------------------------------------
-    def create_deployment(
-        self, project: str, name: str, model: str, plan: TrafficPlan, reason: str = ""
+    def _create_deployment(
+        self, project: str, name: str, model: str, plan: TrafficPlan, reason: str
     ) -> Deployment:
-        check_name(name, "deployment")
-        check_name(model, "model")
-        plan = check_traffic_plan(plan)
-        reason = check_reason(reason, required=False)
-
         def create(conn: Connection) -> Deployment:
             project_id = self._project_id(conn, project)
             model_id = self._model_id(conn, project, model)
@@ -204,8 +193,7 @@ class SqlDeployments(SqlCatalog):
         except IntegrityError:  # created at the same moment by another writer: say so
             return self._write(create)
 
-    def get_deployment(self, project: str, name: str) -> Deployment:
-        check_name(name, "deployment")
+    def _get_deployment(self, project: str, name: str) -> Deployment:
         with self._read() as conn:
             return _deployment(self._deployment_row(conn, project, name), project)
 
@@ -219,30 +207,24 @@ class SqlDeployments(SqlCatalog):
             ).all()
         return [_deployment(row, project) for row in rows]
 
-    def set_deployment_plan(
+    def _set_deployment_plan(
         self,
         project: str,
         name: str,
         plan: TrafficPlan,
         reason: str,
-        expected_revision: int | None = None,
+        expected_revision: int | None,
     ) -> Deployment:
-        check_name(name, "deployment")
-        plan = check_traffic_plan(plan)
-        reason = check_reason(reason)
-        expected = check_revision(expected_revision, "expected_revision")
-
         def change(conn: Connection) -> Deployment:
             row = self._deployment_row(conn, project, name, lock=True)
-            _check_expected(row, project, expected)
+            _check_expected(row, project, expected_revision)
             if TrafficPlan.from_json(row.plan) == plan:
                 return _deployment(row, project)  # already this plan: nothing changes
             return self._append(conn, project, row, "set_plan", plan, reason)
 
         return self._write(change)
 
-    def deployment_history(self, project: str, name: str) -> list[DeploymentChange]:
-        check_name(name, "deployment")
+    def _deployment_history(self, project: str, name: str) -> list[DeploymentChange]:
         with self._read() as conn:
             row = self._deployment_row(conn, project, name)
             rows = conn.execute(
@@ -252,27 +234,26 @@ class SqlDeployments(SqlCatalog):
             ).all()
         return [_change(r) for r in rows]
 
-    def rollback_deployment(
+    def _rollback_deployment(
         self,
         project: str,
         name: str,
         reason: str,
-        to_revision: int | None = None,
-        expected_revision: int | None = None,
+        to_revision: int | None,
+        expected_revision: int | None,
     ) -> Deployment:
-        check_name(name, "deployment")
-        reason = check_reason(reason)
-        wanted = check_revision(to_revision, "to_revision")
-        expected = check_revision(expected_revision, "expected_revision")
-
         def rollback(conn: Connection) -> Deployment:
             row = self._deployment_row(conn, project, name, lock=True)
-            _check_expected(row, project, expected)
+            _check_expected(row, project, expected_revision)
             history = {
                 r.revision: _change(r)
                 for r in conn.execute(select(CHANGES).where(CHANGES.c.deployment_id == row.id))
             }
-            target = _rollback_target(history, row.revision, name) if wanted is None else wanted
+            target = (
+                _rollback_target(history, row.revision, name)
+                if to_revision is None
+                else to_revision
+            )
             if target not in history:
                 raise NotFoundError(
                     f"Deployment {name!r} has no revision {target}; its revisions are 1 to "

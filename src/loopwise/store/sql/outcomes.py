@@ -15,14 +15,9 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loopwise.store.entities import Outcome, OutcomeReceipt
-from loopwise.store.monitoring_checks import (
-    check_outcomes,
-    check_overwrite,
-    check_request_ids,
-)
+from loopwise.store.monitoring_checks import CheckedOutcome
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import OUTCOMES
-from loopwise.store.validate import check_name
 
 __all__ = ["SqlOutcomes"]
 
@@ -55,17 +50,14 @@ def _outcome(row: Any) -> Outcome:
 
 
 class SqlOutcomes(SqlCore):
-    def record_outcomes(
+    def _record_outcomes(
         self,
         project: str,
         deployment: str,
-        outcomes: Sequence[Outcome | tuple[Any, ...]],
-        overwrite: bool = False,
+        outcomes: Sequence[CheckedOutcome],
+        repeats: int,
+        overwrite: bool,
     ) -> OutcomeReceipt:
-        check_name(deployment, "deployment")
-        checked = check_outcomes(outcomes)
-        repeats = len(outcomes) - len(checked)  # the same outcome twice in the batch
-        check_overwrite(overwrite)
         received = now_ms()
         rows: list[dict[str, Any]] = [
             {
@@ -75,7 +67,7 @@ class SqlOutcomes(SqlCore):
                 "timestamp_ms": received if o.timestamp_ms is None else o.timestamp_ms,
                 "received_ms": received,
             }
-            for o in checked
+            for o in outcomes
         ]
 
         def write(conn: Connection) -> OutcomeReceipt:
@@ -139,19 +131,17 @@ class SqlOutcomes(SqlCore):
         )
         return {request_id: value for request_id, value in found}
 
-    def get_outcomes(
+    def _get_outcomes(
         self, project: str, deployment: str, request_ids: Sequence[str]
     ) -> dict[str, Outcome]:
-        check_name(deployment, "deployment")
-        ids = list(dict.fromkeys(check_request_ids(request_ids)))
         found: dict[str, Outcome] = {}
         with self._read() as conn:
             project_id = self._project_id(conn, project)
-            for start in range(0, len(ids), LOOKUP_CHUNK):
+            for start in range(0, len(request_ids), LOOKUP_CHUNK):
                 params = {
                     "project_id": project_id,
                     "deployment": deployment,
-                    "ids": ids[start : start + LOOKUP_CHUNK],
+                    "ids": request_ids[start : start + LOOKUP_CHUNK],
                 }
                 found.update(
                     (row.request_id, _outcome(row)) for row in conn.execute(_BY_IDS, params)

@@ -11,14 +11,7 @@ from loopwise.store.entities import PredictionSegment
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import PREDICTION_SEGMENTS as SEGMENTS
 from loopwise.store.sql.schema import PROJECTS
-from loopwise.store.validate import (
-    HOUR_MS,
-    check_name,
-    check_prediction_segment,
-    check_spool_id,
-    check_time_range,
-    check_upto_seq,
-)
+from loopwise.store.validate import HOUR_MS
 
 __all__ = ["SqlPredictions"]
 
@@ -52,22 +45,20 @@ def _segment(row: Any) -> PredictionSegment:
 class SqlPredictions(SqlCore):
     # Spool progress shares the metric spools' table (``SqlCore._advance_spool``): spool ids
     # are unique per file (``<pid>-<random>``), whichever kind of spool made them.
-    def add_prediction_segments(
-        self,
-        segments: Sequence[PredictionSegment],
-        spool_id: str | None = None,
-        upto_seq: int = 0,
+    def _add_prediction_segments(
+        self, segments: Sequence[PredictionSegment], spool_id: str | None, upto_seq: int
     ) -> None:
-        checked = [check_prediction_segment(s) for s in segments]
-        spool = None if spool_id is None else check_spool_id(spool_id)
-        upto = check_upto_seq(upto_seq)
-        if not checked and spool is None:
+        if not segments and spool_id is None:
             return
         created = now_ms()
 
         def write(conn: Connection) -> None:
-            if spool is not None and not self._advance_spool(
-                conn, spool, upto, sum(s.num_rows for s in checked), {s.project for s in checked}
+            if spool_id is not None and not self._advance_spool(
+                conn,
+                spool_id,
+                upto_seq,
+                sum(s.num_rows for s in segments),
+                {s.project for s in segments},
             ):
                 return  # committed before: a replay racing a drain, or a retried request
             rows = [
@@ -82,12 +73,12 @@ class SqlPredictions(SqlCore):
                     "size_bytes": s.size_bytes,
                     "created_ms": created,
                 }
-                for s in checked
+                for s in segments
             ]
             if rows:
                 conn.execute(SEGMENTS.insert(), rows)
-            if checked:
-                self._audit_segments(conn, checked, spool, upto)
+            if segments:
+                self._audit_segments(conn, segments, spool_id, upto_seq)
 
         self._write(write)
 
@@ -117,17 +108,9 @@ class SqlPredictions(SqlCore):
             },
         )
 
-    def list_prediction_segments(
-        self,
-        project: str,
-        deployment: str | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
+    def _list_prediction_segments(
+        self, project: str, deployment: str | None, start_ms: int | None, end_ms: int | None
     ) -> list[PredictionSegment]:
-        check_name(project, "project")
-        if deployment is not None:
-            check_name(deployment, "deployment")
-        start, end = check_time_range(start_ms, end_ms)
         with self._read() as conn:
             project_id = self._project_id(conn, project)
             query = (
@@ -138,12 +121,14 @@ class SqlPredictions(SqlCore):
             if deployment is not None:
                 query = query.where(SEGMENTS.c.deployment == deployment)
             # hour_ms bounds use the index; the timestamps then drop segments outside the range.
-            if start is not None:
+            if start_ms is not None:
                 query = query.where(
-                    SEGMENTS.c.hour_ms > start - HOUR_MS, SEGMENTS.c.max_timestamp_ms >= start
+                    SEGMENTS.c.hour_ms > start_ms - HOUR_MS, SEGMENTS.c.max_timestamp_ms >= start_ms
                 )
-            if end is not None:
-                query = query.where(SEGMENTS.c.hour_ms < end, SEGMENTS.c.min_timestamp_ms < end)
+            if end_ms is not None:
+                query = query.where(
+                    SEGMENTS.c.hour_ms < end_ms, SEGMENTS.c.min_timestamp_ms < end_ms
+                )
             rows = conn.execute(
                 query.order_by(SEGMENTS.c.hour_ms, SEGMENTS.c.deployment, SEGMENTS.c.id)
             ).all()

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from loopwise.errors import ConflictError, InvalidArgumentError, NotFoundError
-from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
+from loopwise.store.artifacts import ArtifactStore
 from loopwise.store.base import MetricEntry
 from loopwise.store.entities import ArtifactFile, Metric, Run, RunStatus
 from loopwise.store.search import ATTRIBUTES, parse_filter, parse_order_by
@@ -23,11 +23,6 @@ from loopwise.store.sql.schema import METRICS, RUNS, ProjectRow
 from loopwise.store.sql.schema import RUN_ARTIFACTS as ARTIFACTS
 from loopwise.store.sql.schema import RUN_PARAMS as PARAMS
 from loopwise.store.sql.schema import RUN_TAGS as TAGS
-from loopwise.store.validate import (
-    check_metric_entry,
-    check_spool_id,
-    check_string_map,
-)
 
 __all__ = ["SqlRuns", "upsert"]
 
@@ -78,18 +73,13 @@ class SqlRuns(SqlCore):
         self._known_runs: set[str] = set()
 
     # -- runs -----------------------------------------------------------------------------------
-    def create_run(
+    def _create_run(
         self,
         project: str,
         name: str,
-        tags: Mapping[str, str] | None = None,
-        environment: Mapping[str, Any] | None = None,
+        tags: dict[str, str],
+        environment: Mapping[str, Any] | None,
     ) -> Run:
-        if not isinstance(name, str) or not 0 < len(name) <= 250:
-            raise InvalidArgumentError(
-                f"Expected a run name of 1-250 characters, got {name!r}.", parameter="name"
-            )
-        tag_map = check_string_map(tags or {}, "tag")
         run = Run(
             id=uuid.uuid4().hex,
             project=project,
@@ -97,7 +87,7 @@ class SqlRuns(SqlCore):
             status=RunStatus.RUNNING,
             start_ms=now_ms(),
             end_ms=None,
-            tags=tag_map,
+            tags=tags,
             environment=dict(environment or {}),
         )
         run_id = run.id
@@ -115,13 +105,13 @@ class SqlRuns(SqlCore):
                     environment=run.environment,
                 )
             )
-            if tag_map:
+            if tags:
                 conn.execute(
                     TAGS.insert(),
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in tag_map.items()],
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
             self._audit(
-                conn, "run.create", project, f"run:{run_id}", None, {"name": name, "tags": tag_map}
+                conn, "run.create", project, f"run:{run_id}", None, {"name": name, "tags": tags}
             )
 
         self._write(create)
@@ -226,11 +216,8 @@ class SqlRuns(SqlCore):
         self._write(end)
         return self.get_run(run_id)
 
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        rows = [
-            {"run_id": run_id, "key": k, "value": v}
-            for k, v in check_string_map(tags, "tag").items()
-        ]
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
 
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
@@ -255,20 +242,19 @@ class SqlRuns(SqlCore):
 
         self._write(write)
 
-    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        new = check_string_map(params, "param")
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
 
         def write(conn: Connection) -> None:
             self._check_run(conn, run_id)
             existing = dict(
                 conn.execute(
                     select(PARAMS.c.key, PARAMS.c.value).where(
-                        PARAMS.c.run_id == run_id, PARAMS.c.key.in_(list(new))
+                        PARAMS.c.run_id == run_id, PARAMS.c.key.in_(list(params))
                     )
                 ).all()
             )
             changed = {
-                k: (existing[k], v) for k, v in new.items() if k in existing and existing[k] != v
+                k: (existing[k], v) for k, v in params.items() if k in existing and existing[k] != v
             }
             if changed:
                 key, (old, value) = next(iter(changed.items()))
@@ -280,7 +266,7 @@ class SqlRuns(SqlCore):
                 )
             rows = [
                 {"run_id": run_id, "key": k, "value": v}
-                for k, v in new.items()
+                for k, v in params.items()
                 if k not in existing
             ]
             if rows:
@@ -353,12 +339,11 @@ class SqlRuns(SqlCore):
 
         self._write(write)
 
-    def write_spooled_metrics(
+    def _write_spooled_metrics(
         self, entries: Sequence[MetricEntry], spool_id: str, upto_seq: int
     ) -> None:
-        checked = [check_metric_entry(e) for e in entries]
-        self._check_runs({e.run_id for e in checked})
-        self._write_metric_batch(checked, check_spool_id(spool_id), upto_seq)
+        self._check_runs({e.run_id for e in entries})
+        self._write_metric_batch(entries, spool_id, upto_seq)
 
     def _audit_metric_batch(
         self,
@@ -392,15 +377,13 @@ class SqlRuns(SqlCore):
                 for run_id in unknown:
                     self._check_run(conn, run_id)
 
-    def log_metrics(self, entries: Sequence[MetricEntry]) -> None:
-        checked = [check_metric_entry(e) for e in entries]
-        self._check_runs({e.run_id for e in checked})
-        self._write_metric_batch(checked, None, 0)
+    def _log_metrics(self, entries: Sequence[MetricEntry]) -> None:
+        self._check_runs({e.run_id for e in entries})
+        self._write_metric_batch(entries, None, 0)
 
-    def log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
-        checked = [check_metric_entry(e) for e in entries]
-        self._check_runs({e.run_id for e in checked})
-        self._spool.append(checked)
+    def _log_metrics_async(self, entries: Sequence[MetricEntry]) -> None:
+        self._check_runs({e.run_id for e in entries})
+        self._spool.append(entries)
 
     def flush(self) -> None:
         self._spool.flush()
@@ -460,24 +443,18 @@ class SqlRuns(SqlCore):
             return self._assemble(conn, rows, project)
 
     # -- run artifacts --------------------------------------------------------------------------
-    def record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
+    def _record_artifacts(self, run_id: str, files: Sequence[ArtifactFile]) -> None:
         rows = []
         for f in files:
-            path = clean_artifact_path(f.path)
-            if not path:
-                raise InvalidArgumentError(
-                    "Expected an artifact path naming a file, got an empty path.",
-                    parameter="path",
-                )
             if not self.artifacts.exists(f.digest):
                 raise InvalidArgumentError(
-                    f"Artifact {path!r} refers to {f.digest}, which is not in the artifact "
+                    f"Artifact {f.path!r} refers to {f.digest}, which is not in the artifact "
                     "store. Upload the file's bytes first.",
                     parameter="digest",
                     digest=f.digest,
                 )
             rows.append(
-                {"run_id": run_id, "path": path, "digest": f.digest, "size_bytes": f.size_bytes}
+                {"run_id": run_id, "path": f.path, "digest": f.digest, "size_bytes": f.size_bytes}
             )
         if not rows:
             return
@@ -516,8 +493,7 @@ class SqlRuns(SqlCore):
 
         self._write(write)
 
-    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactFile]:
-        prefix = clean_artifact_path(prefix)
+    def _list_artifacts(self, run_id: str, prefix: str) -> list[ArtifactFile]:
         with self._read() as conn:
             self._check_run(conn, run_id)
             query = select(ARTIFACTS).where(ARTIFACTS.c.run_id == run_id).order_by(ARTIFACTS.c.path)
