@@ -8,6 +8,7 @@ fixtures' code reach; ``make test-fast`` runs the rest (``-m "not slow and not e
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
@@ -52,7 +53,8 @@ def postgres() -> Iterator[PostgresServer]:
 
 class ProcessReach:
     """Whether test code reaches a process-starting module, through the functions, classes and
-    fixtures of this ``tests`` package that it names (the library's own code is not followed).
+    fixtures of this ``tests`` package that it names. The library's code is not followed, but a
+    library name whose module imports one (``serving.workers.ModelProcess``) counts.
 
     A static over-approximation: naming ``subprocess`` counts even where it is only a value.
     """
@@ -69,7 +71,7 @@ class ProcessReach:
             if key in seen or self._known.get(key) is False:
                 continue
             seen.add(key)
-            if self._known.get(key) or _is_process_module(obj):
+            if _is_process_module(obj) or _from_process_starting_module(obj):
                 return True
             stack.extend(_named_by(obj, cls))
         for key in seen:  # nothing reachable from them starts a process
@@ -79,6 +81,14 @@ class ProcessReach:
 
 def _is_process_module(obj: object) -> bool:
     return isinstance(obj, ModuleType) and obj.__name__.split(".")[0] in PROCESS_MODULES
+
+
+def _from_process_starting_module(obj: object) -> bool:
+    module = getattr(obj, "__module__", None)
+    if not isinstance(module, str) or not module.startswith("loopwise."):
+        return False
+    namespace = vars(sys.modules[module]) if module in sys.modules else {}
+    return any(_is_process_module(value) for value in namespace.values())
 
 
 def _ours(obj: object) -> bool:
