@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from loopwise.errors import InvalidArgumentError, require_extra
-from loopwise.monitoring.report_html import CSS, Charts, esc, table, utc_text
+from loopwise.monitoring.report.html import CSS, Charts, esc, table, utc_text
 from loopwise.store import AutopilotDecision
 
 __all__ = ["render_report", "write_report"]

@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from loopwise.data.column_profile import ColumnProfile
-from loopwise.data.profiles import Profile, profile
-from loopwise.data.stattests import Sample, get_stat_test
+from loopwise.data.drift.stattests import Sample, get_stat_test
+from loopwise.data.profiles import ColumnProfile, Profile, profile
 from loopwise.errors import InvalidArgumentError
 
 __all__ = ["QUANTILE_POINTS", "ColumnSkew", "SkewReport", "skew"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopwise.data.stattests import STAT_TESTS
+from loopwise.data.drift.stattests import STAT_TESTS
 from loopwise.monitoring.report.html import DASH, chart_text, fmt
 
 __all__ = [
