@@ -15,8 +15,9 @@ import pytest
 from fastapi import FastAPI
 
 from loopwise.server import create_app
-from loopwise.store import Store, TrafficPlan, open_store, remote_autopilot
+from loopwise.store import Store, TrafficPlan, open_store
 from loopwise.store.remote import RemoteStore
+from loopwise.store.remote import autopilot as remote_autopilot
 
 from ..server.harness import AppTransport, serve_in_thread
 from .access_conformance import AccessConformance

@@ -1,7 +1,12 @@
 """The store interface: everything durable in Loopwise goes through these methods.
 
-Backends (embedded SQLite, PostgreSQL, and later the remote control plane) implement this
-class and must pass the conformance suite in ``tests/store/conformance.py``.
+Each public method is the one front door of its operation: it checks its arguments once, then
+calls a protected hook (``raise_alert`` -> ``_raise_alert``) that does only the backend's work
+with checked values (httpx's ``Client.send`` over ``BaseTransport.handle_request``). Checks that
+need the backend's state (not found, conflicts) stay in the hooks. Backends (SQLite and
+PostgreSQL in ``store/sql/``, the control plane in ``store/remote/``) implement the hooks and the
+abstract methods that need no check, and must pass the conformance suite in
+``tests/store/conformance.py``.
 """
 
 from __future__ import annotations
@@ -149,11 +154,7 @@ class Store(ABC):
 
     @abstractmethod
     def _create_run(
-        self,
-        project: str,
-        name: str,
-        tags: dict[str, str],
-        environment: Mapping[str, Any] | None,
+        self, project: str, name: str, tags: dict[str, str], environment: Mapping[str, Any] | None
     ) -> Run: ...
 
     @abstractmethod
@@ -250,7 +251,6 @@ class Store(ABC):
     @abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
-    @abstractmethod
     def search_runs(
         self,
         project: str,
@@ -259,6 +259,14 @@ class Store(ABC):
         max_results: int = 1000,
     ) -> list[Run]:
         """Runs of a project matching e.g. ``metrics.auc > 0.8 and params.model = 'hgb'``."""
+        # The SQL backend checks the arguments as it parses them; through the remote backend,
+        # the server's request schema refuses a bad one first, with its own message.
+        return self._search_runs(project, filter_string, order_by, max_results)
+
+    @abstractmethod
+    def _search_runs(
+        self, project: str, filter_string: str, order_by: Sequence[str], max_results: int
+    ) -> list[Run]: ...
 
     # -- run artifacts ------------------------------------------------------------------------
     def log_artifact(
@@ -356,32 +364,22 @@ class Store(ABC):
         ``profile_digest`` names the blob of the version's profile, where it has one.
         """
         check_name(name, "dataset")
-        return self._create_dataset_version(
-            project,
-            name,
-            content_hash=content_hash,
-            artifact_digest=artifact_digest,
-            num_rows=num_rows,
-            schema=schema,
-            split=check_optional_name(split, "split"),
-            description=check_text(description, "description"),
-            profile_digest=check_optional_digest(profile_digest, "profile_digest"),
-        )
+        fields = {
+            "content_hash": content_hash,
+            "artifact_digest": artifact_digest,
+            "num_rows": num_rows,
+            "schema": dict(schema),
+            "split": check_optional_name(split, "split"),
+            "description": check_text(description, "description"),
+            "profile_digest": check_optional_digest(profile_digest, "profile_digest"),
+        }
+        return self._create_dataset_version(project, name, fields)
 
     @abstractmethod
     def _create_dataset_version(
-        self,
-        project: str,
-        name: str,
-        *,
-        content_hash: str,
-        artifact_digest: str,
-        num_rows: int,
-        schema: Mapping[str, str],
-        split: str | None,
-        description: str | None,
-        profile_digest: str | None,
-    ) -> tuple[DatasetVersion, bool]: ...
+        self, project: str, name: str, fields: Mapping[str, Any]
+    ) -> tuple[DatasetVersion, bool]:
+        """``fields``: the keyword arguments of ``create_dataset_version``, checked."""
 
     @abstractmethod
     def get_dataset_version(
@@ -471,30 +469,21 @@ class Store(ABC):
     ) -> ModelVersion:
         """Next version number under ``name``; records the run's metrics and datasets."""
         check_name(name, "model")
-        return self._create_model_version(
-            project,
-            name,
-            flavour=check_flavour(flavour),
-            artifact_digest=artifact_digest,
-            run_id=run_id,
-            signature=signature,
-            metadata=metadata,
-            description=check_text(description, "description"),
-        )
+        fields = {
+            "flavour": check_flavour(flavour),
+            "artifact_digest": artifact_digest,
+            "run_id": run_id,
+            "signature": dict(signature) if signature is not None else None,
+            "metadata": dict(metadata) if metadata is not None else None,
+            "description": check_text(description, "description"),
+        }
+        return self._create_model_version(project, name, fields)
 
     @abstractmethod
     def _create_model_version(
-        self,
-        project: str,
-        name: str,
-        *,
-        flavour: str,
-        artifact_digest: str,
-        run_id: str | None,
-        signature: Mapping[str, Any] | None,
-        metadata: Mapping[str, Any] | None,
-        description: str | None,
-    ) -> ModelVersion: ...
+        self, project: str, name: str, fields: Mapping[str, Any]
+    ) -> ModelVersion:
+        """``fields``: the keyword arguments of ``create_model_version``, checked."""
 
     @abstractmethod
     def get_model_version(self, project: str, name: str, version: int) -> ModelVersion: ...
@@ -570,12 +559,7 @@ class Store(ABC):
 
     @abstractmethod
     def _set_deployment_plan(
-        self,
-        project: str,
-        name: str,
-        plan: TrafficPlan,
-        reason: str,
-        expected_revision: int | None,
+        self, project: str, name: str, plan: TrafficPlan, reason: str, expected_revision: int | None
     ) -> Deployment: ...
 
     def deployment_history(self, project: str, name: str) -> list[DeploymentChange]:
@@ -609,12 +593,7 @@ class Store(ABC):
 
     @abstractmethod
     def _rollback_deployment(
-        self,
-        project: str,
-        name: str,
-        reason: str,
-        to_revision: int | None,
-        expected_revision: int | None,
+        self, project: str, name: str, reason: str, to_revision: int | None, expected: int | None
     ) -> Deployment: ...
 
     # -- the autopilot: each deployment's policy and the decisions taken under it ----------------
@@ -761,20 +740,14 @@ class Store(ABC):
         check_name(deployment, "deployment")
         checked = check_outcomes(outcomes)
         repeats = len(outcomes) - len(checked)  # the same outcome twice in the batch
-        return self._record_outcomes(
-            project, deployment, checked, repeats, check_overwrite(overwrite)
-        )
+        receipt = self._record_outcomes(project, deployment, checked, check_overwrite(overwrite))
+        return OutcomeReceipt(0, repeats) + receipt
 
     @abstractmethod
     def _record_outcomes(
-        self,
-        project: str,
-        deployment: str,
-        outcomes: Sequence[CheckedOutcome],
-        repeats: int,
-        overwrite: bool,
+        self, project: str, deployment: str, outcomes: Sequence[CheckedOutcome], overwrite: bool
     ) -> OutcomeReceipt:
-        """``outcomes`` without repeats, of which the batch had ``repeats`` (duplicates)."""
+        """``outcomes``: checked, without repeats (the front door counts those as duplicates)."""
 
     def get_outcomes(
         self, project: str, deployment: str, request_ids: Sequence[str]
@@ -841,12 +814,7 @@ class Store(ABC):
 
     @abstractmethod
     def _list_alerts(
-        self,
-        project: str,
-        deployment: str | None,
-        status: str | None,
-        since_ms: int | None,
-        limit: int,
+        self, project: str, deployment: str | None, status: str | None, since: int | None, rows: int
     ) -> list[Alert]: ...
 
     def get_alert(self, project: str, alert_id: int) -> Alert:

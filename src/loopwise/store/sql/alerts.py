@@ -120,12 +120,7 @@ class SqlAlerts(SqlCore):
         return self._write(write)
 
     def _list_alerts(
-        self,
-        project: str,
-        deployment: str | None,
-        status: str | None,
-        since_ms: int | None,
-        limit: int,
+        self, project: str, deployment: str | None, status: str | None, since: int | None, rows: int
     ) -> list[Alert]:
         with self._read() as conn:
             query = select(ALERTS).where(ALERTS.c.project_id == self._project_id(conn, project))
@@ -133,9 +128,9 @@ class SqlAlerts(SqlCore):
                 query = query.where(ALERTS.c.deployment == deployment)
             if status is not None:
                 query = query.where(ALERTS.c.status == status)
-            if since_ms is not None:
-                query = query.where(ALERTS.c.last_seen_ms >= since_ms)
-            query = query.order_by(ALERTS.c.last_seen_ms.desc(), ALERTS.c.id.desc()).limit(limit)
+            if since is not None:
+                query = query.where(ALERTS.c.last_seen_ms >= since)
+            query = query.order_by(ALERTS.c.last_seen_ms.desc(), ALERTS.c.id.desc()).limit(rows)
             return [_alert(row, project) for row in conn.execute(query)]
 
     def _get_alert(self, project: str, alert_id: int) -> Alert:

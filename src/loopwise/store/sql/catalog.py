@@ -53,24 +53,14 @@ def _json_number(value: float) -> float | str:
 class SqlCatalog(SqlRuns):
     # -- datasets -------------------------------------------------------------------------------
     def _create_dataset_version(
-        self,
-        project: str,
-        name: str,
-        *,
-        content_hash: str,
-        artifact_digest: str,
-        num_rows: int,
-        schema: Mapping[str, str],
-        split: str | None,
-        description: str | None,
-        profile_digest: str | None,
+        self, project: str, name: str, fields: Mapping[str, Any]
     ) -> tuple[DatasetVersion, bool]:
         def existing(conn: Connection, project_id: int) -> Any:
             return conn.execute(
                 select(DATASETS).where(
                     DATASETS.c.project_id == project_id,
                     DATASETS.c.name == name,
-                    DATASETS.c.content_hash == content_hash,
+                    DATASETS.c.content_hash == fields["content_hash"],
                 )
             ).first()
 
@@ -89,14 +79,8 @@ class SqlCatalog(SqlRuns):
                     project_id=project_id,
                     name=name,
                     version=(latest or 0) + 1,
-                    content_hash=content_hash,
-                    artifact_digest=artifact_digest,
-                    num_rows=num_rows,
-                    schema=dict(schema),
-                    split=split,
-                    description=description,
                     created_ms=now_ms(),
-                    profile_digest=profile_digest,
+                    **fields,
                 )
             )
             self._audit(
@@ -106,9 +90,9 @@ class SqlCatalog(SqlRuns):
                 f"dataset:{name}/{(latest or 0) + 1}",
                 None,
                 {
-                    "content_hash": content_hash,
-                    "artifact_digest": artifact_digest,
-                    "rows": num_rows,
+                    "content_hash": fields["content_hash"],
+                    "artifact_digest": fields["artifact_digest"],
+                    "rows": fields["num_rows"],
                 },
             )
             return existing(conn, project_id), True
@@ -267,17 +251,9 @@ class SqlCatalog(SqlRuns):
         )
 
     def _create_model_version(
-        self,
-        project: str,
-        name: str,
-        *,
-        flavour: str,
-        artifact_digest: str,
-        run_id: str | None,
-        signature: Mapping[str, Any] | None,
-        metadata: Mapping[str, Any] | None,
-        description: str | None,
+        self, project: str, name: str, fields: Mapping[str, Any]
     ) -> ModelVersion:
+        run_id = fields["run_id"]
         metrics: dict[str, float] = {}
         datasets: list[str] = []
         if run_id is not None:
@@ -313,14 +289,14 @@ class SqlCatalog(SqlRuns):
                 VERSIONS.insert().values(
                     model_id=model_id,
                     version=version,
-                    flavour=flavour,
-                    artifact_digest=artifact_digest,
+                    flavour=fields["flavour"],
+                    artifact_digest=fields["artifact_digest"],
                     run_id=run_id,
-                    signature=dict(signature) if signature is not None else None,
-                    metadata=dict(metadata or {}),
+                    signature=fields["signature"],
+                    metadata=fields["metadata"] or {},
                     metrics={k: _json_number(v) for k, v in metrics.items()},
                     datasets=datasets,
-                    description=description,
+                    description=fields["description"],
                     created_ms=now_ms(),
                 )
             )
@@ -330,7 +306,7 @@ class SqlCatalog(SqlRuns):
                 project,
                 f"model:{name}/{version}",
                 None,
-                {"flavour": flavour, "artifact_digest": artifact_digest, "run_id": run_id},
+                {key: fields[key] for key in ("flavour", "artifact_digest", "run_id")},
             )
             return version
 

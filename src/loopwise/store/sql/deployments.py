@@ -208,12 +208,7 @@ class SqlDeployments(SqlCatalog):
         return [_deployment(row, project) for row in rows]
 
     def _set_deployment_plan(
-        self,
-        project: str,
-        name: str,
-        plan: TrafficPlan,
-        reason: str,
-        expected_revision: int | None,
+        self, project: str, name: str, plan: TrafficPlan, reason: str, expected_revision: int | None
     ) -> Deployment:
         def change(conn: Connection) -> Deployment:
             row = self._deployment_row(conn, project, name, lock=True)
@@ -235,16 +230,11 @@ class SqlDeployments(SqlCatalog):
         return [_change(r) for r in rows]
 
     def _rollback_deployment(
-        self,
-        project: str,
-        name: str,
-        reason: str,
-        to_revision: int | None,
-        expected_revision: int | None,
+        self, project: str, name: str, reason: str, to_revision: int | None, expected: int | None
     ) -> Deployment:
         def rollback(conn: Connection) -> Deployment:
             row = self._deployment_row(conn, project, name, lock=True)
-            _check_expected(row, project, expected_revision)
+            _check_expected(row, project, expected)
             history = {
                 r.revision: _change(r)
                 for r in conn.execute(select(CHANGES).where(CHANGES.c.deployment_id == row.id))

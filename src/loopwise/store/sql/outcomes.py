@@ -51,12 +51,7 @@ def _outcome(row: Any) -> Outcome:
 
 class SqlOutcomes(SqlCore):
     def _record_outcomes(
-        self,
-        project: str,
-        deployment: str,
-        outcomes: Sequence[CheckedOutcome],
-        repeats: int,
-        overwrite: bool,
+        self, project: str, deployment: str, outcomes: Sequence[CheckedOutcome], overwrite: bool
     ) -> OutcomeReceipt:
         received = now_ms()
         rows: list[dict[str, Any]] = [
@@ -110,12 +105,12 @@ class SqlOutcomes(SqlCore):
                     None,
                     {"new": new, "updated": updated, "updated_ids": ids[:50] if updated else []},
                 )
-            return OutcomeReceipt(new, duplicates + repeats, updated, [] if overwrite else ids)
+            return OutcomeReceipt(new, duplicates, updated, [] if overwrite else ids)
 
         if not rows:
             with self._read() as conn:
                 self._project_id(conn, project)  # an unknown project is still an error
-            return OutcomeReceipt(0, repeats)
+            return OutcomeReceipt(0, 0)
         return self._write(write)
 
     def _stored_values(

@@ -74,11 +74,7 @@ class SqlRuns(SqlCore):
 
     # -- runs -----------------------------------------------------------------------------------
     def _create_run(
-        self,
-        project: str,
-        name: str,
-        tags: dict[str, str],
-        environment: Mapping[str, Any] | None,
+        self, project: str, name: str, tags: dict[str, str], environment: Mapping[str, Any] | None
     ) -> Run:
         run = Run(
             id=uuid.uuid4().hex,
@@ -402,12 +398,8 @@ class SqlRuns(SqlCore):
         ]
 
     # -- search ---------------------------------------------------------------------------------
-    def search_runs(
-        self,
-        project: str,
-        filter_string: str = "",
-        order_by: Sequence[str] = (),
-        max_results: int = 1000,
+    def _search_runs(
+        self, project: str, filter_string: str, order_by: Sequence[str], max_results: int
     ) -> list[Run]:
         if not isinstance(max_results, int) or max_results < 1:
             raise InvalidArgumentError(
