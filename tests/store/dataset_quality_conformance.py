@@ -11,7 +11,7 @@ import pytest
 
 from loopwise.errors import ConflictError, InvalidArgumentError, NotFoundError
 from loopwise.store import DatasetVersion, Store
-from loopwise.store.validate import MAX_SUITE_CHARS
+from loopwise.store.checks import MAX_SUITE_CHARS
 
 DATA = "sha256:" + "ab" * 32
 PROFILE = "sha256:" + "01" * 32

@@ -16,7 +16,7 @@ import pytest
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.store import Outcome, OutcomeReceipt, Store
-from loopwise.store.monitoring_checks import MAX_DETAILS_CHARS
+from loopwise.store.checks import MAX_DETAILS_CHARS
 
 T0_MS = 1_700_000_000_000
 

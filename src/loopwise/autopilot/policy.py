@@ -23,8 +23,7 @@ from loopwise.autopilot.scoring import METRICS
 from loopwise.errors import InvalidArgumentError, LoopwiseError
 from loopwise.outbound import parse_url, refusal
 from loopwise.pipelines.refs import load_pipeline
-from loopwise.store.autopilot_checks import check_policy_text
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name, check_policy_text
 
 __all__ = [
     "Escalation",

@@ -23,7 +23,7 @@ from loopwise.data.tables import read_table
 from loopwise.data.validation.attached_suites import check_attached_suite
 from loopwise.data.versions import get_dataset, list_datasets, load_dataset, parse_dataset_ref
 from loopwise.store import DatasetVersion, Store
-from loopwise.store.validate import check_name, check_optional_name, check_text
+from loopwise.store.checks import check_name, check_optional_name, check_text
 
 __all__ = [
     "content_hash",

@@ -38,7 +38,7 @@ from loopwise.errors import (
 from loopwise.registry import models as registry
 from loopwise.registry.models import LoadedModel, parse_ref
 from loopwise.store import ModelVersion, Store
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name
 
 __all__ = ["ModelEvent", "ModelState", "ServedModels", "warm_up", "warm_up_input"]
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from loopwise.context import current
 from loopwise.data.validation.suite import Suite, ValidationReport
 from loopwise.errors import InvalidArgumentError, ValidationFailedError, ValidationWarning
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name
 
 __all__ = ["attach_suite", "attached_suite", "check_attached_suite", "detach_suite"]
 
