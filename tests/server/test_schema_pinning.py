@@ -49,7 +49,7 @@ from loopwise.server.schemas import (
     RegisteredModelOut,
     RunOut,
 )
-from loopwise.store import Store, entities, open_store, remote, remote_autopilot, remote_monitoring
+from loopwise.store import Store, entities, open_store, remote
 from loopwise.store.base import MetricEntry
 from loopwise.store.entities import (
     Alert,
@@ -75,15 +75,14 @@ from loopwise.store.entities import (
     Token,
     TrafficPlan,
 )
-from loopwise.store.remote import (
-    RemoteStore,
-    _dataset,
-    _float_in,
-    _model_version,
-    _run,
-    _token,
-)
-from loopwise.store.remote_deployments import _change, _deployment
+from loopwise.store.remote import RemoteStore
+from loopwise.store.remote import alerts as remote_alerts
+from loopwise.store.remote import autopilot as remote_autopilot
+from loopwise.store.remote import outcomes as remote_outcomes
+from loopwise.store.remote.access import _token
+from loopwise.store.remote.catalog import _dataset, _model_version
+from loopwise.store.remote.deployments import _change, _deployment
+from loopwise.store.remote.runs import _run
 
 from .harness import AppTransport
 
@@ -115,7 +114,7 @@ class Inline:
 
 def _metric(d: Mapping[str, Any]) -> Metric:
     # as RemoteStore.get_metric_history decodes each row
-    return Metric(d["key"], _float_in(d["value"]), d["step"], d["timestamp_ms"])
+    return Metric(d["key"], float(d["value"]), d["step"], d["timestamp_ms"])
 
 
 def _decoder(decode: Callable[[Mapping[str, Any]], Any]) -> str:
@@ -216,19 +215,19 @@ PAIRS = [
     Pair(
         Outcome,
         OutcomeOut,
-        Inline(Outcome, remote_monitoring),
+        Inline(Outcome, remote_outcomes),
         Outcome("req-1:0", "employed", 1_700_000_000_000, 1_700_000_000_100),
     ),
     Pair(
         OutcomeReceipt,
         OutcomeReceiptOut,
-        Inline(OutcomeReceipt, remote_monitoring),
+        Inline(OutcomeReceipt, remote_outcomes),
         OutcomeReceipt(new=2, duplicates=1, updated=1, conflicts=["req-9:0"]),
     ),
     Pair(
         Alert,
         AlertOut,
-        Inline(Alert, remote_monitoring),
+        Inline(Alert, remote_alerts),
         Alert(
             id=3,
             project="proj",

@@ -16,8 +16,8 @@ from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from loopwise.store.checks import check_storable_text
+from loopwise.store.codec import json_float
 from loopwise.store.entities import RunStatus
-from loopwise.store.remote import json_float
 
 __all__ = [
     "INT64_MAX",

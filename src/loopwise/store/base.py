@@ -18,12 +18,36 @@ from typing import Any, NamedTuple
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.store.artifacts import ArtifactStore, clean_artifact_path
-from loopwise.store.autopilot_checks import (
+from loopwise.store.checks import (
     CheckedDecision,
+    CheckedOutcome,
+    check_alert,
+    check_alert_id,
+    check_alert_query,
+    check_alias,
     check_autopilot_decision,
+    check_dataset_suite,
     check_decision_page,
+    check_digest_argument,
     check_expected_policy_revision,
+    check_flavour,
+    check_metric_entry,
+    check_name,
+    check_optional_digest,
+    check_optional_name,
+    check_outcomes,
+    check_overwrite,
     check_policy_text,
+    check_prediction_segment,
+    check_reason,
+    check_request_ids,
+    check_revision,
+    check_spool_id,
+    check_string_map,
+    check_text,
+    check_time_range,
+    check_traffic_plan,
+    check_upto_seq,
 )
 from loopwise.store.entities import (
     Alert,
@@ -48,34 +72,6 @@ from loopwise.store.entities import (
     RunStatus,
     Token,
     TrafficPlan,
-)
-from loopwise.store.monitoring_checks import (
-    CheckedOutcome,
-    check_alert,
-    check_alert_id,
-    check_alert_query,
-    check_outcomes,
-    check_overwrite,
-    check_request_ids,
-)
-from loopwise.store.validate import (
-    check_alias,
-    check_dataset_suite,
-    check_digest_argument,
-    check_flavour,
-    check_metric_entry,
-    check_name,
-    check_optional_digest,
-    check_optional_name,
-    check_prediction_segment,
-    check_reason,
-    check_revision,
-    check_spool_id,
-    check_string_map,
-    check_text,
-    check_time_range,
-    check_traffic_plan,
-    check_upto_seq,
 )
 
 __all__ = ["MetricEntry", "Store"]

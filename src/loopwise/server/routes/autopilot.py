@@ -18,7 +18,7 @@ from loopwise.server.routes.common import StoreDep
 from loopwise.server.schemas import Count, Id, Text
 from loopwise.store import AutopilotDecision, AutopilotPolicy, Store
 from loopwise.store.checks import check_policy_text
-from loopwise.store.remote_autopilot import MAX_DECISIONS_PER_CALL
+from loopwise.store.remote.autopilot import MAX_DECISIONS_PER_CALL
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(caller)]

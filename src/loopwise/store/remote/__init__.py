@@ -16,27 +16,18 @@ from loopwise.store.base import Store
 from loopwise.store.codec import json_float
 from loopwise.store.predictions import recover_predictions
 from loopwise.store.remote.access import RemoteAccess
-from loopwise.store.remote.access import _token as _token
 from loopwise.store.remote.alerts import RemoteAlerts
 from loopwise.store.remote.artifacts import RemoteArtifactStore
 from loopwise.store.remote.autopilot import RemoteAutopilot
-from loopwise.store.remote.catalog import _dataset as _dataset
-from loopwise.store.remote.catalog import _model_version as _model_version
 from loopwise.store.remote.client import _Client, tls_context
 from loopwise.store.remote.dataset_quality import RemoteDatasetQuality
 from loopwise.store.remote.deployments import RemoteDeployments
 from loopwise.store.remote.outcomes import RemoteOutcomes
 from loopwise.store.remote.predictions import RemotePredictions
 from loopwise.store.remote.runs import RemoteRuns
-from loopwise.store.remote.runs import _run as _run
 from loopwise.store.spool import MetricSpool, default_spool_dir, recover_spools
 
 __all__ = ["RemoteArtifactStore", "RemoteStore", "default_spool_dir", "json_float"]
-
-# TEMPORARY re-exports (issue 17): tests/server/test_schema_pinning.py imports the decoders
-# _dataset, _float_in, _model_version, _run and _token from here; delete once it imports them
-# from their modules.
-_float_in = float  # "NaN", "Infinity" and "-Infinity" parse as they should
 
 
 class RemoteStore(

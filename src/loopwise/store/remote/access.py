@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopwise.errors import AuthenticationError, StoreError, error_from_dict
+from loopwise.store.checks import INVALID_TOKEN
 from loopwise.store.codec import decode
 from loopwise.store.entities import AuditRecord, AuditVerification, Role, Token
 from loopwise.store.remote.client import API_PREFIX, RemoteCore, segment
-from loopwise.store.validate import INVALID_TOKEN
 
 __all__ = ["RemoteAccess"]
 

@@ -7,7 +7,7 @@ fetched page by page.
 
 from __future__ import annotations
 
-from loopwise.store.autopilot_checks import CheckedDecision
+from loopwise.store.checks import CheckedDecision
 from loopwise.store.codec import decode
 from loopwise.store.entities import AutopilotDecision, AutopilotPolicy
 from loopwise.store.remote.client import RemoteCore, segment

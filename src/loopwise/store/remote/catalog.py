@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from loopwise.store.checks import check_alias
 from loopwise.store.codec import decode
 from loopwise.store.entities import DatasetVersion, ModelVersion, RegisteredModel
 from loopwise.store.remote.client import RemoteCore, segment
-from loopwise.store.validate import check_alias
 
 __all__ = ["RemoteCatalog"]
 

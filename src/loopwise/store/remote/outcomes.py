@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from loopwise.store.checks import CheckedOutcome
 from loopwise.store.codec import decode
 from loopwise.store.entities import Outcome, OutcomeReceipt
-from loopwise.store.monitoring_checks import CheckedOutcome
 from loopwise.store.remote.client import RemoteCore, segment
 
 __all__ = ["MAX_OUTCOMES_PER_CALL", "RemoteOutcomes"]

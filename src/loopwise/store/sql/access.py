@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from loopwise.errors import AuthenticationError, InvalidArgumentError, not_found
 from loopwise.store.actor import current_actor
 from loopwise.store.audit import AuditHead, parse_stored_json, verify_chain
+from loopwise.store.checks import INVALID_TOKEN, check_name
 from loopwise.store.entities import AuditRecord, AuditVerification, Role, Token
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import AUDIT_HEAD, AUDIT_LOG, PROJECTS, TOKENS
-from loopwise.store.validate import INVALID_TOKEN, check_name
 
 __all__ = ["SqlAccess", "parse_secret"]
 

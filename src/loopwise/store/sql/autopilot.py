@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from loopwise.errors import ConflictError, NotFoundError
 from loopwise.store.actor import current_actor
-from loopwise.store.autopilot_checks import CheckedDecision
+from loopwise.store.checks import CheckedDecision
 from loopwise.store.entities import AutopilotDecision, AutopilotPolicy
 from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.deployments import SqlDeployments

@@ -14,13 +14,13 @@ from sqlalchemy.exc import IntegrityError
 
 from loopwise.errors import ConflictError, NotFoundError, not_found
 from loopwise.store.actor import current_actor
+from loopwise.store.checks import check_plan_versions
 from loopwise.store.entities import Deployment, DeploymentChange, TrafficPlan
 from loopwise.store.sql.catalog import SqlCatalog
 from loopwise.store.sql.core import now_ms
 from loopwise.store.sql.schema import DEPLOYMENT_CHANGES as CHANGES
 from loopwise.store.sql.schema import DEPLOYMENTS, MODELS
 from loopwise.store.sql.schema import MODEL_VERSIONS as VERSIONS
-from loopwise.store.validate import check_plan_versions
 
 __all__ = ["SqlDeployments"]
 

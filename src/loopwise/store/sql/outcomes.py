@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from loopwise.store.checks import CheckedOutcome
 from loopwise.store.entities import Outcome, OutcomeReceipt
-from loopwise.store.monitoring_checks import CheckedOutcome
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import OUTCOMES
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from loopwise.store.checks import HOUR_MS
 from loopwise.store.entities import PredictionSegment
 from loopwise.store.sql.core import SqlCore, now_ms
 from loopwise.store.sql.schema import PREDICTION_SEGMENTS as SEGMENTS
 from loopwise.store.sql.schema import PROJECTS
-from loopwise.store.validate import HOUR_MS
 
 __all__ = ["SqlPredictions"]
 
