@@ -293,3 +293,42 @@ def test_dataframes_and_dataset_versions_convert_and_int_feeds_float(ctx: Contex
     assert result.output("version_id") == 4  # got a DatasetVersion of the DataFrame
     assert result.output("half") == 2.5
     assert set(result.executed) == {"frame", "as_version", "width", "version_id", "inc", "half"}
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+@lw.step
+def two_of(a: int, b: int) -> list[int]:
+    return [a, b]
+
+
+@lw.step
+def add_all(values: list[int], offset: int = 0) -> int:
+    return sum(values) + offset
+
+
+@lw.pipeline
+def fan_in(n: int = 1) -> None:
+    first, second = inc(n), inc(2)
+    add_all([first, second, 5])
+    two_of(first, b=3)
+
+
+def test_a_graph_renders_as_dict_text_mermaid_and_dot() -> None:
+    graph = fan_in.build({"n": 2})
+    shown = graph.to_dict()
+    assert shown["params"] == {"n": 2} and [s["name"] for s in shown["steps"]] == graph.order()
+    gathered = next(s for s in shown["steps"] if s["name"] == "add_all")["inputs"]["values"]
+    assert gathered == {
+        "type": "list[int]",
+        "gather": [{"from": "inc.output"}, {"from": "inc-2.output"}, {"value": 5}],
+    }
+    assert ("inc", "two_of", "a") in graph.edges() and len(graph.edges()) == 3
+    text = graph.to_text()
+    assert text.startswith("fan-in  4 steps; params: n=2\n")
+    assert "values: list[int] from [inc.output, inc-2.output, 5]" in text
+    assert "\ninc-2  (step inc)\n" in text and "offset: int = 0" in text
+    assert text == "".join(part for part, _ in graph.text_parts())
+    assert graph.to_mermaid().count("-->") == 3
+    assert graph.to_dot().startswith('digraph "fan-in" {') and graph.to_dot().endswith("}")

@@ -17,9 +17,9 @@ import pytest
 import loopwise as lw
 from loopwise.context import Context
 from loopwise.errors import PipelineFailedError, UnsafeModelError
-from loopwise.pipelines.execute import RECORD_TAG, read_record
 from loopwise.pipelines.materialise import materialise
 from loopwise.pipelines.ports import PortKind
+from loopwise.pipelines.records import RECORD_TAG, read_record
 
 
 class Doubler:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from loopwise.cli import access, autopilot, data, db, deploy, models, monitor, pipelines, runs
-from loopwise.cli.common import State
+from loopwise.cli.common import ExecutorName, State
 from loopwise.cli.output import console, err_console
 from loopwise.cli.reproduce import reproduce
 from loopwise.cli.serve import serve
@@ -82,11 +82,11 @@ def demo(
         bool, typer.Option("--quick", help="A small sample, for a fast look (about 10 s).")
     ] = False,
     executor: Annotated[
-        str,
+        ExecutorName,
         typer.Option(
             "--executor", help="Where the training pipeline's steps run: local, ray or inline."
         ),
-    ] = "local",
+    ] = ExecutorName.local,
 ) -> None:
     """Run the main demo on the bundled ACS data: the training pipeline (load, validate, split,
     train candidates in parallel, evaluate by slice, register), then serving and monitoring."""
@@ -97,7 +97,7 @@ def demo(
         project=State.project or "employment",
         quick=quick,
         console=console,
-        executor=executor,
+        executor=executor.value,
     )
 
 

@@ -6,18 +6,15 @@ Both act on the whole store, not on one project, so they open the store without 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from loopwise import audit
+from loopwise.audit import tokens
+from loopwise.audit.stores import open_existing_store
 from loopwise.cli.common import JsonOption, State
 from loopwise.cli.output import console, err_console, fmt_ms, print_json, safe, table
-from loopwise.errors import NotAStoreError
-from loopwise.store import Store, open_store, resolve_uri
 from loopwise.store.audit import is_unreadable
 from loopwise.store.entities import Role
 
@@ -28,23 +25,6 @@ audit_app = typer.Typer(
     help="Read the audit log of every change, and check that nobody tampered with it.",
     no_args_is_help=True,
 )
-
-
-@contextmanager
-def _open() -> Iterator[Store]:
-    """The store named by --uri; a folder that does not exist is an error, not a new store."""
-    uri = resolve_uri(State.uri)
-    if "://" not in uri and not Path(uri).expanduser().exists():
-        raise NotAStoreError(
-            f"There is no Loopwise store at {uri}. Pass --uri (or set LOOPWISE_URI) to the "
-            "store's folder or database URL.",
-            path=uri,
-        )
-    store = open_store(uri)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 # -- tokens ---------------------------------------------------------------------------------------
@@ -59,8 +39,8 @@ def create_token(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API token and print its secret, once: it is stored only as a salted hash."""
-    with _open() as store:
-        token, secret = store.create_token(role, project=project, name=name)
+    with open_existing_store(State.uri) as store:
+        token, secret = tokens.create_token(role, project=project, name=name, store=store)
     if as_json:
         print_json({"token": token, "secret": secret})
         return
@@ -82,10 +62,10 @@ def list_tokens(
     as_json: JsonOption = False,
 ) -> None:
     """List API tokens (never their secrets)."""
-    with _open() as store:
-        tokens = store.list_tokens(include_revoked=include_revoked)
+    with open_existing_store(State.uri) as store:
+        found = tokens.list_tokens(include_revoked=include_revoked, store=store)
     if as_json:
-        print_json(tokens)
+        print_json(found)
         return
     rows = [
         [
@@ -97,11 +77,11 @@ def list_tokens(
             t.created_by,
             fmt_ms(t.revoked_ms) if t.revoked_ms is not None else "",
         ]
-        for t in tokens
+        for t in found
     ]
     columns = ["id", "name", "role", "project", "created", "by", "revoked"]
     table(
-        f"{len(tokens)} token(s)",
+        f"{len(found)} token(s)",
         columns if include_revoked else columns[:-1],
         [row if include_revoked else row[:-1] for row in rows],
     )
@@ -113,8 +93,8 @@ def revoke_token(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke an API token: its secret stops working at once."""
-    with _open() as store:
-        token = store.revoke_token(token_id)
+    with open_existing_store(State.uri) as store:
+        token = tokens.revoke_token(token_id, store=store)
     if as_json:
         print_json(token)
         return
@@ -170,7 +150,7 @@ def log(
     as_json: JsonOption = False,
 ) -> None:
     """List recorded changes, oldest first: who did what to which object, before → after."""
-    with _open() as store:
+    with open_existing_store(State.uri) as store:
         records = audit.audit_log(since, after_seq=after, limit=limit, store=store)
     if as_json:
         print_json(records)
@@ -204,7 +184,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check the audit log's hash chain; exit 1 naming the first broken record and why."""
-    with _open() as store:
+    with open_existing_store(State.uri) as store:
         result = audit.verify(anchor, store=store)
     if as_json:
         print_json(result)

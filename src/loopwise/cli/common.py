@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,11 +12,19 @@ import loopwise as lw
 if TYPE_CHECKING:
     from loopwise.context import Context
 
-__all__ = ["JsonOption", "State", "open_context"]
+__all__ = ["ExecutorName", "JsonOption", "State", "open_context"]
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
 ]
+
+
+class ExecutorName(StrEnum):
+    """Where a pipeline's steps run (``loopwise.pipelines.run``'s ``executor``)."""
+
+    local = "local"
+    ray = "ray"
+    inline = "inline"
 
 
 class State:

@@ -11,6 +11,7 @@ from loopwise.cli import drift as drift_cli
 from loopwise.cli import validation
 from loopwise.cli.common import JsonOption, open_context
 from loopwise.cli.output import console, fmt_ms, print_json, safe, table
+from loopwise.tracking.lineage import dataset_runs
 
 app = typer.Typer(help="List and inspect versioned datasets.", no_args_is_help=True)
 
@@ -43,12 +44,12 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a dataset version: schema, size, hash and the runs that used it."""
-    ctx = open_context()
+    open_context()
     # Imported here: commands such as `server` then never load pandas.
     from loopwise.data.datasets import get_dataset
 
     version = get_dataset(ref)
-    runs = ctx.store.dataset_runs(version.id)
+    runs = dataset_runs(version.id)
     if as_json:
         print_json({"dataset": version, "runs": runs})
         return

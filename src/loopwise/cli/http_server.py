@@ -14,6 +14,7 @@ import resource
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HttpLimits",
     "LimitConcurrencyOption",
+    "LogLevel",
     "TimeoutBodyOption",
     "TimeoutHeadersOption",
     "TimeoutKeepAliveOption",
@@ -50,6 +52,17 @@ class HttpLimits:
     """A request line and headers must arrive within this long of their first byte."""
     timeout_body_s: float = 30.0
     """The longest pause allowed between two pieces of a request body."""
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
 
 
 LimitConcurrencyOption = Annotated[

@@ -27,13 +27,14 @@ from rich.text import Text
 
 import loopwise as lw
 from loopwise import pipelines as sdk
-from loopwise.cli.common import JsonOption, State, open_context
+from loopwise.cli.common import ExecutorName, JsonOption, State, open_context
 from loopwise.cli.output import clean, console, err_console, fmt_ms, print_json, safe, table
 from loopwise.cli.runs import _resolve as resolve_run_id
 from loopwise.errors import InvalidArgumentError, LoopwiseError, PipelineFailedError
-from loopwise.pipelines.graph import Constant, Gather, Graph, Pipeline, Upstream, parse_value
-from loopwise.pipelines.ports import describe
+from loopwise.pipelines.graph import Graph, Pipeline, TextRole, params_text
+from loopwise.pipelines.records import run_record
 from loopwise.pipelines.results import StepEvent, StepState
+from loopwise.pipelines.space import parse_grid, parse_space
 
 __all__ = ["app"]
 
@@ -43,12 +44,6 @@ app = typer.Typer(
 )
 
 REF_HELP = "The pipeline: path/to/file.py:name or package.module:name."
-
-
-class ExecutorName(StrEnum):
-    local = "local"
-    ray = "ray"
-    inline = "inline"
 
 
 class GraphFormat(StrEnum):
@@ -244,11 +239,6 @@ def _open_for_writing() -> None:
     lw.init(project=State.project, uri=State.uri)
 
 
-def _params_text(params: dict[str, Any], width: int = 60) -> str:
-    text = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in params.items())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 # -- run and resume ------------------------------------------------------------------------
 
 
@@ -349,9 +339,7 @@ def resume(
 
     Example: loopwise pipeline resume 3f2a1b2c
     """
-    from loopwise.pipelines.execute import RECORD_TAG, read_record
-
-    ctx = open_context()
+    open_context()
     previous = lw.get_run(resolve_run_id(run_id))
     ref = previous.tags.get("loopwise.pipeline_ref")
     if previous.tags.get("loopwise.kind") != "pipeline" or ref is None:
@@ -361,14 +349,13 @@ def resume(
             parameter="run_id",
         )
     pipeline = _load(ref)
-    digest = previous.tags.get(RECORD_TAG)
     # Without a record (the run was killed) run() itself says why it cannot resume.
-    record = read_record(ctx.store, digest) if digest else {}
+    record = run_record(previous) or {}
     graph = pipeline.build(record["params"]) if record else None
     if graph is not None and not as_json:
         console.print(
             f"Resuming {safe(pipeline.name)} run {previous.id} "
-            f"({safe(_params_text(graph.params))}; seed {safe(record.get('seed', 0))})",
+            f"({safe(params_text(graph.params))}; seed {safe(record.get('seed', 0))})",
             highlight=False,
             soft_wrap=True,
         )
@@ -386,106 +373,21 @@ def resume(
 # -- show ----------------------------------------------------------------------------------
 
 
-def _source(binding: Upstream | Constant) -> str:
-    if isinstance(binding, Upstream):
-        return f"{binding.node}.{binding.port}"
-    return json.dumps(binding.value, default=str)
-
-
-def _binding_json(binding: Upstream | Constant | Gather) -> dict[str, Any]:
-    if isinstance(binding, Upstream):
-        return {"from": _source(binding)}
-    if isinstance(binding, Constant):
-        return {"value": binding.value}
-    items = [_binding_json(b) for _, b in binding.items]
-    if binding.as_dict:
-        return {"gather": {str(k): item for (k, _), item in zip(binding.items, items, strict=True)}}
-    return {"gather": items}
-
-
-def _binding_text(binding: Upstream | Constant | Gather) -> str:
-    if isinstance(binding, Upstream):
-        return f"from {_source(binding)}"
-    if isinstance(binding, Constant):
-        return f"= {_source(binding)}"
-    if binding.as_dict:
-        return "from {" + ", ".join(f"{k}: {_source(b)}" for k, b in binding.items) + "}"
-    return "from [" + ", ".join(_source(b) for _, b in binding.items) + "]"
-
-
-def _edges(graph: Graph) -> list[tuple[str, str, str]]:
-    """(from node, to node, label) for every output read by an input."""
-    edges = []
-    for name in graph.order():
-        for port, binding in graph.nodes[name].inputs.items():
-            items = binding.items if isinstance(binding, Gather) else ((None, binding),)
-            for _, item in items:
-                if isinstance(item, Upstream):
-                    same = item.port in ("output", port)
-                    edges.append((item.node, name, port if same else f"{item.port} → {port}"))
-    return edges
-
-
-def _graph_json(graph: Graph) -> dict[str, Any]:
-    steps = []
-    for name in graph.order():
-        node = graph.nodes[name]
-        specs = node.step.inputs
-        steps.append(
-            {
-                "name": name,
-                "step": f"{node.step.module}:{node.step.qualname}",
-                "inputs": {
-                    port: {"type": describe(specs[port].port.annotation), **_binding_json(binding)}
-                    for port, binding in node.inputs.items()
-                },
-                "outputs": {p.name: describe(p.annotation) for p in node.step.outputs},
-            }
-        )
-    edges = [{"from": a, "to": b, "label": label} for a, b, label in _edges(graph)]
-    return {"pipeline": graph.pipeline, "params": graph.params, "steps": steps, "edges": edges}
+_STYLES: dict[TextRole, str] = {
+    "pipeline": "bold",
+    "step": "bold cyan",
+    "note": "dim",
+    "constant": "yellow",
+    "upstream": "green",
+    "plain": "",
+}
 
 
 def _print_text(graph: Graph) -> None:
     out = Text()
-    out.append(graph.pipeline, style="bold")
-    out.append(f"  {len(graph.nodes)} steps; params: {_params_text(graph.params, 200) or 'none'}\n")
-    for name in graph.order():
-        node = graph.nodes[name]
-        out.append(f"\n{name}", style="bold cyan")
-        if node.step.qualname != name:
-            out.append(f"  (step {node.step.qualname})", style="dim")
-        out.append("\n")
-        specs = node.step.inputs
-        for i, (port, binding) in enumerate(node.inputs.items()):
-            out.append("    in   " if i == 0 else "         ", style="dim")
-            out.append(f"{port}: {describe(specs[port].port.annotation)} ")
-            out.append(
-                _binding_text(binding), "yellow" if isinstance(binding, Constant) else "green"
-            )
-            out.append("\n")
-        for i, produced in enumerate(node.step.outputs):
-            out.append("    out  " if i == 0 else "         ", style="dim")
-            out.append(f"{produced.name}: {describe(produced.annotation)}\n")
+    for text, role in graph.text_parts():
+        out.append(text, style=_STYLES[role])
     console.print(out, highlight=False, soft_wrap=True, end="")
-
-
-def _mermaid(graph: Graph) -> str:
-    ids = {name: f"s{i}" for i, name in enumerate(graph.order())}
-    lines = ["flowchart LR"]
-    lines += [f'    {ids[name]}["{name}"]' for name in ids]
-    lines += [f'    {ids[a]} -->|"{label}"| {ids[b]}' for a, b, label in _edges(graph)]
-    return "\n".join(lines)
-
-
-def _dot(graph: Graph) -> str:
-    lines = [f"digraph {json.dumps(graph.pipeline)} {{", "    rankdir=LR;", "    node [shape=box];"]
-    lines += [f"    {json.dumps(name)};" for name in graph.order()]
-    lines += [
-        f"    {json.dumps(a)} -> {json.dumps(b)} [label={json.dumps(label)}];"
-        for a, b, label in _edges(graph)
-    ]
-    return "\n".join([*lines, "}"])
 
 
 @app.command("show")
@@ -506,76 +408,19 @@ def show(
     pipeline = _load(ref)
     graph = pipeline.build(pipeline.parse_params(param or []))
     if as_json:
-        print_json(_graph_json(graph))
+        print_json(graph.to_dict())
     elif format is GraphFormat.text:
         _print_text(graph)
     else:
-        print(_mermaid(graph) if format is GraphFormat.mermaid else _dot(graph))
+        print(graph.to_mermaid() if format is GraphFormat.mermaid else graph.to_dot())
 
 
 # -- sweep ---------------------------------------------------------------------------------
 
 
-def _split_values(text: str) -> list[str]:
-    """``0.1,1`` -> two values; commas inside [...] or {...} stay, so lists can be swept."""
-    values, depth, current = [], 0, ""
-    for char in text:
-        depth += char in "[{"
-        depth -= char in "]}"
-        if char == "," and depth == 0:
-            values.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return [*values, current.strip()]
-
-
-def _parse_grid(pipeline: Pipeline, pairs: Sequence[str]) -> dict[str, list[Any]]:
-    specs = pipeline.params
-    grid: dict[str, list[Any]] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        values = _split_values(text)
-        if not sep or not key or "" in values:
-            raise InvalidArgumentError(
-                f"Expected --grid key=v1,v2,…, got {pair!r}.", parameter="grid"
-            )
-        if key in grid:
-            raise InvalidArgumentError(
-                f"--grid {key} is given twice; list all its values once: {key}=v1,v2,…",
-                parameter="grid",
-            )
-        # An unknown key is parsed loosely here; building the pipeline names it as undeclared.
-        annotation = specs[key].annotation if key in specs else Any
-        grid[key] = [parse_value(v, annotation) for v in values]
-    return grid
-
-
-def _parse_space(pairs: Sequence[str]) -> dict[str, Any]:
-    from loopwise.pipelines.sweeps import parse_distribution
-
-    space: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgumentError(
-                f"Expected --random key=DIST, e.g. C=loguniform(1e-3,10), got {pair!r}.",
-                parameter="random",
-            )
-        space[key.strip()] = parse_distribution(text)
-    return space
-
-
 def _missing(value: Any) -> bool:
-    """A point without this metric (the frame has NaN there)."""
+    """A metric a point did not log, or logged as NaN (JSON has no NaN)."""
     return not isinstance(value, int | float) or math.isnan(value)
-
-
-def _metric_order(value: Any, mode: Mode) -> float:
-    if _missing(value):
-        return math.inf  # points without the metric go last
-    return -float(value) if mode is Mode.max else float(value)
 
 
 @app.command("sweep")
@@ -616,8 +461,8 @@ def sweep(
     """
     pipeline = _load(ref)
     fixed = pipeline.parse_params(param or [])
-    chosen_grid = _parse_grid(pipeline, grid or [])
-    space = _parse_space(random_ or [])
+    chosen_grid = parse_grid(pipeline, grid or [])
+    space = parse_space(random_ or [])
     if not chosen_grid and not space:
         raise InvalidArgumentError(
             "A sweep needs the values to try: --grid key=v1,v2,… and/or --random key=DIST "
@@ -638,16 +483,11 @@ def sweep(
             workers=workers,
             on_event=progress,
         )
-    frame = result.frame()
-    metrics = sorted(c[len("metrics.") :] for c in frame.columns if c.startswith("metrics."))
+    ranked = result.ranked(metric, mode.value)
+    metrics = sorted({k for point in ranked for k in point.metrics})
     best_id = None
     if metric is not None and metric in metrics:
         best_id = result.best(metric, mode.value).run_id
-    rows = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
-    # Params as given, not as pandas stored them (a column of 0.5 and 2 becomes floats).
-    params = {r.run_id: r.params for r in result.runs}
-    if metric in metrics:
-        rows.sort(key=lambda r: _metric_order(r.get(f"metrics.{metric}"), mode))
     swept = [*chosen_grid, *space]
     shown = [metric] if metric in metrics else metrics[:3]
     if as_json:
@@ -658,56 +498,41 @@ def sweep(
                 "best": best_id,
                 "points": [
                     {
-                        "run_id": r["run_id"],
-                        "status": r["status"],
-                        "params": params[r["run_id"]],
-                        "metrics": {
-                            k[8:]: v
-                            for k, v in r.items()
-                            if k.startswith("metrics.") and not _missing(v)
-                        },
+                        "run_id": p.run_id,
+                        "status": p.status,
+                        "params": p.params,
+                        "metrics": {k: v for k, v in p.metrics.items() if not _missing(v)},
                     }
-                    for r in rows
+                    for p in ranked
                 ],
             }
         )
     else:
         table(
-            f"sweep {result.sweep_id}: {len(rows)} point(s) of {pipeline.name}",
+            f"sweep {result.sweep_id}: {len(ranked)} point(s) of {pipeline.name}",
             ["", "run", "status", *swept, *shown],
             [
                 [
-                    "★" if r["run_id"] == best_id else "",
-                    _short(r["run_id"]),
-                    r["status"],
-                    *(json.dumps(params[r["run_id"]].get(k), default=str) for k in swept),
-                    *(r.get(f"metrics.{k}") for k in shown),
+                    "★" if p.run_id == best_id else "",
+                    _short(p.run_id),
+                    p.status,
+                    *(json.dumps(p.params.get(k), default=str) for k in swept),
+                    *(p.metrics.get(k, math.nan) for k in shown),
                 ]
-                for r in rows
+                for p in ranked
             ],
         )
         console.print(
             f"{_counts_line(progress.counts())} (steps of all points, shared steps once)\n"
-            f"Compare: loopwise runs compare {' '.join(_short(r['run_id']) for r in rows)}",
+            f"Compare: loopwise runs compare {' '.join(_short(p.run_id) for p in ranked)}",
             highlight=False,
             soft_wrap=True,
         )
     if metric is not None and metric not in metrics:
         result.best(metric, mode.value)  # raises, naming the metrics the points did log
-    failed = [r for r in result.runs if r.failed]
-    if failed:
-        first = failed[0].steps[failed[0].failed[0]]
-        _fail(
-            PipelineFailedError(
-                f"{len(failed)} of {len(result.runs)} points failed; the first, run "
-                f"{failed[0].run_id}, in step {first.node!r}: {first.error}. Fix the step and "
-                f"sweep again (finished steps are cached), or resume one point: "
-                f"`loopwise pipeline resume {failed[0].run_id}`.\n\n"
-                f"{first.traceback or ''}".rstrip(),
-                failed=[r.run_id for r in failed],
-            ),
-            as_json,
-        )
+    failure = result.failure()
+    if failure is not None:
+        _fail(failure, as_json)
 
 
 # -- list ----------------------------------------------------------------------------------

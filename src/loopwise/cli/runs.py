@@ -10,6 +10,7 @@ from rich.text import Text
 import loopwise as lw
 from loopwise.cli.common import JsonOption, open_context
 from loopwise.cli.output import clean, console, fmt_ms, print_json, safe, table
+from loopwise.tracking.lineage import run_artifacts, run_datasets
 
 app = typer.Typer(help="List, inspect and compare tracked runs.", no_args_is_help=True)
 
@@ -67,10 +68,10 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: params, latest metrics, tags, datasets, artifacts and environment."""
-    ctx = open_context()
+    open_context()
     run = lw.get_run(_resolve(run_id))
-    datasets = ctx.store.run_datasets(run.id)
-    artifacts = ctx.store.list_artifacts(run.id)
+    datasets = run_datasets(run.id)
+    artifacts = run_artifacts(run.id)
     if as_json:
         print_json({"run": run, "datasets": datasets, "artifacts": artifacts})
         return

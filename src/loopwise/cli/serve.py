@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,13 +10,19 @@ from loopwise.cli.common import open_context
 from loopwise.cli.http_server import (
     HttpLimits,
     LimitConcurrencyOption,
+    LogLevel,
     TimeoutBodyOption,
     TimeoutHeadersOption,
     TimeoutKeepAliveOption,
     run_app,
 )
 from loopwise.cli.output import console, safe
-from loopwise.errors import InvalidArgumentError, NotFoundError, require_extra
+from loopwise.errors import InvalidArgumentError, require_extra
+from loopwise.serving.options import Compute, LogDurability, ServeOptions
+
+if TYPE_CHECKING:
+    from loopwise.serving.app import ServingApp
+    from loopwise.serving.models import ModelEvent
 
 __all__ = ["serve"]
 
@@ -44,14 +49,14 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
     compute: Annotated[
-        str,
+        Compute,
         typer.Option(
             "--compute",
             help="Where models compute: 'process' (one process per model, beside the event "
             "loop; best for Python models such as scikit-learn's) or 'thread' (in the server's "
             "process; less memory).",
         ),
-    ] = "process",
+    ] = Compute.process,
     slo_ms: Annotated[
         float,
         typer.Option(
@@ -131,14 +136,14 @@ def serve(
         ),
     ] = True,
     log_durability: Annotated[
-        str,
+        LogDurability,
         typer.Option(
             "--log-durability",
             help="'fsync': a logged prediction survives power loss (one fdatasync serves all "
             "requests waiting at that moment); 'write': it survives the server being killed, "
             "not an OS crash, and costs no fsync.",
         ),
-    ] = "fsync",
+    ] = LogDurability.fsync,
     log_window_ms: Annotated[
         float,
         typer.Option(
@@ -179,7 +184,9 @@ def serve(
     timeout_keep_alive: TimeoutKeepAliveOption = HttpLimits.timeout_keep_alive_s,
     timeout_headers: TimeoutHeadersOption = HttpLimits.timeout_headers_s,
     timeout_body: TimeoutBodyOption = HttpLimits.timeout_body_s,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", help="uvicorn's log level.")
+    ] = LogLevel.info,
 ) -> None:
     """Serve registered models and deployments over the Open Inference Protocol (/v2), MLflow's
     /invocations and a plain /predict, with adaptive batching, deadlines and Prometheus /metrics.
@@ -188,127 +195,64 @@ def serve(
     listens; an alias that moves later, or a deployment's new plan, is followed without a
     restart."""
     require_extra("uvicorn", "server")
-    from loopwise.serving import create_serving_app
-    from loopwise.serving.batching import BatchPolicy
-    from loopwise.serving.metrics import ServingMetrics
-    from loopwise.serving.models import ModelEvent, ServedModels
+    # The data plane loads NumPy, pandas and the rest of the server extra: only `serve` needs it.
+    from loopwise.serving.launch import run
 
-    if compute not in ("process", "thread"):
-        raise InvalidArgumentError(
-            f"--compute is {compute!r}; expected 'process' or 'thread'.", parameter="compute"
-        )
-    policy = BatchPolicy(
+    options = ServeOptions(
+        refs=refs or [],
+        deployments=deployments or [],
+        compute=compute,
+        slo_ms=slo_ms,
         max_batch_rows=max_batch_rows,
-        max_wait_s=max_wait_ms / 1000,
-        slo_s=slo_ms / 1000,
+        max_wait_ms=max_wait_ms,
         max_queue_rows=max_queue_rows,
         max_in_flight=max_in_flight,
-    )
-    refs, deployments = refs or [], deployments or []
-    if not refs and not deployments:
-        raise InvalidArgumentError(
-            "Nothing to serve: name models (e.g. `loopwise serve employment@production`) or "
-            "deployments (`--deployment employment-prod`).",
-            parameter="refs",
-        )
-    cache_bytes = _cache_sizes(cache or [])
-    metrics = ServingMetrics()
-
-    def on_event(event: ModelEvent) -> None:
-        which = f"{event.name} version {event.version}"
-        if event.deployment is not None:
-            which += f" (deployment {event.deployment})"
-        if event.kind in ("loaded", "swapped"):
-            metrics.model_loaded(
-                event.name,
-                str(event.version),
-                event.seconds or 0.0,
-                event.nbytes,
-                serving=event.deployment is None,
-            )
-            console.print(
-                f"{'Swapped to' if event.kind == 'swapped' else 'Loaded'} {which} in "
-                f"{event.seconds or 0:.2f} s"
-            )
-        elif event.kind == "evicted":
-            if event.deployment is None:
-                metrics.model_evicted(event.name)
-            console.print(f"Evicted {which} (memory budget)")
-        else:
-            console.print(f"[red]Could not load {safe(which)}[/]: {safe(event.error)}")
-
-    ctx = open_context()
-    for name in deployments:  # say what is wrong before anything loads
-        try:
-            ctx.store.get_deployment(ctx.project, name)
-        except NotFoundError as exc:
-            raise NotFoundError(
-                f"Cannot serve deployment {name!r}: {exc.message} (project {ctx.project!r})",
-                **exc.details,
-            ) from None
-    served = ServedModels(
-        refs,
-        deployments=deployments,
-        store=ctx.store,
-        project=ctx.project,
-        poll_interval_s=poll_s,
-        memory_budget_bytes=int(memory_budget_mb * 2**20) if memory_budget_mb else None,
-        on_event=on_event,
+        poll_s=poll_s,
+        memory_budget_mb=memory_budget_mb,
+        cache_mb=_cache_sizes(cache or []),
+        model_threads=model_threads,
+        log_predictions=log_predictions,
+        log_durability=log_durability,
+        log_window_ms=log_window_ms,
         allow_pickle=allow_pickle,
         trusted_types=trust_types or [],
     )
-    served.start()
-    failed = [s for s in (served.state(n) for n in served.names) if not s.ready]
-    if failed:
-        served.close()
-        raise InvalidArgumentError(
-            "Could not serve "
-            + "; ".join(f"{s.ref}: {s.error}" for s in failed)
-            + ". Check the names with `loopwise models list`.",
-            refs=[s.ref for s in failed],
+
+    def listen(app: ServingApp) -> None:
+        names = [*app.models.names, *options.deployments]
+        console.print(f"Serving {', '.join(names)} on http://{host}:{port}")
+        run_app(
+            app,
+            host=host,
+            port=port,
+            limits=HttpLimits(limit_concurrency, timeout_keep_alive, timeout_headers, timeout_body),
+            log_level=log_level.value,
+            access_log=False,
+            proxy_headers=proxy_headers,
+            timeout_graceful_shutdown=10,
         )
-    spool = None
-    if log_predictions:
-        from loopwise.store.predictions import PredictionSpool
 
-        if log_durability not in ("fsync", "write"):
-            served.close()
-            raise InvalidArgumentError(
-                f"--log-durability is {log_durability!r}; expected 'fsync' or 'write'.",
-                parameter="log_durability",
-            )
-        spool = PredictionSpool(
-            ctx.store,
-            durability=log_durability,  # type: ignore[arg-type]
-            fsync_window_ms=log_window_ms,
-        ).open()
-    app = create_serving_app(
-        served,
-        policies=policy,
-        metrics=metrics,
-        processes=compute == "process",
-        model_threads=model_threads,
-        cache_bytes=cache_bytes,
-        prediction_log=spool,
-        project=ctx.project,
-    )
-    # The prediction log's fsync thread and the alias poller hand the GIL back and forth with
-    # the event loop; the default 5 ms switch interval would add up to 5 ms to every hand-over.
-    sys.setswitchinterval(0.0005)
-    console.print(f"Serving {', '.join([*served.names, *deployments])} on http://{host}:{port}")
-    run_app(
-        app,
-        host=host,
-        port=port,
-        limits=HttpLimits(limit_concurrency, timeout_keep_alive, timeout_headers, timeout_body),
-        log_level=log_level,
-        access_log=False,
-        proxy_headers=proxy_headers,
-        timeout_graceful_shutdown=10,
-    )
+    open_context()
+    run(options, listen, on_event=_print_event)
 
 
-def _cache_sizes(options: list[str]) -> dict[str, int]:
+def _print_event(event: ModelEvent) -> None:
+    which = f"{event.name} version {event.version}"
+    if event.deployment is not None:
+        which += f" (deployment {event.deployment})"
+    if event.kind in ("loaded", "swapped"):
+        console.print(
+            f"{'Swapped to' if event.kind == 'swapped' else 'Loaded'} {which} in "
+            f"{event.seconds or 0:.2f} s"
+        )
+    elif event.kind == "evicted":
+        console.print(f"Evicted {which} (memory budget)")
+    else:
+        console.print(f"[red]Could not load {safe(which)}[/]: {safe(event.error)}")
+
+
+def _cache_sizes(options: list[str]) -> dict[str, float]:
+    """``NAME=MB`` options as MB by name."""
     sizes = {}
     for option in options:
         name, sep, mb = option.partition("=")
@@ -322,5 +266,5 @@ def _cache_sizes(options: list[str]) -> dict[str, int]:
                 "--cache employment=64.",
                 parameter="cache",
             )
-        sizes[name] = int(size * 2**20)
+        sizes[name] = size
     return sizes

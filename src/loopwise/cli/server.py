@@ -11,6 +11,7 @@ from loopwise.cli.common import State
 from loopwise.cli.http_server import (
     HttpLimits,
     LimitConcurrencyOption,
+    LogLevel,
     TimeoutBodyOption,
     TimeoutHeadersOption,
     TimeoutKeepAliveOption,
@@ -78,8 +79,9 @@ def server(
     timeout_headers: TimeoutHeadersOption = HttpLimits.timeout_headers_s,
     timeout_body: TimeoutBodyOption = HttpLimits.timeout_body_s,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error.")
-    ] = "info",
+        LogLevel,
+        typer.Option("--log-level", help="uvicorn's log level: debug, info, warning, error."),
+    ] = LogLevel.info,
     accept_pickle_models: Annotated[
         bool,
         typer.Option(
@@ -180,6 +182,8 @@ def server(
         # The lifespan starts and stops the autopilot's thread; without it there is none.
         lifespan = "on" if autopilot_every else "off"
         limits = HttpLimits(limit_concurrency, timeout_keep_alive, timeout_headers, timeout_body)
-        run_app(app, host=host, port=port, limits=limits, log_level=log_level, lifespan=lifespan)
+        run_app(
+            app, host=host, port=port, limits=limits, log_level=log_level.value, lifespan=lifespan
+        )
     finally:
         store.close()

@@ -15,14 +15,8 @@ if TYPE_CHECKING:
     from loopwise.pipelines.refs import load_pipeline
     from loopwise.pipelines.reproduction import Reproduction, reproduce
     from loopwise.pipelines.runner import run
-    from loopwise.pipelines.sweeps import (
-        Choice,
-        IntUniform,
-        LogUniform,
-        SweepResult,
-        Uniform,
-        sweep,
-    )
+    from loopwise.pipelines.space import Choice, IntUniform, LogUniform, Uniform
+    from loopwise.pipelines.sweeps import SweepResult, sweep
 
 # Defining steps and pipelines needs none of these; running them does. Imported on first use
 # (PEP 562) so that the CLI, which registers its pipeline commands on every call, does not load
@@ -32,11 +26,11 @@ _LAZY = {
     "Reproduction": "loopwise.pipelines.reproduction",
     "reproduce": "loopwise.pipelines.reproduction",
     "run": "loopwise.pipelines.runner",
-    "Choice": "loopwise.pipelines.sweeps",
-    "IntUniform": "loopwise.pipelines.sweeps",
-    "LogUniform": "loopwise.pipelines.sweeps",
+    "Choice": "loopwise.pipelines.space",
+    "IntUniform": "loopwise.pipelines.space",
+    "LogUniform": "loopwise.pipelines.space",
     "SweepResult": "loopwise.pipelines.sweeps",
-    "Uniform": "loopwise.pipelines.sweeps",
+    "Uniform": "loopwise.pipelines.space",
     "sweep": "loopwise.pipelines.sweeps",
 }
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError, NotFoundError
-from loopwise.pipelines.execute import KEY_TAG, RECORD_TAG, read_record
 from loopwise.pipelines.ports import value_hash
+from loopwise.pipelines.records import KEY_TAG, RECORD_TAG, read_record
 from loopwise.store import RunStatus, Store
 from loopwise.store.artifacts import sha256_file
 

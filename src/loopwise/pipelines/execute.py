@@ -28,6 +28,7 @@ from loopwise.errors import InvalidArgumentError, LoopwiseError
 from loopwise.pipelines.loading import import_module_at
 from loopwise.pipelines.materialise import materialise
 from loopwise.pipelines.ports import Port, PortKind, canonical_json, value_hash
+from loopwise.pipelines.records import KEY_TAG, RECORD_TAG, read_record
 from loopwise.pipelines.steps import Step
 from loopwise.registry.flavours import detect_flavour
 from loopwise.store import DatasetVersion, ModelVersion, Store
@@ -35,9 +36,6 @@ from loopwise.tracking.run import start_run
 
 __all__ = ["StepOutcome", "StepTask", "execute_step", "read_record"]
 
-RECORD_TAG = "loopwise.record"
-"""Tag on a finished step run: the digest of its record (a JSON blob in the artifact store)."""
-KEY_TAG = "loopwise.cache_key"
 _INLINE_JSON_CHARS = 4000
 
 
@@ -91,11 +89,6 @@ def _resolve(task: StepTask) -> Any:
 
 
 # -- inputs ------------------------------------------------------------------------------------
-
-
-def read_record(store: Store, digest: str) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(store.artifacts.read_bytes(digest, "step record"))
-    return record
 
 
 def _input_value(

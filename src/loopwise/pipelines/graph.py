@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from loopwise.errors import PipelineDefinitionError
 from loopwise.pipelines.ports import (
@@ -41,6 +41,7 @@ __all__ = [
     "Upstream",
     "current_builder",
     "output",
+    "params_text",
     "pipeline",
 ]
 
@@ -139,6 +140,96 @@ class Graph:
                 return port
         raise KeyError(ref)
 
+    # -- rendering (``loopwise pipeline show``) ------------------------------------------------
+
+    def edges(self) -> list[tuple[str, str, str]]:
+        """(from node, to node, label) for every output read by an input."""
+        edges = []
+        for name in self.order():
+            for port, binding in self.nodes[name].inputs.items():
+                items = binding.items if isinstance(binding, Gather) else ((None, binding),)
+                for _, item in items:
+                    if isinstance(item, Upstream):
+                        same = item.port in ("output", port)
+                        edges.append((item.node, name, port if same else f"{item.port} → {port}"))
+        return edges
+
+    def to_dict(self) -> dict[str, Any]:
+        """The steps in run order, each input's type and source, each output's type, the edges."""
+        steps = []
+        for name in self.order():
+            node = self.nodes[name]
+            specs = node.step.inputs
+            steps.append(
+                {
+                    "name": name,
+                    "step": f"{node.step.module}:{node.step.qualname}",
+                    "inputs": {
+                        port: {
+                            "type": describe(specs[port].port.annotation),
+                            **_binding_dict(binding),
+                        }
+                        for port, binding in node.inputs.items()
+                    },
+                    "outputs": {p.name: describe(p.annotation) for p in node.step.outputs},
+                }
+            )
+        edges = [{"from": a, "to": b, "label": label} for a, b, label in self.edges()]
+        return {"pipeline": self.pipeline, "params": self.params, "steps": steps, "edges": edges}
+
+    def text_parts(self) -> list[tuple[str, TextRole]]:
+        """:meth:`to_text` in pieces, each with the role a terminal may colour it by."""
+        parts: list[tuple[str, TextRole]] = [
+            (self.pipeline, "pipeline"),
+            (
+                f"  {len(self.nodes)} steps; params: {params_text(self.params, 200) or 'none'}\n",
+                "plain",
+            ),
+        ]
+        for name in self.order():
+            node = self.nodes[name]
+            parts.append((f"\n{name}", "step"))
+            if node.step.qualname != name:
+                parts.append((f"  (step {node.step.qualname})", "note"))
+            parts.append(("\n", "plain"))
+            specs = node.step.inputs
+            for i, (port, binding) in enumerate(node.inputs.items()):
+                parts.append(("    in   " if i == 0 else "         ", "note"))
+                parts.append((f"{port}: {describe(specs[port].port.annotation)} ", "plain"))
+                role: TextRole = "constant" if isinstance(binding, Constant) else "upstream"
+                parts.append((_binding_text(binding), role))
+                parts.append(("\n", "plain"))
+            for i, produced in enumerate(node.step.outputs):
+                parts.append(("    out  " if i == 0 else "         ", "note"))
+                parts.append((f"{produced.name}: {describe(produced.annotation)}\n", "plain"))
+        return parts
+
+    def to_text(self) -> str:
+        """Each step in run order: its inputs (where from, with types) and its outputs."""
+        return "".join(text for text, _ in self.text_parts())
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart, to paste into Markdown."""
+        ids = {name: f"s{i}" for i, name in enumerate(self.order())}
+        lines = ["flowchart LR"]
+        lines += [f'    {ids[name]}["{name}"]' for name in ids]
+        lines += [f'    {ids[a]} -->|"{label}"| {ids[b]}' for a, b, label in self.edges()]
+        return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """A Graphviz digraph."""
+        lines = [
+            f"digraph {json.dumps(self.pipeline)} {{",
+            "    rankdir=LR;",
+            "    node [shape=box];",
+        ]
+        lines += [f"    {json.dumps(name)};" for name in self.order()]
+        lines += [
+            f"    {json.dumps(a)} -> {json.dumps(b)} [label={json.dumps(label)}];"
+            for a, b, label in self.edges()
+        ]
+        return "\n".join([*lines, "}"])
+
     def check(self) -> None:
         """Every problem a run would meet before its first step, each naming step and port."""
         for node in self.nodes.values():
@@ -208,6 +299,42 @@ class Graph:
                 annotation,
                 f"output {source.name!r} of step {binding.node!r} ({describe(source.annotation)})",
             )
+
+
+TextRole = Literal["pipeline", "step", "note", "constant", "upstream", "plain"]
+
+
+def params_text(params: Mapping[str, Any], width: int = 60) -> str:
+    """``key=value, …`` with JSON values, cut to ``width`` characters."""
+    text = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in params.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _source(binding: Upstream | Constant) -> str:
+    if isinstance(binding, Upstream):
+        return f"{binding.node}.{binding.port}"
+    return json.dumps(binding.value, default=str)
+
+
+def _binding_dict(binding: Binding) -> dict[str, Any]:
+    if isinstance(binding, Upstream):
+        return {"from": _source(binding)}
+    if isinstance(binding, Constant):
+        return {"value": binding.value}
+    items = [_binding_dict(b) for _, b in binding.items]
+    if binding.as_dict:
+        return {"gather": {str(k): item for (k, _), item in zip(binding.items, items, strict=True)}}
+    return {"gather": items}
+
+
+def _binding_text(binding: Binding) -> str:
+    if isinstance(binding, Upstream):
+        return f"from {_source(binding)}"
+    if isinstance(binding, Constant):
+        return f"= {_source(binding)}"
+    if binding.as_dict:
+        return "from {" + ", ".join(f"{k}: {_source(b)}" for k, b in binding.items) + "}"
+    return "from [" + ", ".join(_source(b) for _, b in binding.items) + "]"
 
 
 def _check_path(node: Node, port: str, value: Any) -> None:

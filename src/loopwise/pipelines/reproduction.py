@@ -49,10 +49,11 @@ from loopwise.pipelines.comparison import (
     step_explanation,
     worst,
 )
-from loopwise.pipelines.execute import RECORD_TAG, StepTask, execute_step, read_record
+from loopwise.pipelines.execute import StepTask, execute_step
 from loopwise.pipelines.fingerprint import fingerprint
 from loopwise.pipelines.loading import import_module_at
 from loopwise.pipelines.ports import PortKind, from_json, port_kind, value_hash
+from loopwise.pipelines.records import RECORD_TAG, read_record
 from loopwise.pipelines.refs import load_pipeline
 from loopwise.pipelines.runner import run as run_pipeline
 from loopwise.pipelines.steps import Step

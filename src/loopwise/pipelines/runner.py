@@ -20,12 +20,13 @@ from typing import Any
 from loopwise.context import current
 from loopwise.errors import InvalidArgumentError, PipelineFailedError
 from loopwise.pipelines.cache import cache_key, lookup, path_hash
-from loopwise.pipelines.execute import RECORD_TAG, StepOutcome, StepTask, read_record
+from loopwise.pipelines.execute import StepOutcome, StepTask
 from loopwise.pipelines.executors import Executor, make_executor
 from loopwise.pipelines.fingerprint import fingerprint, module_label
 from loopwise.pipelines.graph import Constant, Gather, Graph, Node, Pipeline, Upstream
 from loopwise.pipelines.loading import stop_if_loading_script
 from loopwise.pipelines.ports import PortKind, canonical_json, port_kind, value_hash
+from loopwise.pipelines.records import RECORD_TAG, read_record
 from loopwise.pipelines.refs import pipeline_ref
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
 from loopwise.pipelines.steps import Step

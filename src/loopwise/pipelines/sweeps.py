@@ -7,10 +7,7 @@ is a pipeline run tagged with the sweep's id, comparable with ``loopwise runs co
 
 from __future__ import annotations
 
-import itertools
 import math
-import random
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +15,19 @@ from typing import Any
 
 import pandas as pd
 
-from loopwise.errors import InvalidArgumentError
-from loopwise.pipelines.graph import Pipeline, parse_value
+from loopwise.errors import InvalidArgumentError, PipelineFailedError
+from loopwise.pipelines.graph import Pipeline
 from loopwise.pipelines.results import PipelineResult
 from loopwise.pipelines.runner import EventHandler, execute_graphs
+from loopwise.pipelines.space import (
+    Choice,
+    Distribution,
+    IntUniform,
+    LogUniform,
+    Uniform,
+    parse_distribution,
+    points,
+)
 from loopwise.tracking.search import get_run
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "Distribution",
     "IntUniform",
     "LogUniform",
+    "SweepPoint",
     "SweepResult",
     "Uniform",
     "parse_distribution",
@@ -39,140 +46,25 @@ __all__ = [
 SWEEP_TAG = "loopwise.sweep"
 
 
-class Distribution:
-    """A param's range in a random search."""
-
-    def sample(self, rng: random.Random) -> Any:
-        raise NotImplementedError
-
-
 @dataclass(frozen=True)
-class Uniform(Distribution):
-    low: float
-    high: float
+class SweepPoint:
+    """One point of a sweep: its params as given and the metrics its run logged."""
 
-    def sample(self, rng: random.Random) -> float:
-        return rng.uniform(self.low, self.high)
-
-
-@dataclass(frozen=True)
-class LogUniform(Distribution):
-    """Uniform on a log scale, for rates and regularisation strengths."""
-
-    low: float
-    high: float
-
-    def sample(self, rng: random.Random) -> float:
-        return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+    run_id: str
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
 
 
-@dataclass(frozen=True)
-class IntUniform(Distribution):
-    """An integer from ``low`` to ``high``, both included."""
-
-    low: int
-    high: int
-
-    def sample(self, rng: random.Random) -> int:
-        return rng.randint(self.low, self.high)
+def _check_mode(mode: str) -> None:
+    if mode not in ("max", "min"):
+        raise InvalidArgumentError(f"Expected mode 'max' or 'min', got {mode!r}.", parameter="mode")
 
 
-@dataclass(frozen=True)
-class Choice(Distribution):
-    values: tuple[Any, ...]
-
-    def sample(self, rng: random.Random) -> Any:
-        return rng.choice(self.values)
-
-
-_DISTRIBUTION = re.compile(r"^\s*(uniform|loguniform|int|choice)\s*\((.*)\)\s*$", re.IGNORECASE)
-DISTRIBUTION_HELP = "uniform(0.01,0.3), loguniform(1e-4,1), int(2,8) or choice(a,b,c)"
-
-
-def parse_distribution(text: str) -> Distribution:
-    """``uniform(a,b)``, ``loguniform(a,b)``, ``int(a,b)`` or ``choice(x,y,…)``."""
-    match = _DISTRIBUTION.match(text)
-    if match is None:
-        raise InvalidArgumentError(
-            f"Expected a distribution like {DISTRIBUTION_HELP}, got {text!r}.",
-            parameter="space",
-        )
-    name = match.group(1).lower()
-    values = [parse_value(v.strip(), Any) for v in match.group(2).split(",") if v.strip()]
-    if name == "choice":
-        if not values:
-            raise InvalidArgumentError("choice() needs at least one value.", parameter="space")
-        return Choice(tuple(values))
-    if len(values) != 2 or not all(isinstance(v, int | float) for v in values):
-        raise InvalidArgumentError(
-            f"Expected two numbers in {text!r}, e.g. {name}(1, 10).", parameter="space"
-        )
-    low, high = values
-    if not low < high:
-        raise InvalidArgumentError(
-            f"Expected low < high in {text!r}, got {low} and {high}.", parameter="space"
-        )
-    if name == "int":
-        if not (isinstance(low, int) and isinstance(high, int)):
-            raise InvalidArgumentError(f"Expected whole numbers in {text!r}.", parameter="space")
-        return IntUniform(low, high)
-    if name == "loguniform" and low <= 0:
-        raise InvalidArgumentError(
-            f"Expected positive bounds for loguniform, got {text!r}.", parameter="space"
-        )
-    return (
-        LogUniform(float(low), float(high))
-        if name == "loguniform"
-        else Uniform(float(low), float(high))
-    )
-
-
-def points(
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    space: Mapping[str, Distribution] | None = None,
-    samples: int = 0,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """The param sets to run: every grid combination, each with ``samples`` random draws.
-
-    With only a grid, each combination once; with only a space, ``samples`` draws.
-    """
-    grid = dict(grid or {})
-    space = dict(space or {})
-    for key, values in grid.items():
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-            raise InvalidArgumentError(
-                f"Expected a non-empty list of values for grid param {key!r}, got {values!r}.",
-                parameter="grid",
-            )
-    for key, dist in space.items():
-        if not isinstance(dist, Distribution):
-            raise InvalidArgumentError(
-                f"Expected a distribution for param {key!r} (e.g. Uniform(0.01, 0.3)), got "
-                f"{dist!r}.",
-                parameter="space",
-            )
-    both = set(grid) & set(space)
-    if both:
-        raise InvalidArgumentError(
-            f"Params {sorted(both)} are both in the grid and in the random space; pick one.",
-            parameter="space",
-        )
-    if space and (not isinstance(samples, int) or samples < 1):
-        raise InvalidArgumentError(
-            f"Expected samples >= 1 for a random search, got {samples!r}.", parameter="samples"
-        )
-    if not grid and not space:
-        return []
-    combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    if not space:
-        return combos
-    rng = random.Random(seed)
-    return [
-        {**combo, **{key: dist.sample(rng) for key, dist in space.items()}}
-        for combo in combos
-        for _ in range(samples)
-    ]
+def _rank(value: float | None, mode: str) -> float:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return math.inf  # points without the metric go last
+    return -float(value) if mode == "max" else float(value)
 
 
 @dataclass
@@ -198,10 +90,7 @@ class SweepResult:
 
     def best(self, metric: str, mode: str = "max") -> PipelineResult:
         """The finished point with the highest (``mode="min"``: lowest) ``metric``."""
-        if mode not in ("max", "min"):
-            raise InvalidArgumentError(
-                f"Expected mode 'max' or 'min', got {mode!r}.", parameter="mode"
-            )
+        _check_mode(mode)
         frame = self.frame()
         column = f"metrics.{metric}"
         if column not in frame or frame[column].isna().all():
@@ -216,6 +105,35 @@ class SweepResult:
             )
         index = finished[column].idxmax() if mode == "max" else finished[column].idxmin()
         return self.runs[int(str(index))]
+
+    def ranked(self, metric: str | None = None, mode: str = "max") -> list[SweepPoint]:
+        """Every point, best ``metric`` first (``mode="min"``: lowest first), points without it
+        last; in the order they ran when ``metric`` is None."""
+        _check_mode(mode)
+        found = [
+            SweepPoint(
+                r.run_id, r.status, r.params, dict(sorted(get_run(r.run_id).metrics.items()))
+            )
+            for r in self.runs
+        ]
+        if metric is None:
+            return found
+        return sorted(found, key=lambda point: _rank(point.metrics.get(metric), mode))
+
+    def failure(self) -> PipelineFailedError | None:
+        """The error that says which points failed and where the first one did, or None."""
+        failed = [r for r in self.runs if r.failed]
+        if not failed:
+            return None
+        first = failed[0].steps[failed[0].failed[0]]
+        return PipelineFailedError(
+            f"{len(failed)} of {len(self.runs)} points failed; the first, run "
+            f"{failed[0].run_id}, in step {first.node!r}: {first.error}. Fix the step and "
+            f"sweep again (finished steps are cached), or resume one point: "
+            f"`loopwise pipeline resume {failed[0].run_id}`.\n\n"
+            f"{first.traceback or ''}".rstrip(),
+            failed=[r.run_id for r in failed],
+        )
 
 
 def sweep(
