@@ -54,7 +54,7 @@ EXPECTED = {
         "Reproduction", "reproduce",
     ],
     "loopwise.server": ["API_PREFIX", "create_app"],
-    "loopwise.serving": ["create_serving_app"],
+    "loopwise.serving": ["ServeOptions", "create_serving_app", "run"],
     "loopwise.store": [
         "ArtifactFile", "ArtifactStore", "AuditRecord", "AuditVerification",
         "AutopilotDecision", "AutopilotPolicy", "DEFAULT_URI",

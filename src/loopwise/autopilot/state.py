@@ -53,11 +53,6 @@ class Rollout:
         """Read a stored rollout; keys that earlier versions did not write take their defaults."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
-    # TEMPORARY (issue 17): dict-style reads for cli/autopilot.py `status`, which reads
-    # found.rollout['candidate'] and ['step']; delete once it reads the attributes.
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
 
 @dataclass(frozen=True)
 class PendingRetrain:

@@ -217,7 +217,7 @@ def status(name: NameArgument, as_json: JsonOption = False) -> None:
     ]
     if found.rollout:
         rows.append(
-            ["rollout", f"version {found.rollout['candidate']}, step {found.rollout['step'] + 1}"]
+            ["rollout", f"version {found.rollout.candidate}, step {found.rollout.step + 1}"]
         )
     table(f"Autopilot of {name}", ["", "now"], rows)
 

@@ -30,7 +30,7 @@ from loopwise.pipelines.ports import (
     value_matches,
 )
 from loopwise.pipelines.steps import Step, StepOutput, building, current_builder
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name
 
 __all__ = [
     "Constant",

@@ -31,7 +31,7 @@ from loopwise.pipelines.refs import pipeline_ref
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
 from loopwise.pipelines.steps import Step
 from loopwise.store import MetricEntry, RunStatus, Store
-from loopwise.store.validate import check_key
+from loopwise.store.checks import check_key
 from loopwise.tracking.environment import capture_environment
 
 __all__ = ["PIPELINE_KIND", "execute_graphs", "run", "step_seed"]

@@ -25,7 +25,7 @@ from loopwise.pipelines.ports import (
     port_kind,
     storable_hint,
 )
-from loopwise.store.validate import check_name
+from loopwise.store.checks import check_name
 
 __all__ = ["Builder", "InputSpec", "Step", "StepOutput", "building", "current_builder", "step"]
 

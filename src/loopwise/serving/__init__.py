@@ -15,8 +15,8 @@ from loopwise.errors import require_extra
 
 if TYPE_CHECKING:
     from loopwise.serving.app import create_serving_app
-    from loopwise.serving.launch import run as run
-    from loopwise.serving.options import ServeOptions as ServeOptions
+    from loopwise.serving.launch import run
+    from loopwise.serving.options import ServeOptions
 
 _LAZY = {
     "create_serving_app": "loopwise.serving.app",
@@ -40,4 +40,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["create_serving_app"]
+__all__ = ["ServeOptions", "create_serving_app", "run"]
