@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 
@@ -61,6 +61,8 @@ class ProcessReach:
 
     def __init__(self) -> None:
         self._known: dict[int, bool] = {}
+        self.fixtures: Callable[[str], Sequence[object]] = lambda name: ()
+        """The fixture functions a name stands for, where the test being looked at is."""
 
     def any(self, roots: Iterable[object], owner: type | None = None) -> bool:
         seen: set[int] = set()
@@ -74,9 +76,20 @@ class ProcessReach:
             if _is_process_module(obj) or _from_process_starting_module(obj):
                 return True
             stack.extend(_named_by(obj, cls))
+            stack.extend((fixture, None) for fixture in self._requested_by(obj))
         for key in seen:  # nothing reachable from them starts a process
             self._known[key] = False
         return False
+
+    def _requested_by(self, obj: object) -> Iterator[object]:
+        """The fixtures a fixture asks for by name: ``request.getfixturevalue("postgres")``."""
+        if not isinstance(obj, FunctionType) or not _ours(obj):
+            return
+        for code in _codes(obj.__code__):
+            if "getfixturevalue" in code.co_names:
+                for const in code.co_consts:
+                    if isinstance(const, str):
+                        yield from self.fixtures(const)
 
 
 def _is_process_module(obj: object) -> bool:
@@ -147,5 +160,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for definitions in item._fixtureinfo.name2fixturedefs.values()
             for definition in definitions
         ]
+        reach.fixtures = _fixture_lookup(item)
         if reach.any([item.function], item.cls) or reach.any(fixtures):
             item.add_marker(pytest.mark.e2e)
+
+
+def _fixture_lookup(item: pytest.Function) -> Callable[[str], Sequence[object]]:
+    manager = item.session._fixturemanager
+
+    def functions(name: str) -> Sequence[object]:
+        return [definition.func for definition in manager.getfixturedefs(name, item) or ()]
+
+    return functions
