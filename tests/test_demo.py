@@ -47,6 +47,7 @@ def _step_runs(pipeline_run: str) -> dict[str, Run]:
     return {r.tags["loopwise.node"]: r for r in found}
 
 
+@pytest.mark.slow  # a process pool (workers=2) training 4 candidates: ~70 s, the fast tier's critical path
 def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     quiet = Console(file=io.StringIO())
     summary = run_demo(uri=str(tmp_path / "store"), quick=True, console=quiet, workers=2)
