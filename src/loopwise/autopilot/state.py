@@ -10,8 +10,8 @@ The JSON shape is a stored format: ``to_json``/``from_json`` read what earlier v
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Self
 
 __all__ = ["Counts", "PendingRetrain", "Phase", "Rollout", "State"]
 
@@ -23,7 +23,21 @@ had answered (``rollout.serving_counts``)."""
 
 
 @dataclass(frozen=True)
-class Rollout:
+class _Stored:
+    """A frozen part of the state stored as a JSON object of its fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Read a stored part; keys that earlier versions did not write take their defaults."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Rollout(_Stored):
     """A candidate taking traffic step by step (stored as ``State.rollout``)."""
 
     candidate: int
@@ -45,17 +59,9 @@ class Rollout:
     refresh: bool = False
     """A retrain once more after a change (``retrain.refresh_factor``), not a repair."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Rollout:
-        """Read a stored rollout; keys that earlier versions did not write take their defaults."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
 
 @dataclass(frozen=True)
-class PendingRetrain:
+class PendingRetrain(_Stored):
     """A retrain announced but not yet judged (stored as ``State.pending_retrain``): the
     datasets it trains and is gated on, so that a controller killed meanwhile finishes it."""
 
@@ -68,14 +74,6 @@ class PendingRetrain:
     rows: int = 0
     refresh: bool = False
     """A retrain once more after a change (``retrain.refresh_factor``), not a repair."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PendingRetrain:
-        """Read a stored retrain; keys that earlier versions did not write take their defaults."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
