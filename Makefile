@@ -30,7 +30,7 @@ PYTEST_WORKERS ?= 2
 COVERAGE ?= 1
 COV_ARGS := $(if $(filter 1,$(COVERAGE)),--cov --cov-report=)
 test: $(VENV)/.installed-dev lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(COV_ARGS) ; \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(COV_ARGS) ; \
 	status=$$?; $(if $(COV_ARGS),$(BIN)/python tools/coverage_by_package.py;) exit $$status
 
 ## test-fast: the in-process tests only (no server, CLI process, PostgreSQL, Ray, browser, and

@@ -163,6 +163,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reach.fixtures = _fixture_lookup(item)
         if reach.any([item.function], item.cls) or reach.any(fixtures):
             item.add_marker(pytest.mark.e2e)
+    _slow_files_first(items)
+
+
+def _slow_files_first(items: list[pytest.Item]) -> None:
+    """Run the longest files first: those with a ``slow`` test, longest estimate first (the
+    marker's ``seconds=``, an ordering hint only), then those that start processes, then the
+    rest. ``make test`` runs pytest-xdist with ``--dist loadfile --no-loadscope-reorder``, which
+    hands files out in this order, so the long ones start at once and the short ones fill the
+    gaps instead of one worker running a long file alone at the end."""
+
+    def weight(item: pytest.Item) -> float:
+        slow = item.get_closest_marker("slow")
+        if slow is not None:
+            return 1_000.0 + float(slow.kwargs.get("seconds", 0))
+        return float(bool(item.get_closest_marker("e2e")))
+
+    per_file: dict[str, float] = {}
+    for item in items:
+        file = item.nodeid.split("::", 1)[0]
+        per_file[file] = max(per_file.get(file, 0.0), weight(item))
+    items.sort(key=lambda item: -per_file[item.nodeid.split("::", 1)[0]])
 
 
 def _fixture_lookup(item: pytest.Function) -> Callable[[str], Sequence[object]]:

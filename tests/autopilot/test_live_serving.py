@@ -27,7 +27,7 @@ from loopwise.store.predictions import read_predictions
 from ..serving.live import live_serve
 from .world import FEATURES, PIPELINE, policy_text, window_rows
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=50)
 
 DEPLOYMENT = "synth-live"
 WINDOW_S = 8.0

@@ -83,7 +83,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Any, str, str, Path]]:
     process.wait(timeout=30)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_a_1_gb_artifact_streams_both_ways_in_bounded_server_memory(
     served: tuple[Any, str, str, Path], tmp_path: Path
 ) -> None:

@@ -29,7 +29,7 @@ from loopwise.store import ArtifactFile, MetricEntry, Store, open_store
 
 from .harness import serve_in_thread
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=70)
 
 BLOB = b"model bytes"
 SETTINGS = hypothesis.settings(

@@ -24,7 +24,7 @@ from ..server.harness import free_port
 from ..services import missing_service
 from .live import live_serve, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=50)
 
 
 def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ def _cases(acs: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     }
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 def test_verdicts_agree_with_evidently(acs: pd.DataFrame, tmp_path: Path) -> None:
     python = _evidently_python()
     worst = 0.0
