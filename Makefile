@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test test-fast coverage lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-import clean
+.PHONY: demo test system-packages test-fast coverage lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-import clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,14 @@ demo: $(VENV)/.installed-demo
 PYTEST_WORKERS ?= 2
 COVERAGE ?= 1
 COV_ARGS := $(if $(filter 1,$(COVERAGE)),--cov --cov-report=)
-test: $(VENV)/.installed-dev lint typecheck
+test: system-packages $(VENV)/.installed-dev lint typecheck
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(COV_ARGS) ; \
 	status=$$?; $(if $(COV_ARGS),$(BIN)/python tools/coverage_by_package.py;) exit $$status
+
+## system-packages: the Debian packages the tests use (PostgreSQL, Prometheus, wrk, Chromium),
+## installed when missing and this runs as root; otherwise it names the one command to run
+system-packages:
+	tools/system_packages.sh
 
 ## test-fast: the in-process tests only (no server, CLI process, PostgreSQL, Ray, browser, and
 ## nothing marked slow; tests/conftest.py marks the rest e2e), in about 2 minutes
