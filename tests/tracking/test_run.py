@@ -126,11 +126,8 @@ def test_git_state_reports_commit_and_dirty_flag(tmp_path: Path) -> None:
     assert dirty is not None and dirty["dirty"] is True and dirty["diff_sha256"]
 
 
-def test_capture_environment_outside_git_has_no_git(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("loopwise.tracking.environment._entry_point_dir", lambda: tmp_path)
-    assert capture_environment()["git"] is None
+def test_capture_environment_outside_git_has_no_git(tmp_path: Path) -> None:
+    assert capture_environment(tmp_path / "train.py")["git"] is None
 
 
 def test_a_bad_value_in_a_batch_keeps_none_of_it(ctx: Context) -> None:

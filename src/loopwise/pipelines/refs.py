@@ -12,16 +12,23 @@ from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.pipelines.graph import Pipeline
 from loopwise.pipelines.loading import import_module_at
 
-__all__ = ["load_pipeline", "pipeline_ref"]
+__all__ = ["load_pipeline", "pipeline_file", "pipeline_ref"]
+
+
+def pipeline_file(pipeline: Pipeline) -> str | None:
+    """The absolute path of the file that defines ``pipeline`` (None if it has none)."""
+    try:
+        return os.path.abspath(inspect.getfile(pipeline.fn))
+    except TypeError:
+        return None
 
 
 def pipeline_ref(pipeline: Pipeline) -> str:
     """``/abs/path/file.py:name``: what ``load_pipeline`` (and ``loopwise reproduce``) reads."""
-    try:
-        file = inspect.getfile(pipeline.fn)
-    except TypeError:
+    file = pipeline_file(pipeline)
+    if file is None:
         return f"{pipeline.fn.__module__}:{pipeline.fn.__qualname__}"
-    return f"{os.path.abspath(file)}:{pipeline.fn.__qualname__}"
+    return f"{file}:{pipeline.fn.__qualname__}"
 
 
 def load_pipeline(ref: str) -> Pipeline:

@@ -27,7 +27,7 @@ from loopwise.pipelines.graph import Constant, Gather, Graph, Node, Pipeline, Up
 from loopwise.pipelines.loading import stop_if_loading_script
 from loopwise.pipelines.ports import PortKind, canonical_json, port_kind, value_hash
 from loopwise.pipelines.records import RECORD_TAG, read_record
-from loopwise.pipelines.refs import pipeline_ref
+from loopwise.pipelines.refs import pipeline_file, pipeline_ref
 from loopwise.pipelines.results import PipelineResult, StepEvent, StepResult, StepState
 from loopwise.pipelines.steps import Step
 from loopwise.store import MetricEntry, RunStatus, Store
@@ -426,7 +426,7 @@ def execute_graphs(
         raise InvalidArgumentError(f"Expected an integer seed, got {seed!r}.", parameter="seed")
     chosen = make_executor(executor, workers)
     ctx = current()
-    environment = capture_environment()
+    environment = capture_environment(pipeline_file(pipeline))
     point_tags = list(tags) if tags is not None else [{} for _ in graphs]
     run_ids = [
         _start_pipeline_run(ctx.store, ctx.project, pipeline, graph, seed, environment, t)

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["capture_environment", "git_state", "installed_packages"]
+__all__ = ["capture_environment", "code_folder", "git_state", "installed_packages"]
 
 
 @functools.cache
@@ -52,18 +52,39 @@ def git_state(path: Path | None = None) -> dict[str, Any] | None:
     }
 
 
-def _entry_point_dir() -> Path:
+def code_folder(code_file: str | Path | None = None) -> Path:
+    """The folder whose git state describes the code of a run: that of ``code_file`` (a
+    pipeline's file) when given, else that of the script Python was started with, else the
+    working directory. A ``__main__`` that is not the user's code (the ``loopwise`` command in
+    a virtualenv's ``bin``, ``python -m loopwise``, pytest, anything installed under
+    ``sys.prefix``) does not count: its folder is Loopwise's checkout or the virtualenv, not
+    the folder the user works in."""
+    if code_file is not None:
+        return Path(code_file).resolve().parent
     main = getattr(sys.modules.get("__main__"), "__file__", None)
-    return Path(main).resolve().parent if main else Path.cwd()
+    if main and not _installed(Path(main).resolve()):
+        return Path(main).resolve().parent
+    return Path.cwd()
 
 
-def capture_environment() -> dict[str, Any]:
+def _installed(file: Path) -> bool:
+    """Is ``file`` part of an installed tool rather than the user's script?"""
+    roots = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), _PACKAGE_ROOT}
+    return any(file.is_relative_to(root) for root in roots)
+
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the ``loopwise`` package
+
+
+def capture_environment(code_file: str | Path | None = None) -> dict[str, Any]:
+    """Python, platform, host, argv, installed packages, and the git state of the folder that
+    holds the code (``code_folder``: ``code_file``'s, the script's, or the working directory)."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "argv": list(sys.argv),
-        "git": git_state(_entry_point_dir()),
+        "git": git_state(code_folder(code_file)),
         "packages": installed_packages(),
     }
