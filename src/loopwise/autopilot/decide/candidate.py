@@ -32,12 +32,21 @@ __all__ = [
 ]
 
 
+def _end_refresh(state: State) -> State:
+    """A refresh is no drop: once it has been announced (its change point is kept in its
+    ``PendingRetrain``) or could not start, the next drop estimates its own change point
+    instead of training on the refreshed regime's rows (never a mix of old and new)."""
+    state.drop_since_ms, state.awaiting_rows = None, False
+    return state
+
+
 def decide_pipeline_refused(request: RetrainRequest, refusal: str) -> Decision:
     """The operator does not allow the policy's pipeline: nothing is imported, logged or
     counted; each check escalates again (one open alert) until the operator allows it or
     the policy names another."""
+    state = copy.deepcopy(request.state)
     return escalation(
-        copy.deepcopy(request.state),
+        _end_refresh(state) if request.refresh else state,
         f"{request.why}; not retrained: {refusal}",
         request.evidence,
         pause=False,
@@ -51,8 +60,15 @@ def decide_retrain(
 ) -> Decision | None:  # fmt: skip
     """Retrain on ``data`` (the labelled rows since the drop, logged as datasets), refuse
     data that break production's training-data suite, or wait for more rows: a 'hold'
-    decision, unless ``quiet`` (a tick that only looks again records nothing: None)."""
+    decision, unless ``quiet`` (a tick that only looks again records nothing: None). A
+    refresh never waits: production is fine, so without the rows it is given up."""
     state, evidence = copy.deepcopy(request.state), dict(request.evidence)
+    if data is None and request.refresh:
+        summary = (
+            f"{request.why}; fewer than {policy.retrain.min_rows} labelled rows since the "
+            "change within retrain.window: no refresh."
+        )
+        return Decision("observe", summary, _end_refresh(state), evidence)
     if data is None:
         if quiet:
             return None
@@ -67,6 +83,8 @@ def decide_retrain(
     evidence["data"] = {"rows": data.rows, "start_ms": data.start_ms, "end_ms": data.end_ms}
     if data.invalid:
         state.failed_candidates += 1
+        if request.refresh:
+            _end_refresh(state)
         return escalation(
             state,
             f"{request.why}; retraining refused: the recent labelled data break production's "
@@ -85,6 +103,8 @@ def decide_retrain(
         rows=data.rows,
         refresh=request.refresh,
     )
+    if request.refresh:
+        _end_refresh(state)
     summary = f"{request.why}: retraining {policy.retrain.pipeline} on {data.rows:,} labelled rows."
     return Decision("retrain", summary, state, evidence, (FinishRetrain(),))
 
@@ -94,6 +114,8 @@ def decide_pipeline_failed(
 ) -> Decision:
     """The retraining pipeline failed (``error``: the error's JSON envelope body)."""
     state = copy.deepcopy(state)
+    if state.pending_retrain is not None and state.pending_retrain.refresh:
+        _end_refresh(state)  # announced by an earlier version, which kept its regime
     state.pending_retrain = None
     state.failed_candidates += 1
     return escalation(
@@ -134,6 +156,7 @@ def decide_gates(
         return None
     summary = f"Version {candidate} failed its gates: {'; '.join(result.failed)}."
     if pending.refresh:  # production is fine; a refresh that does not help is no failure
+        _end_refresh(state)  # announced by an earlier version, which kept its regime
         return Decision(
             "reject", summary + " Production stays (a refresh, not a repair).", state, evidence
         )
