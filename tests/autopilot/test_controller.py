@@ -96,9 +96,9 @@ def test_broken_inputs_are_escalated_in_their_window_and_never_trained_on(store:
 
 
 def test_failed_candidates_pause_the_autopilot_until_a_person_resumes(store: Context) -> None:
-    # A gate no candidate can pass (it must be 50% better): each retrain is rejected, and the
+    # A gate no candidate can pass (99% better): each retrain is rejected, and the
     # second failure in a row escalates and pauses instead of retraining in a loop.
-    policy = policy_text(gates={"min_improvement": 5.0})
+    policy = policy_text(gates={"min_improvement": 0.99})
     world = World(change=1)
     world.setup(policy)
     world.play(range(0, 5))

@@ -95,3 +95,23 @@ def test_a_refresh_that_cannot_start_leaves_no_drop_behind() -> None:
     held = decide_retrain(policy, refresh, None, now_ms=NOW)
     assert isinstance(held, Decision) and held.kind == "observe"
     assert held.state.drop_since_ms is None and not held.state.awaiting_rows
+
+
+# -- 6: failed candidates count within one episode of trouble --------------------------------
+def test_a_healthy_check_ends_the_episode_and_its_count_of_failed_candidates() -> None:
+    policy = _policy()
+    failed_once = _watching(failed_candidates=1)
+    unmeasured = _check(failed_once, _seen(None, labelled=20), policy=policy)
+    assert isinstance(unmeasured, Decision) and unmeasured.state.failed_candidates == 1
+    healthy = _check(failed_once, _seen(0.9), policy=policy)
+    assert isinstance(healthy, Decision) and healthy.kind == "observe"
+    assert healthy.state.failed_candidates == 0
+    # A transient dip much later: its rejected candidate is the first of a new episode.
+    later = NOW + 7 * DAY_MS
+    dip = _check(healthy.state, _seen(0.6), now_ms=later, change_start_ms=later - 1000)
+    assert isinstance(dip, RetrainRequest)
+    retrain = decide_retrain(policy, dip, _data(2), now_ms=later)
+    assert retrain is not None
+    rejected = decide_gates(policy, retrain.state, 3, "run", _failed_gates())
+    assert rejected is not None and rejected.kind == "reject"
+    assert rejected.state.failed_candidates == 1 and rejected.state.phase == "watching"

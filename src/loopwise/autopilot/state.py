@@ -103,7 +103,9 @@ class State:
     regime_rows: int = 0
     """Labelled rows since that change the production model was trained on."""
     failed_candidates: int = 0
-    """Candidates in a row that failed their gates or were rolled back."""
+    """Candidates in a row that failed their gates or were rolled back within the current
+    episode of trouble: a promotion, a person resuming, or a check that judges production
+    healthy on its labels (no drop) ends the episode and sets it back to 0."""
     rollout: Rollout | None = None
     """The rollout in progress (phase ``rollout``)."""
     pending_retrain: PendingRetrain | None = None

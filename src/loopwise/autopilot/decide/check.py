@@ -132,7 +132,8 @@ def assess_check(
 ) -> Assessment:
     """Judge one check window of production's traffic (``seen``, on ``metric``): keep the
     checks' cadence, take the first baseline, quarantine and escalate broken inputs, test for
-    a drop, and fold a healthy window into the baseline."""
+    a drop, and fold a healthy window into the baseline. A window judged healthy on its labels
+    ends the episode of trouble: ``State.failed_candidates`` starts again from 0."""
     state = copy.deepcopy(state)
     state.metric = metric
     window = duration_ms(policy.monitor.window, "monitor.window")
@@ -177,6 +178,10 @@ def assess_check(
     )
     if not triggered:
         state.drop_since_ms, state.awaiting_rows = None, False
+        if drop.get("source") == "realised" and state.phase == "watching":
+            # Production judged healthy on labels ends the episode: candidates that failed
+            # during it no longer count towards escalation.after_failed_candidates.
+            state.failed_candidates = 0
         if seen.realised is not None and not first:
             # Fold a healthy check into the baseline (a running mean over the latest rows).
             assert state.baseline is not None
