@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 import loopwise as lw
+from loopwise.autopilot.lineage import training_dataset, with_training_data
 from loopwise.autopilot.observe import inputs_of, live_frame
 from loopwise.autopilot.policy import Policy, duration_ms
 from loopwise.autopilot.scoring import (
@@ -50,14 +51,9 @@ class TrainingData:
 def _production_suite(model: str, version: int) -> Any:
     """The validation suite attached to the training data of ``model/version`` (or None)."""
     ctx = current()
-    found = ctx.store.get_model_version(ctx.project, model, version)
-    for ref in found.datasets:
-        name, _, number = ref.partition("/")
-        dataset = ctx.store.get_dataset_version(ctx.project, name, int(number))
-        if dataset.split == "train":
-            attached = attached_suite(name)
-            return None if attached is None else attached[0]
-    return None
+    trained_on = training_dataset(ctx.store.get_model_version(ctx.project, model, version))
+    attached = None if trained_on is None else attached_suite(trained_on.name)
+    return None if attached is None else attached[0]
 
 
 def _findings(suite: Any, frame: pd.DataFrame) -> list[str]:
@@ -129,13 +125,15 @@ def training_data(
 
 
 def run_pipeline(
-    policy: Policy, train_ref: str, settings: OperatorSettings
+    policy: Policy, train_ref: str, settings: OperatorSettings, *, holdout_ref: str | None = None
 ) -> tuple[ModelVersion, str]:
     """Run the retraining pipeline on ``train_ref``; the candidate and the pipeline run's id.
     PermissionDeniedError, before anything is imported, unless ``settings`` allow it.
 
-    Its steps are cached, so running it again after an interruption redoes nothing that
-    finished (the candidate registered before is the one that comes back)."""
+    The candidate names ``train_ref`` (and ``holdout_ref``) as its training data even when the
+    pipeline recorded none (``lineage.with_training_data``). Its steps are cached, so running
+    it again after an interruption redoes nothing that finished (the candidate registered
+    before is the one that comes back)."""
     check_pipeline_allowed(policy.retrain.pipeline, settings)
     found = load_pipeline(policy.retrain.pipeline)
     params = {**policy.retrain.params, policy.retrain.data_param: train_ref}
@@ -146,7 +144,7 @@ def run_pipeline(
             f"step {policy.retrain.candidate_step!r} of {policy.retrain.pipeline} returned "
             f"{type(candidate).__name__}, not a registered model version"
         )
-    return candidate, str(result.run_id)
+    return with_training_data(candidate, train_ref, holdout_ref), str(result.run_id)
 
 
 @dataclass
