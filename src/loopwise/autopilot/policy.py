@@ -2,28 +2,39 @@
 prove, how it rolls out, and when it stops and calls a person.
 
 A policy is one YAML document per deployment (docs/autopilot.md shows every key with its
-default). ``parse_policy`` checks it whole: an unknown key, a value of the wrong type or range,
-or a pipeline that cannot be imported is an ``InvalidArgumentError`` whose ``parameter`` is the
-dotted path of the field (``gates.alpha``), so an invalid policy never replaces a valid one.
+default). ``parse_policy`` checks it whole, in one pass: unknown keys, values of the wrong type
+or outside their bounds (every number has both), settings that contradict each other and a
+pipeline that cannot be imported are all reported by one ``InvalidArgumentError``, whose
+``parameter`` is the dotted path of the first (``gates.alpha``) and whose ``problems`` list each
+(path, what came, what was expected, the sentence), so an invalid policy never replaces a
+valid one and one edit can fix every problem.
 The defaults are meant for any tabular classifier or regressor, not for one data stream.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import yaml
 
+from loopwise.autopilot import policy_fields as F
+from loopwise.autopilot.policy_fields import (
+    MAX_KEY_CHARS,
+    Problem,
+    duration_ms,
+    gathered,
+    quoted,
+    refusal_of,
+)
 from loopwise.autopilot.scoring import METRICS
 from loopwise.errors import InvalidArgumentError, LoopwiseError
-from loopwise.outbound import parse_url, refusal
+from loopwise.outbound import refusal
 from loopwise.pipelines.refs import load_pipeline
-from loopwise.store.checks import check_name, check_policy_text
+from loopwise.store.checks import check_policy_text
 
 __all__ = [
     "Escalation",
@@ -37,219 +48,58 @@ __all__ = [
     "parse_policy",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|D|w|W)\s*$")
-_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "min": 60_000, "h": 3_600_000}
-_UNIT_MS |= {"d": 86_400_000, "D": 86_400_000, "w": 604_800_000, "W": 604_800_000}
 STRATEGIES = ("canary", "blue-green", "shadow")
 TRIGGERS = ("performance", "estimated_performance", "drift")
 
-
-MAX_QUOTED_CHARS = 200
-"""The most of a value an error message quotes (a policy's values are anyone's input)."""
-MAX_KEY_CHARS = 100
-
-
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
-
-
-def _quoted(value: object) -> str:
-    """``repr(value)``, cut to ``MAX_QUOTED_CHARS`` (the cut is marked)."""
-    if isinstance(value, str | int | float | bool | None):
-        shown = repr(value[: MAX_QUOTED_CHARS + 1] if isinstance(value, str) else value)
-    elif isinstance(value, list | tuple | dict | set):
-        shown = _SHORT.repr(value)
-    else:
-        shown = f"a {type(value).__name__}"
-    return shown if len(shown) <= MAX_QUOTED_CHARS else shown[:MAX_QUOTED_CHARS] + "…"
-
-
-def duration_ms(value: object, path: str) -> int:
-    """``"30D"``, ``"12h"``, ``"90m"`` or a number of seconds, in milliseconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return int(value * 1000)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None or float(match.group(1)) <= 0:
-        raise InvalidArgumentError(
-            f"{path}: expected a positive duration such as '30D', '12h', '90m' or a number of "
-            f"seconds, got {_quoted(value)}.",
-            parameter=path,
-        )
-    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
-
-
-# -- field checks: each names the dotted path of what it checks -------------------------------
-
-
-def _number(value: object, path: str, low: float, high: float, *, open_low: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and (value > low if open_low else value >= low) and value <= high:  # type: ignore[operator]
-        return float(value)  # type: ignore[arg-type]
-    bound = f"({low}, {high}]" if open_low else f"[{low}, {high}]"
-    raise InvalidArgumentError(
-        f"{path}: expected a number in {bound}, got {_quoted(value)}.", parameter=path
-    )
-
-
-def _count(value: object, path: str, low: int = 1, high: int = 10**9) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
-        return value
-    raise InvalidArgumentError(
-        f"{path}: expected a whole number from {low} to {high}, got {_quoted(value)}.",
-        parameter=path,
-    )
-
-
-def _text(value: object, path: str) -> str:
-    if isinstance(value, str) and value.strip():
-        return value
-    raise InvalidArgumentError(
-        f"{path}: expected a non-empty string, got {_quoted(value)}.", parameter=path
-    )
-
-
-def _flag(value: object, path: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise InvalidArgumentError(
-        f"{path}: expected true or false, got {_quoted(value)}.", parameter=path
-    )
-
-
-def _optional(check: Callable[..., Any]) -> Callable[..., Any]:
-    def checked(value: object, path: str, *args: Any, **kwargs: Any) -> Any:
-        return None if value is None else check(value, path, *args, **kwargs)
-
-    return checked
-
-
+Checks = dict[str, Any]
+"""Per setting of a section, the function that checks a value given its dotted path (or, for
+a section inside it, the section's class)."""
 S = TypeVar("S")
-Checks = dict[str, Callable[[Any, str], Any]]
-"""Per setting of a section, the function that checks a value given its dotted path."""
 
 
-def _section(cls: type[S], doc: object, path: str) -> S:
+def _section(cls: type[S], doc: object, path: str, problems: list[Problem], **required: Any) -> S:
     """``cls`` built from mapping ``doc``: unknown keys refused, each value checked by the
-    class's ``_checks`` (field name -> function of value and dotted path)."""
+    class's ``_checks`` (field name -> function of value and dotted path). Each problem is
+    added to ``problems``; a setting refused keeps its default, so the rest is still judged."""
     if doc is None:
         doc = {}
     if not isinstance(doc, Mapping):
-        raise InvalidArgumentError(
-            f"{path}: expected a mapping of settings, got {type(doc).__name__}.", parameter=path
-        )
+        problems.append(_problem(path, type(doc).__name__, "a mapping of settings"))
+        return cls(**required)
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     if True in doc and "on" in names:
         # YAML 1.1 reads an unquoted key ``on`` as the boolean true.
         doc = {("on" if k is True else k): v for k, v in doc.items()}
-    unknown = sorted(str(k) for k in doc if k not in names)
-    if unknown:
-        where = f"{path}.{unknown[0][:MAX_KEY_CHARS]}" if path else unknown[0][:MAX_KEY_CHARS]
-        raise InvalidArgumentError(
-            f"{where}: unknown setting{'s' if len(unknown) > 1 else ''} {_quoted(unknown)} in "
-            f"{path or 'the policy'}; the settings there are {names}.",
-            parameter=where,
+    for key in sorted(str(k) for k in doc if k not in names):
+        where = f"{path}.{key[:MAX_KEY_CHARS]}" if path else key[:MAX_KEY_CHARS]
+        problems.append(
+            Problem(
+                where,
+                quoted(key),
+                f"one of {names}",
+                f"{where}: unknown setting {quoted(key)} in {path or 'the policy'}; the "
+                f"settings there are {names}.",
+            )
         )
     checks: Checks = cls.__dict__["_checks"]
-    values = {
-        name: checks[name](doc[name], f"{path}.{name}" if path else name)
-        for name in names
-        if name in doc
-    }
-    return cls(**values)
+    values: dict[str, Any] = {}
+    for name in names:
+        if name not in doc:
+            continue
+        where = f"{path}.{name}" if path else name
+        before, check = len(problems), checks[name]
+        if isinstance(check, type):  # a section: what it holds is judged setting by setting
+            values[name] = _section(check, doc[name], where, problems)
+            continue
+        (value,) = gathered([partial(check, doc[name], where)], problems, where)
+        if len(problems) == before:
+            values[name] = value
+    return cls(**(required | values))
 
 
-def _metric_map(value: object, path: str) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError(
-            f"{path}: expected a mapping of slice column to the lowest acceptable value, e.g. "
-            f"{{SEX: 0.7}}, got {_quoted(value)}.",
-            parameter=path,
-        )
-    return {
-        _text(k, path): _number(v, f"{path}.{str(k)[:MAX_KEY_CHARS]}", -1e12, 1e12)
-        for k, v in value.items()
-    }
-
-
-def _steps(value: object, path: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise InvalidArgumentError(
-            f"{path}: expected a list of candidate shares in percent ending at 100, e.g. "
-            f"[5, 25, 100], got {_quoted(value)}.",
-            parameter=path,
-        )
-    steps = tuple(_count(v, f"{path}[{i}]", 1, 100) for i, v in enumerate(value))
-    if list(steps) != sorted(set(steps)) or steps[-1] != 100:
-        raise InvalidArgumentError(
-            f"{path}: expected increasing shares in percent ending at 100, got {_quoted(list(steps))}.",
-            parameter=path,
-        )
-    return steps
-
-
-def _triggers(value: object, path: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(v in TRIGGERS for v in value):
-        raise InvalidArgumentError(
-            f"{path}: expected a list drawn from {list(TRIGGERS)}, got {_quoted(value)}.",
-            parameter=path,
-        )
-    return tuple(value)
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
-    def check(value: object, path: str) -> str:
-        if value in options:
-            return str(value)
-        raise InvalidArgumentError(
-            f"{path}: expected one of {list(options)}, got {_quoted(value)}.", parameter=path
-        )
-
-    return check
-
-
-def _params(value: object, path: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InvalidArgumentError(
-            f"{path}: expected a mapping of pipeline parameter names to values, got {_quoted(value)}.",
-            parameter=path,
-        )
-    return dict(value)
-
-
-def _alias(value: object, path: str) -> str:
-    text = _text(value, path)
-    try:
-        check_name(text, path)
-    except LoopwiseError as exc:
-        raise InvalidArgumentError(exc.message, parameter=path) from None
-    return text
-
-
-MAX_PIPELINE_CHARS = 1000
-
-
-def _pipeline(value: object, path: str) -> str:
-    text = _text(value, path)
-    if len(text) > MAX_PIPELINE_CHARS:
-        raise InvalidArgumentError(
-            f"{path}: expected a pipeline as 'file.py:name' or 'package.module:name' of at most "
-            f"{MAX_PIPELINE_CHARS} characters, got {_quoted(text)}.",
-            parameter=path,
-        )
-    return text
-
-
-def _url(value: object, path: str) -> str:
-    text = _text(value, path)
-    if not text.startswith(("http://", "https://")):
-        raise InvalidArgumentError(
-            f"{path}: expected an http(s) URL, got {_quoted(value)}.", parameter=path
-        )
-    try:
-        parse_url(text, path)
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"{path}: {exc.message}", parameter=path) from None
-    return text
+def _problem(path: str, got: str, expected: str, hint: str = "") -> Problem:
+    message = f"{path}: expected {expected}, got {got}." + (f" {hint}" if hint else "")
+    return Problem(path or "policy", got, expected, message)
 
 
 # -- the sections ------------------------------------------------------------------------------
@@ -278,13 +128,13 @@ class Monitor:
     escalated and quarantined (never trained on). Skew and drift are recorded as evidence."""
 
     _checks: ClassVar[Checks] = {
-        "window": lambda v, p: (duration_ms(v, p), v)[1],
-        "min_labelled": lambda v, p: _count(v, p, 1),
-        "max_drop": lambda v, p: _number(v, p, 0.0, 1e12),
-        "alpha": lambda v, p: _number(v, p, 0.0, 0.5, open_low=True),
-        "minimum": _optional(lambda v, p: _number(v, p, -1e12, 1e12)),
-        "drift_share": lambda v, p: _number(v, p, 0.0, 1.0, open_low=True),
-        "validation": _flag,
+        "window": F.duration,
+        "min_labelled": lambda v, p: F.count(v, p, 1),
+        "max_drop": lambda v, p: F.share(v, p),
+        "alpha": lambda v, p: F.number(v, p, 0.0, 0.5, open_low=True),
+        "minimum": F.optional(lambda v, p: F.number(v, p, -1e12, 1e12)),
+        "drift_share": lambda v, p: F.number(v, p, 0.0, 1.0, open_low=True),
+        "validation": F.flag,
     }
 
 
@@ -318,17 +168,17 @@ class Retrain:
     """Budget: most retrains in any 24 hours."""
 
     _checks: ClassVar[Checks] = {
-        "pipeline": lambda v, p: _pipeline(v, p),
-        "on": _triggers,
-        "data_param": _text,
-        "params": _params,
-        "candidate_step": _text,
-        "window": lambda v, p: (duration_ms(v, p), v)[1],
-        "min_rows": lambda v, p: _count(v, p, 10),
-        "holdout_fraction": lambda v, p: _number(v, p, 0.0, 0.9, open_low=True),
-        "cooldown": lambda v, p: (duration_ms(v, p), v)[1],
-        "refresh_factor": lambda v, p: _number(v, p, 0.0, 1000.0),
-        "max_per_day": lambda v, p: _count(v, p, 1, 1000),
+        "pipeline": F.pipeline,
+        "on": F.triggers(TRIGGERS),
+        "data_param": F.text,
+        "params": F.params,
+        "candidate_step": F.text,
+        "window": F.duration,
+        "min_rows": lambda v, p: F.count(v, p, 10),
+        "holdout_fraction": lambda v, p: F.number(v, p, 0.0, 0.9, open_low=True),
+        "cooldown": F.duration,
+        "refresh_factor": lambda v, p: F.number(v, p, 0.0, 1000.0),
+        "max_per_day": lambda v, p: F.count(v, p, 1, 1000),
     }
 
 
@@ -350,12 +200,12 @@ class Gates:
     """The training data must pass production's training-data validation suite."""
 
     _checks: ClassVar[Checks] = {
-        "min_improvement": lambda v, p: _number(v, p, 0.0, 1e12),
-        "alpha": lambda v, p: _number(v, p, 0.0, 0.5, open_low=True),
-        "slice_minimums": _metric_map,
-        "min_slice_rows": lambda v, p: _count(v, p, 1),
-        "latency_ms": _optional(lambda v, p: _number(v, p, 0.0, 1e9, open_low=True)),
-        "validate_data": _flag,
+        "min_improvement": lambda v, p: F.share(v, p),
+        "alpha": lambda v, p: F.number(v, p, 0.0, 0.5, open_low=True),
+        "slice_minimums": F.metric_map,
+        "min_slice_rows": lambda v, p: F.count(v, p, 1),
+        "latency_ms": F.optional(lambda v, p: F.number(v, p, 0.0, 1e9, open_low=True)),
+        "validate_data": F.flag,
     }
 
 
@@ -368,7 +218,10 @@ class Rollout:
     steps: tuple[int, ...] = (5, 25, 100)
     """The candidate's share at each canary step, in percent."""
     min_samples: int = 200
-    """Labelled predictions per version before a step can advance."""
+    """Labelled predictions per version that decide a step at the latest. A step is judged
+    at every tick (a group-sequential test, whose boundary is strictest early on): it
+    advances as soon as the candidate is shown no worse than production beyond
+    ``max_metric_drop`` at ``alpha``, and at ``min_samples`` unless it is shown worse."""
     max_metric_drop: float = 0.01
     """Rollback when the candidate is worse than the baseline by more than this (one-sided
     test at ``alpha``)."""
@@ -383,21 +236,28 @@ class Rollout:
     candidate whose share of failed requests (HTTP 5xx) rises beyond production's by more than
     ``max_error_rate_increase`` is rolled back."""
     max_error_rate_increase: float = 0.01
+    max_step_duration: str | None = None
+    """The longest a rollout step may wait for evidence; None: two ``monitor.window`` (a
+    check window to serve the step and one for its labels to come in). A step whose time is up
+    is decided on the evidence so far: rolled back if its guardrails show harm, else advanced
+    (the candidate has passed its gates on held-out labelled rows). At least one
+    ``monitor.window``."""
     alias: str | None = None
     """A registry alias of the model (e.g. ``production``) moved to each promoted version;
     None: the deployment's plan alone says what serves."""
 
     _checks: ClassVar[Checks] = {
-        "strategy": _choice(STRATEGIES),
-        "steps": _steps,
-        "min_samples": lambda v, p: _count(v, p, 1),
-        "max_metric_drop": lambda v, p: _number(v, p, 0.0, 1e12),
-        "alpha": lambda v, p: _number(v, p, 0.0, 0.5, open_low=True),
-        "max_prediction_shift": lambda v, p: _number(v, p, 0.0, 1e6, open_low=True),
-        "max_latency_ms": _optional(lambda v, p: _number(v, p, 0.0, 1e9, open_low=True)),
-        "metrics_url": _optional(_url),
-        "max_error_rate_increase": lambda v, p: _number(v, p, 0.0, 1.0),
-        "alias": _optional(_alias),
+        "strategy": F.choice(STRATEGIES),
+        "steps": F.steps,
+        "min_samples": lambda v, p: F.count(v, p, 1),
+        "max_metric_drop": lambda v, p: F.share(v, p),
+        "alpha": lambda v, p: F.number(v, p, 0.0, 0.5, open_low=True),
+        "max_prediction_shift": lambda v, p: F.number(v, p, 0.0, 10.0, open_low=True),
+        "max_latency_ms": F.optional(lambda v, p: F.number(v, p, 0.0, 1e9, open_low=True)),
+        "metrics_url": F.optional(F.url),
+        "max_error_rate_increase": lambda v, p: F.number(v, p, 0.0, 1.0),
+        "max_step_duration": F.optional(F.duration),
+        "alias": F.optional(F.alias),
     }
 
 
@@ -411,8 +271,8 @@ class Escalation:
     """Posted an alert (JSON) on each escalation."""
 
     _checks: ClassVar[Checks] = {
-        "after_failed_candidates": lambda v, p: _count(v, p, 1, 100),
-        "webhook": _optional(_url),
+        "after_failed_candidates": lambda v, p: F.count(v, p, 1, 100),
+        "webhook": F.optional(F.url),
     }
 
 
@@ -434,14 +294,14 @@ class Policy:
     escalation: Escalation = field(default_factory=Escalation)
 
     _checks: ClassVar[Checks] = {
-        "label": _text,
-        "metric": _optional(lambda v, p: _metric(v, p)),
-        "deployment": _optional(_text),
-        "monitor": lambda v, p: _section(Monitor, v, p),
-        "retrain": lambda v, p: _section(Retrain, v, p),
-        "gates": lambda v, p: _section(Gates, v, p),
-        "rollout": lambda v, p: _section(Rollout, v, p),
-        "escalation": lambda v, p: _section(Escalation, v, p),
+        "label": F.text,
+        "metric": F.optional(lambda v, p: _metric(v, p)),
+        "deployment": F.optional(F.text),
+        "monitor": Monitor,
+        "retrain": Retrain,
+        "gates": Gates,
+        "rollout": Rollout,
+        "escalation": Escalation,
     }
 
     @staticmethod
@@ -453,22 +313,19 @@ class Policy:
 def _metric(value: object, path: str) -> str:
     if isinstance(value, str) and value in METRICS:
         return value
-    raise InvalidArgumentError(
-        f"{path}: expected one of {list(METRICS)} (the autopilot protects metrics that are "
-        f"means of per-row losses), got {_quoted(value)}.",
-        parameter=path,
+    raise F.refused(
+        path,
+        f"one of {list(METRICS)} (the autopilot protects metrics that are means of per-row losses)",
+        quoted(value),
     )
 
 
-def parse_policy(text: str, *, check_pipeline: bool = True) -> Policy:
-    """The policy in YAML ``text``, checked whole (see the module docstring).
-
-    ``check_pipeline``: import ``retrain.pipeline`` and check that it takes ``data_param`` and
-    the fixed ``params``.
-    """
+def _document(text: str) -> Mapping[Any, Any]:
+    """The YAML mapping in ``text`` (refused at once when there is none: nothing else can be
+    judged without it)."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidArgumentError(
-            f"Expected a policy as YAML text, got {_quoted(text)}.", parameter="policy"
+            f"Expected a policy as YAML text, got {quoted(text)}.", parameter="policy"
         )
     try:
         check_policy_text(text)  # bounded, aliases expanded, before YAML builds it
@@ -478,7 +335,8 @@ def parse_policy(text: str, *, check_pipeline: bool = True) -> Policy:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidArgumentError(
-            f"The policy is not valid YAML: {str(exc)[: MAX_QUOTED_CHARS * 2]}", parameter="policy"
+            f"The policy is not valid YAML: {str(exc)[: F.MAX_QUOTED_CHARS * 2]}",
+            parameter="policy",
         ) from None
     if not isinstance(doc, Mapping):
         raise InvalidArgumentError(
@@ -486,23 +344,56 @@ def parse_policy(text: str, *, check_pipeline: bool = True) -> Policy:
             f"{type(doc).__name__}.",
             parameter="policy",
         )
+    return doc
+
+
+def parse_policy(text: str, *, check_pipeline: bool = True) -> Policy:
+    """The policy in YAML ``text``, checked whole in one pass (see the module docstring).
+
+    ``check_pipeline``: import ``retrain.pipeline`` and check that it takes ``data_param`` and
+    the fixed ``params``.
+    """
+    doc = _document(text)
+    problems: list[Problem] = []
     if "label" not in doc:
-        raise InvalidArgumentError(
-            "label: missing; name the outcome the model predicts (the column the retraining "
-            "pipeline learns), e.g. 'label: employed'.",
-            parameter="label",
+        problems.append(
+            Problem(
+                "label",
+                "nothing",
+                "the outcome's name",
+                "label: missing; name the outcome the model predicts (the column the retraining "
+                "pipeline learns), e.g. 'label: employed'.",
+            )
         )
-    policy = _section(Policy, doc, "")
-    if not policy.retrain.pipeline:
-        raise InvalidArgumentError(
-            "retrain.pipeline: missing; name the pipeline that trains a candidate, e.g. "
-            "'pipeline: train.py:training' or 'pipeline: mypkg.flows:training'.",
-            parameter="retrain.pipeline",
+    policy = _section(Policy, doc, "", problems, label="")
+    if not policy.retrain.pipeline and not _touched(problems, "retrain.pipeline"):
+        problems.append(
+            Problem(
+                "retrain.pipeline",
+                "nothing",
+                "a pipeline as 'file.py:name' or 'package.module:name'",
+                "retrain.pipeline: missing; name the pipeline that trains a candidate, e.g. "
+                "'pipeline: train.py:training' or 'pipeline: mypkg.flows:training'.",
+            )
         )
-    _check_consistency(policy)
-    if check_pipeline:
-        _check_pipeline(policy.retrain)
+    problems += contradictions(policy, skip=problems)
+    if check_pipeline and not _touched(problems, "retrain"):
+        gathered([lambda: _check_pipeline(policy.retrain)], problems, "retrain.pipeline")
+    if problems:
+        raise refusal_of(problems)
     return policy
+
+
+def _touched(problems: Sequence[Problem], *paths: str) -> bool:
+    """Whether any problem concerns one of ``paths``, a setting inside one, or the section
+    holding one (a refused section keeps its defaults, which must not be judged)."""
+    for problem in problems:
+        for path in paths:
+            if problem.path == path or problem.path.startswith(path + "."):
+                return True
+            if path.startswith(problem.path + ".") or problem.path.startswith(path + "["):
+                return True
+    return False
 
 
 def check_outbound(policy: Policy) -> None:
@@ -518,30 +409,117 @@ def check_outbound(policy: Policy) -> None:
             raise InvalidArgumentError(f"{path}: {problem}", parameter=path)
 
 
-def _check_consistency(policy: Policy) -> None:
+def contradictions(policy: Policy, skip: Sequence[Problem] = ()) -> list[Problem]:
+    """The settings of ``policy`` that contradict each other or their metric, each saying
+    which and how to fix it; those touching a setting already in ``skip`` are not judged."""
+    found: list[Problem] = []
+    for paths, check in _CONTRADICTIONS:
+        if not _touched(skip, *paths):
+            found += check(policy)
+    return found
+
+
+def _metric_bounds(policy: Policy) -> list[Problem]:
     bounds = (0.0, 1.0) if policy.metric == "accuracy" else (0.0, math.inf)
     if policy.metric is None:
-        bounds = (-math.inf, math.inf)
-    minimum = policy.monitor.minimum
-    if minimum is not None and not bounds[0] <= minimum <= bounds[1]:
-        raise InvalidArgumentError(
-            f"monitor.minimum: {policy.metric} lies in [{bounds[0]}, {bounds[1]}], so a "
-            f"minimum of {minimum} can never (or always) be met.",
-            parameter="monitor.minimum",
-        )
-    for column, floor in policy.gates.slice_minimums.items():
-        if not bounds[0] <= floor <= bounds[1]:
-            where = f"gates.slice_minimums.{column[:MAX_KEY_CHARS]}"
-            raise InvalidArgumentError(
-                f"{where}: {policy.metric} lies in [{bounds[0]}, {bounds[1]}], got {floor}.",
-                parameter=where,
+        return []
+    found = []
+    where_value = [("monitor.minimum", policy.monitor.minimum)]
+    where_value += [
+        (f"gates.slice_minimums.{column[:MAX_KEY_CHARS]}", floor)
+        for column, floor in policy.gates.slice_minimums.items()
+    ]
+    for where, value in where_value:
+        if value is not None and not bounds[0] <= value <= bounds[1]:
+            found.append(
+                _problem(
+                    where,
+                    quoted(value),
+                    f"a value in [{bounds[0]}, {bounds[1]}], where {policy.metric} lies",
+                    "Outside it, the floor can never (or always) be met.",
+                )
             )
-    if policy.rollout.strategy == "canary" and len(policy.rollout.steps) < 2:
-        raise InvalidArgumentError(
-            f"rollout.steps: a canary needs at least one step below 100, got "
-            f"{list(policy.rollout.steps)}; use strategy: blue-green to switch at once.",
-            parameter="rollout.steps",
+    return found
+
+
+def _canary_steps(policy: Policy) -> list[Problem]:
+    if policy.rollout.strategy != "canary" or len(policy.rollout.steps) >= 2:
+        return []
+    return [
+        _problem(
+            "rollout.steps",
+            quoted(list(policy.rollout.steps)),
+            "at least one step below 100 for a canary",
+            "Use strategy: blue-green to switch at once.",
         )
+    ]
+
+
+def _step_duration(policy: Policy) -> list[Problem]:
+    given = policy.rollout.max_step_duration
+    window = policy.monitor.window
+    if given is None or duration_ms(given, "") >= duration_ms(window, ""):
+        return []
+    return [
+        _problem(
+            "rollout.max_step_duration",
+            quoted(given),
+            f"at least monitor.window ({window})",
+            "A step is judged on labelled traffic, which the autopilot looks at once per check "
+            "window: a shorter step runs out before its labels can say anything. Raise it, or "
+            "leave it out (two check windows).",
+        )
+    ]
+
+
+def _latency_budgets(policy: Policy) -> list[Problem]:
+    live, gate = policy.rollout.max_latency_ms, policy.gates.latency_ms
+    if live is None or gate is None or live >= gate:
+        return []
+    return [
+        _problem(
+            "rollout.max_latency_ms",
+            quoted(live),
+            f"at least gates.latency_ms ({gate})",
+            "The rollout limits the 99th percentile, the gate the median, and a 99th percentile "
+            "is never below the median: a candidate the gate lets through with a median between "
+            "the two is always rolled back. Raise rollout.max_latency_ms or lower "
+            "gates.latency_ms.",
+        )
+    ]
+
+
+MIN_HELD_OUT_ROWS = 20
+"""The fewest held-out rows a first retrain may leave its gates (``retrain.min_rows`` times
+``retrain.holdout_fraction``): a paired test on fewer can hardly ever show an improvement."""
+
+
+def _held_out_rows(policy: Policy) -> list[Problem]:
+    retrain = policy.retrain
+    held_out = round(retrain.min_rows * retrain.holdout_fraction)
+    if held_out >= MIN_HELD_OUT_ROWS:
+        return []
+    return [
+        _problem(
+            "retrain.min_rows",
+            quoted(retrain.min_rows),
+            f"enough rows that holdout_fraction ({retrain.holdout_fraction}) of them leaves "
+            f"the gates at least {MIN_HELD_OUT_ROWS} held-out rows (it leaves {held_out})",
+            f"Raise retrain.min_rows to at least "
+            f"{math.ceil(MIN_HELD_OUT_ROWS / retrain.holdout_fraction)} or "
+            "retrain.holdout_fraction.",
+        )
+    ]
+
+
+_CONTRADICTIONS: list[tuple[tuple[str, ...], Callable[[Policy], list[Problem]]]] = [
+    (("metric", "monitor.minimum", "gates.slice_minimums"), _metric_bounds),
+    (("rollout.strategy", "rollout.steps"), _canary_steps),
+    (("rollout.max_step_duration", "monitor.window"), _step_duration),
+    (("rollout.max_latency_ms", "gates.latency_ms"), _latency_budgets),
+    (("retrain.min_rows", "retrain.holdout_fraction"), _held_out_rows),
+]
+"""Each check of settings against each other, with the settings it reads."""
 
 
 def _check_pipeline(retrain: Retrain) -> None:
@@ -555,8 +533,8 @@ def _check_pipeline(retrain: Retrain) -> None:
     for name in (retrain.data_param, *retrain.params):
         if name not in accepted:
             where = "retrain.data_param" if name == retrain.data_param else f"retrain.params.{name}"
-            raise InvalidArgumentError(
-                f"{where}: pipeline {_quoted(retrain.pipeline)} has no parameter {_quoted(name)}; its "
-                f"parameters are {sorted(accepted)}.",
-                parameter=where,
+            raise F.refused(
+                where,
+                f"a parameter of pipeline {quoted(retrain.pipeline)}: one of {sorted(accepted)}",
+                quoted(name),
             )
