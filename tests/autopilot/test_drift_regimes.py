@@ -10,15 +10,17 @@ from loopwise.autopilot.decide import (
     Decision,
     RetrainRequest,
     assess_check,
+    check_start_ms,
     decide_check,
     decide_gates,
     decide_retrain,
+    decide_rollout_start,
 )
 from loopwise.autopilot.observe import Observation
 from loopwise.autopilot.policy import Policy, parse_policy
 from loopwise.autopilot.retraining import GateResult, TrainingData
-from loopwise.autopilot.state import State
-from loopwise.store import DatasetVersion, TrafficPlan
+from loopwise.autopilot.state import PendingRetrain, State
+from loopwise.store import DatasetVersion, Deployment, TrafficPlan
 
 from .world import DAY_MS, START_MS, policy_text
 
@@ -115,3 +117,41 @@ def test_a_healthy_check_ends_the_episode_and_its_count_of_failed_candidates() -
     rejected = decide_gates(policy, retrain.state, 3, "run", _failed_gates())
     assert rejected is not None and rejected.kind == "reject"
     assert rejected.state.failed_candidates == 1 and rejected.state.phase == "watching"
+
+
+# -- 3: the first check after a promotion judges the new version alone -----------------------
+def _promoted(policy: Policy) -> State:
+    """Version 2 promoted at NOW (blue-green: at once after its gates, 0.93 on 400 rows)."""
+    pending = _watching(pending_retrain=PendingRetrain("t/1", "h/1", NOW - DAY_MS, 2000))
+    passed = GateResult(True, 0.93, 0.6, 400, {"prediction_shift": 0.1}, [])
+    deployed = Deployment("p", "synth-prod", "synthetic", TrafficPlan({1: 100}), 1, 0, 0)
+    promoted = decide_rollout_start(policy, pending, 2, "run", passed, deployed=deployed,
+                                    counts_at_start=None, now_ms=NOW)  # fmt: skip
+    assert promoted.kind == "promote"
+    return promoted.state
+
+
+def test_the_first_check_after_a_promotion_starts_at_it_and_waits_for_labels() -> None:
+    policy = _policy(rollout={"strategy": "blue-green"})
+    state = _promoted(policy)
+    assert state.production == 2 and state.baseline == 0.93 and state.last_check_ms == NOW
+    assert check_start_ms(policy, state, NOW + DAY_MS // 2) is None  # not a whole window yet
+    assert check_start_ms(policy, state, NOW + DAY_MS) == NOW
+    # A day on, few of version 2's answers have labels yet: not measurable, whatever the
+    # estimate says (estimated accuracy misses concept drift), so no retrain and no refresh.
+    later = NOW + DAY_MS
+    for estimated in (0.5, 0.99):
+        seen = Observation(NOW, later, 600, 40, None, None, estimated)
+        waiting = _check(state, seen, now_ms=later, policy=policy, rows_since_change=40)
+        assert isinstance(waiting, Decision) and waiting.kind == "observe"
+        assert waiting.evidence["drop"]["triggered"] is False
+        assert "not measurable yet" in waiting.summary
+        assert "40 labelled rows of version 2" in waiting.summary
+    # Once it has been judged on labels, an estimate may stand in when labels stop.
+    judged = _check(state, _seen(0.93), now_ms=later, policy=policy, rows_since_change=600)
+    assert isinstance(judged, Decision) and judged.state.realised_checks == 1
+    blind = Observation(later, later + DAY_MS, 600, 0, None, None, 0.5)
+    estimated = _check(judged.state, blind, now_ms=later + DAY_MS, policy=policy,
+                       change_start_ms=later)  # fmt: skip
+    assert isinstance(estimated, RetrainRequest)
+    assert estimated.evidence["drop"]["source"] == "estimated"

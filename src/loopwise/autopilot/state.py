@@ -92,6 +92,8 @@ class State:
     """The labelled rows behind ``baseline``: it is the running mean over checks without a
     drop (at most ``BASELINE_ROWS`` of the latest rows weigh in)."""
     last_check_ms: int | None = None
+    """When the last check was taken; after a promotion, the promotion (the first check of a
+    new version comes one whole ``monitor.window`` after it)."""
     drop_since_ms: int | None = None
     """The estimated start of the current drop (None: no drop now)."""
     awaiting_rows: bool = False
@@ -117,6 +119,11 @@ class State:
     alias: int | None = None
     """The version the policy's ``rollout.alias`` must point at (None: leave it)."""
     paused_reason: str = ""
+    realised_checks: int = 0
+    """Checks that judged the production version on enough labels since it took over. Until
+    one has, a check without enough labels is "not measurable yet": estimated performance
+    (``retrain.on: estimated_performance``) stands in only for a version already judged on
+    labels, never for one whose labels have not come in."""
 
     def to_json(self) -> dict[str, Any]:
         # asdict copies deeply, and writes a Rollout or PendingRetrain as its to_dict does.

@@ -211,7 +211,14 @@ def decide_rollout_start(
     )
     if last_step(policy) == 0:
         return promotion(
-            state, deployed, candidate, result.candidate_metric, result.rows, summary, evidence
+            state,
+            deployed,
+            candidate,
+            result.candidate_metric,
+            result.rows,
+            summary,
+            evidence,
+            now_ms=now_ms,
         )
     return plan_change(
         state,

@@ -89,10 +89,17 @@ def drop_test(
     the uncertainty of the window and of the baseline, so that noise does not retrain."""
     higher = policy.higher_is_better(metric)
     value, source, se = seen.realised, "realised", seen.realised_se
-    if value is None and "estimated_performance" in policy.retrain.on:
+    # An estimate stands in only for a version already judged on labels: right after a
+    # promotion, few labels mean "wait for them", not "trust the estimate".
+    estimate_allowed = "estimated_performance" in policy.retrain.on and state.realised_checks
+    if value is None and estimate_allowed:
         value, source, se = seen.estimated, "estimated", None
     if value is None or state.baseline is None:
-        return {"triggered": False, "summary": f"{metric} not measurable yet (too few labels)"}
+        summary = (
+            f"{metric} not measurable yet: {seen.labelled} labelled rows of version "
+            f"{state.production}, {policy.monitor.min_labelled} needed (monitor.min_labelled)"
+        )
+        return {"triggered": False, "summary": summary}
     allowed = policy.monitor.max_drop * abs(state.baseline)
     fall = (state.baseline - value) if higher else (value - state.baseline)
     if metric == "rmse" and se is not None:
@@ -143,6 +150,8 @@ def assess_check(
     state.last_check_ms = now_ms if last is None else last + (now_ms - last) // window * window
     evidence: dict[str, Any] = {"check": seen.to_json(), "metric": metric}
     first = state.baseline is None and seen.realised is not None
+    if seen.realised is not None:
+        state.realised_checks += 1
     if first:
         state.baseline, state.baseline_source = seen.realised, "the first check with enough labels"
         state.baseline_rows = seen.labelled

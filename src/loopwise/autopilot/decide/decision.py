@@ -144,8 +144,12 @@ def promotion(
     rows: int,
     summary: str,
     evidence: dict[str, Any],
+    *,
+    now_ms: int | None = None,
 ) -> Decision:
-    """Promote ``candidate`` (``metric`` on ``rows`` held-out rows becomes the baseline)."""
+    """Promote ``candidate`` at ``now_ms`` (``metric`` on ``rows`` held-out rows becomes the
+    baseline). Checks start again from the promotion: the first judges the new version alone,
+    one whole window later (None: from the start of its last rollout step)."""
     previous = state.production
     evidence = {**evidence, "replaced": previous}
     made = state.rollout
@@ -153,6 +157,10 @@ def promotion(
         state.regime_start_ms, state.regime_rows = None, 0
     else:  # trained on the little data after a change: refresh once more data are in
         state.regime_start_ms, state.regime_rows = made.since_ms, int(made.rows)
+    promoted_ms = now_ms if now_ms is not None or made is None else made.started_ms
+    if promoted_ms is not None:
+        state.last_check_ms = promoted_ms
+    state.realised_checks = 0
     state.phase, state.rollout, state.production = "watching", None, candidate
     state.baseline, state.baseline_source = metric, f"version {candidate} when promoted"
     state.baseline_rows = rows

@@ -66,6 +66,7 @@ def decide_reconcile(
         state.phase = "watching" if state.phase != "paused" else "paused"
         state.production = next(iter(shares))
         state.baseline, state.baseline_source = None, ""
+        state.realised_checks = 0
         decision = Decision(
             "adopt", f"{summary}; version {state.production} is production now.", state
         )
