@@ -117,17 +117,22 @@ def _browser_own(line: str) -> bool:
 
 
 def load_page(
-    page: Path,
+    page: Path | str,
     *,
     screenshot_to: Path | None = None,
     window_px: tuple[int, int] = (1400, 3000),
     budget_ms: int = 10_000,
     timeout_s: float = 120,
 ) -> PageLoad:
-    """Open ``page`` (a local file) in a ``window_px`` (width, height) window, let its scripts
-    run for up to ``budget_ms`` of virtual time, and return the resulting DOM, console lines
-    and attempted network requests; with ``screenshot_to``, also save a PNG of the window
+    """Open ``page`` (a local file, or the URL of a server on loopback, which Chromium then
+    reaches directly) in a ``window_px`` (width, height) window, let its scripts run for up to
+    ``budget_ms`` of virtual time, and return the resulting DOM, console lines and attempted
+    network requests to anywhere else; with ``screenshot_to``, also save a PNG of the window
     there (one browser start for both: each start parses the page's scripts again)."""
+    if isinstance(page, str):
+        assert page.startswith("http://127.0.0.1:"), f"only a loopback server, got {page!r}"
+    address = page if isinstance(page, str) else page.resolve().as_uri()
+    bypass = "<local>" if isinstance(page, str) else "<-loopback>"
     binary = chromium_binary()
     shot = [f"--screenshot={screenshot_to}"] if screenshot_to is not None else []
     with (
@@ -140,14 +145,14 @@ def load_page(
                 *QUIET,
                 f"--user-data-dir={profile}",
                 f"--proxy-server=http://127.0.0.1:{proxy.port}",
-                "--proxy-bypass-list=<-loopback>",
+                f"--proxy-bypass-list={bypass}",
                 "--enable-logging=stderr",
                 "--v=0",
                 f"--window-size={window_px[0]},{window_px[1]}",
                 f"--virtual-time-budget={budget_ms}",
                 "--dump-dom",
                 *shot,
-                page.resolve().as_uri(),
+                address,
             ],
             capture_output=True,
             timeout=timeout_s,

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from loopwise.errors import HTTP_STATUS, LoopwiseError, PayloadTooLargeError, RequestTimeoutError
 from loopwise.server.auth import AuthMiddleware, Permission, declared_permission
@@ -34,6 +37,7 @@ from loopwise.server.routes import (
 )
 from loopwise.server.schemas import ErrorBody, Health
 from loopwise.store import Store
+from loopwise.store.migrate import HEAD
 from loopwise.version import loopwise_version
 
 if TYPE_CHECKING:
@@ -215,9 +219,11 @@ def create_app(
         description="Projects, runs, metrics, artifacts, datasets and models of one Loopwise "
         "store. Send a token as `Authorization: Bearer lw_…` (create one with "
         "`loopwise token create`).",
-        docs_url="/docs",
+        docs_url=None,  # served below from bundled files, so /docs and /redoc work offline
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
+    _api_pages(app)
     # Routes and middleware read these at request time, never capture them.
     app.state.store = store
     app.state.auth = auth
@@ -267,7 +273,7 @@ def create_app(
     @app.get("/health", response_model=Health, tags=["server"])
     def health() -> Health:
         """Liveness: the server answers. No token needed."""
-        return Health(status="ok", version=loopwise_version())
+        return Health(status="ok", version=loopwise_version(), schema_revision=HEAD)
 
     routes: list[tuple[str, set[str], Permission]] = []
     for module in (runs, catalog, deployments, autopilot, predictions, monitoring, blobs, access):
@@ -281,10 +287,8 @@ def create_app(
             for route in module.router.routes
             if isinstance(route, APIRoute)
         ]
-    public = ["/health", app.openapi_url, app.docs_url, app.redoc_url]
+    public = ["/health", app.openapi_url, DOCS_URL, REDOC_URL, DOCS_URL + "/static/{file:path}"]
     routes += [(url, {"GET"}, Permission.PUBLIC) for url in public if url]
-    if app.docs_url and app.swagger_ui_oauth2_redirect_url:
-        routes.append((app.swagger_ui_oauth2_redirect_url, {"GET"}, Permission.PUBLIC))
 
     # The last added runs first: authentication before anything reads the body.
     app.add_middleware(
@@ -294,3 +298,38 @@ def create_app(
     if not auth or allowed_hosts:
         app.add_middleware(HostCheckMiddleware, allowed_hosts=allowed_hosts)
     return app
+
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+
+
+def _api_pages(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` and ReDoc at ``/redoc``, from the files the ``fastapi-offline``
+    package ships (FastAPI's own pages load them from a CDN, so they are blank on a machine
+    without internet access)."""
+    static = DOCS_URL + "/static"
+    folder = files("fastapi_offline") / "static"
+    app.mount(static, StaticFiles(directory=str(folder)), name="api-pages")
+    openapi = app.openapi_url or "/openapi.json"
+    title = f"{app.title} - API"
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi,
+            title=title,
+            swagger_js_url=f"{static}/swagger-ui-bundle.js",
+            swagger_css_url=f"{static}/swagger-ui.css",
+            swagger_favicon_url=f"{static}/favicon.png",
+        )
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi,
+            title=title,
+            redoc_js_url=f"{static}/redoc.standalone.js",
+            redoc_favicon_url=f"{static}/favicon.png",
+            with_google_fonts=False,
+        )
