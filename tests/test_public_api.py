@@ -19,14 +19,14 @@ EXPECTED = {
         "autopilot", "deployments",
     ],
     "loopwise.autopilot": [
-        "OperatorSettings", "Policy", "State", "Tick", "get_policy", "history", "parse_policy",
-        "resume", "run_all",
+        "OperatorSettings", "Policy", "Replayer", "State", "Tick", "get_policy", "history",
+        "parse_policy", "resume", "run_all",
         "run_once", "set_policy", "state",
     ],
     "loopwise.audit": ["AuditRecord", "AuditVerification", "audit_log", "verify"],
     "loopwise.data": [
-        "DatasetVersion", "content_hash", "list_datasets", "load_dataset", "log_dataset",
-        "parse_dataset_ref",
+        "DatasetVersion", "content_hash", "get_dataset", "list_datasets", "load_dataset",
+        "log_dataset", "parse_dataset_ref",
         # validation suites
         "AllowedCategories", "ColumnPresent", "ColumnType", "Custom", "Finding", "Finite",
         "MeanBetween", "NotNull", "Range", "RowCount", "Suite", "Unique", "ValidationReport",

@@ -3,8 +3,9 @@ it out (and back), and escalates to a person when retraining no longer helps.
 
 ``lw.autopilot.set_policy(deployment, yaml_text)`` sets a deployment's policy (checked whole);
 ``run_once(deployment)`` is one tick of the controller; ``history(deployment)`` says why the
-model changed. What it may run (retraining pipelines, pickled models) is the operator's to
-allow (``OperatorSettings``), never a policy's. See docs/autopilot.md.
+model changed; ``Replayer`` serves past rows through a deployment to backtest a policy. What
+it may run (retraining pipelines, pickled models) is the operator's to allow
+(``OperatorSettings``), never a policy's. See docs/autopilot.md.
 """
 
 from loopwise.autopilot.api import (
@@ -19,11 +20,13 @@ from loopwise.autopilot.api import (
     state,
 )
 from loopwise.autopilot.policy import Policy, parse_policy
+from loopwise.autopilot.replay import Replayer
 from loopwise.autopilot.state import State
 
 __all__ = [
     "OperatorSettings",
     "Policy",
+    "Replayer",
     "State",
     "Tick",
     "get_policy",

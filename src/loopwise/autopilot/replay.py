@@ -3,8 +3,8 @@ inference servers would, and log them, so that the autopilot can be run over pas
 
 ``Replayer.serve`` answers each row with the version its plan assigns (``assign`` on the
 request id), computes the plan's shadow versions' answers too (logged with ``shadow=True``),
-logs the predictions with the given timestamps, and returns the live answers; the
-caller logs the outcomes (``log_outcomes``) and ticks the controller (``run_once``) with the
+logs the predictions with the given timestamps, and returns the live answers (which version
+gave each is then in ``Replayer.versions_``); the caller logs the outcomes (``log_outcomes``) and ticks the controller (``run_once``) with the
 replay's clock. The demo (``loopwise.examples.demo_autopilot``) and the tests use it.
 """
 
@@ -39,7 +39,12 @@ class Replayer:
     ``prepare`` turns the rows as logged into what the model takes (e.g. types); default: as
     they are. Loaded versions are kept between calls. ``allow_pickle``: load pickled versions
     (they run code on load; off by default, as in ``lw.models.load``).
+
+    ``versions_``: after each ``serve``, the version that gave each row's live answer, in row
+    order (what a backtest needs to say which model served what).
     """
+
+    versions_: np.ndarray[Any, np.dtype[np.int64]]
 
     def __init__(
         self,
@@ -54,6 +59,7 @@ class Replayer:
         self.prepare = prepare or (lambda frame: frame)
         self.latency_ms = latency_ms
         self.models: dict[int, Any] = {}
+        self.versions_ = np.zeros(0, dtype=np.int64)
 
     def _model(self, name: str, version: int) -> Any:
         if version not in self.models:
@@ -131,11 +137,12 @@ class Replayer:
         request_ids: Sequence[str],
         timestamps_ms: Sequence[int] | np.ndarray[Any, Any],
     ) -> np.ndarray[Any, Any]:
-        """Answer and log ``inputs`` (one row per request); the answers, in row order."""
+        """Answer and log ``inputs`` (one row per request); the answers, in row order. Which
+        version gave each is left in ``versions_``."""
         ctx = current()
         stamps = np.asarray(timestamps_ms, dtype=np.int64)
         deployment = lw.deployments.get(self.deployment)
-        versions = np.asarray([assign(deployment, key) for key in request_ids])
+        versions = np.asarray([assign(deployment, key) for key in request_ids], dtype=np.int64)
         typed = self.prepare(inputs)
         answers: np.ndarray[Any, Any] = np.empty(len(inputs), dtype=object)
         probabilities: list[list[float] | None] = [None] * len(inputs)
@@ -164,4 +171,5 @@ class Replayer:
                 )
             )
         write_predictions(ctx.store, records)
+        self.versions_ = versions
         return answers

@@ -9,6 +9,7 @@ suites, suites attached to datasets) and ``drift`` (two-sample tests between dat
 
 from loopwise.data.datasets import (
     content_hash,
+    get_dataset,
     list_datasets,
     load_dataset,
     log_dataset,
@@ -59,6 +60,7 @@ __all__ = [
     "content_hash",
     "dataset_profile",
     "detach_suite",
+    "get_dataset",
     "infer_suite",
     "list_datasets",
     "load_dataset",
