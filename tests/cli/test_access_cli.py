@@ -1,11 +1,11 @@
-"""``loopwise token`` and ``loopwise audit``, run as real processes against a real store."""
+"""``loopwise token`` and ``loopwise audit``, run as a fresh process would run them (in this
+process, see ``harness.py``) against a real store."""
 
 from __future__ import annotations
 
 import json
 import re
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,14 @@ import pytest
 from loopwise.errors import AuthenticationError
 from loopwise.store import open_store
 
+from .harness import CliResult
 from .harness import cli as run_cli
 
 SECRET = re.compile(r"lw_[0-9a-f]{12}_[A-Za-z0-9_\-]{43}")
 DIGEST = "sha256:" + "ab" * 32
 
 
-def cli(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(store: Path, *args: str, ok: bool = True) -> CliResult:
     return run_cli(store, *args, ok=ok, project=None)
 
 

@@ -1,4 +1,5 @@
-"""``loopwise data …`` commands, run as a real process against a real store."""
+"""``loopwise data …`` commands, run as a fresh process would run them (in this process, see
+``harness.py``) against a real store."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``loopwise pipeline``: run, resume, show, sweep and list, each as a real process on a real
-store, with the small pipelines of ``pipeline_flows.py``."""
+"""``loopwise pipeline``: run, resume, show, sweep and list, each as a fresh process would run
+them (in this process, see ``harness.py``) on a real store, with the small pipelines of
+``pipeline_flows.py``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def step_runs(out: str, state: str) -> dict[str, str]:
     return dict(re.findall(pattern, out, flags=re.MULTILINE))
 
 
+@pytest.mark.e2e  # the local executor starts worker processes
 def test_run_prints_each_step_then_reuses_what_did_not_change(tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = cli(store, "pipeline", "run", FLOW, "--executor", "inline").stdout

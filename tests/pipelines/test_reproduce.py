@@ -265,6 +265,7 @@ def test_a_run_not_made_by_a_pipeline_cannot_be_reproduced(ctx: Context) -> None
         reproduce(run.id, rtol=-1)
 
 
+@pytest.mark.e2e  # reproduce runs the pipeline again in a fresh process
 def test_the_cli_prints_a_table_and_exits_1_when_the_run_differs(tmp_path: Path) -> None:
     store = tmp_path / "store"
     lw.init(project="cli", uri=store)
