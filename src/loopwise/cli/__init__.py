@@ -9,12 +9,24 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from loopwise.cli import access, autopilot, data, db, deploy, models, monitor, pipelines, runs
+from loopwise.cli import (
+    access,
+    autopilot,
+    data,
+    db,
+    deploy,
+    models,
+    monitor,
+    pipelines,
+    projects,
+    runs,
+)
 from loopwise.cli.common import ExecutorName, State
 from loopwise.cli.output import console, err_console
 from loopwise.cli.reproduce import reproduce
 from loopwise.cli.serve import serve
 from loopwise.cli.server import server
+from loopwise.context import remember_project
 from loopwise.errors import LoopwiseError
 
 __all__ = ["app", "main"]
@@ -25,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(projects.app, name="projects")
 app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
@@ -62,7 +75,11 @@ def global_options(
     project: Annotated[
         str | None,
         typer.Option(
-            "--project", "-p", envvar="LOOPWISE_PROJECT", help="Project (default 'default')."
+            "--project",
+            "-p",
+            envvar="LOOPWISE_PROJECT",
+            help="Project. Default: the store's only project, else the one last named on this "
+            "store (a folder store remembers it), else 'default'.",
         ),
     ] = None,
     version: Annotated[
@@ -92,13 +109,9 @@ def demo(
     train candidates in parallel, evaluate by slice, register), then serving and monitoring."""
     from loopwise.examples.demo import run_demo
 
-    run_demo(
-        uri=State.uri,
-        project=State.project or "employment",
-        quick=quick,
-        console=console,
-        executor=executor.value,
-    )
+    project = State.project or "employment"
+    run_demo(uri=State.uri, project=project, quick=quick, console=console, executor=executor.value)
+    remember_project(State.uri, project)  # the commands its "Next:" names then need no -p
 
 
 def main() -> None:

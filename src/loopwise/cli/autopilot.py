@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from loopwise.cli.common import JsonOption, open_context
+from loopwise.cli.common import JsonOption, command_hint, open_context
 from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 from loopwise.errors import InvalidArgumentError
 
@@ -180,7 +180,8 @@ def run_once(
         print_json([{"deployment": t.deployment, "decisions": t.decisions} for t in ticks])
         return
     if not ticks:
-        console.print("No deployment has an autopilot policy (loopwise autopilot set-policy).")
+        hint = command_hint("autopilot", "set-policy", "DEPLOYMENT", "POLICY.yaml")
+        console.print(f"No deployment has an autopilot policy ({safe(hint)}).")
     for tick in ticks:
         if not tick.decisions:
             console.print(f"{safe(tick.deployment)}: nothing to do yet.")
@@ -203,7 +204,8 @@ def status(name: NameArgument, as_json: JsonOption = False) -> None:
         print_json(found.to_json() if found else None)
         return
     if found is None:
-        console.print(f"{safe(name)}: the autopilot has not run yet (loopwise autopilot run-once).")
+        hint = command_hint("autopilot", "run-once", name)
+        console.print(f"{safe(name)}: the autopilot has not run yet ({safe(hint)}).")
         return
     baseline = "-" if found.baseline is None else f"{found.baseline:.4f} ({found.baseline_source})"
     rows: list[list[object]] = [

@@ -9,7 +9,7 @@ import typer
 import loopwise as lw
 from loopwise.cli import drift as drift_cli
 from loopwise.cli import validation
-from loopwise.cli.common import JsonOption, open_context
+from loopwise.cli.common import JsonOption, command_hint, open_context
 from loopwise.cli.output import console, fmt_ms, print_json, safe, table
 from loopwise.tracking.lineage import dataset_runs
 
@@ -61,7 +61,8 @@ def show(
     console.print(
         f"profile {safe(version.profile_digest)}"
         if version.profile_digest
-        else f"profile none yet: `loopwise data profile {safe(version.ref)}` computes and keeps it"
+        else f"profile none yet: `{safe(command_hint('data', 'profile', version.ref))}` computes "
+        "and keeps it"
     )
     table("schema", ["column", "type"], list(version.schema.items()))
     table("used by runs", ["run id"], [[r] for r in runs])

@@ -27,7 +27,7 @@ from rich.text import Text
 
 import loopwise as lw
 from loopwise import pipelines as sdk
-from loopwise.cli.common import ExecutorName, JsonOption, State, open_context
+from loopwise.cli.common import ExecutorName, JsonOption, State, command_hint, open_context
 from loopwise.cli.output import clean, console, err_console, fmt_ms, print_json, safe, table
 from loopwise.cli.runs import _resolve as resolve_run_id
 from loopwise.errors import InvalidArgumentError, LoopwiseError, PipelineFailedError
@@ -284,7 +284,7 @@ def _execute(
         )
         then = f"pipeline show {ref}" if failure is None else f"pipeline resume {run_id}"
         console.print(
-            f"Next:\n  loopwise runs show {safe(run_id)}\n  loopwise {safe(then)}",
+            f"Next:\n  {safe(command_hint('runs', 'show', run_id))}\n  {safe(command_hint(then))}",
             highlight=False,
             soft_wrap=True,
         )
@@ -345,7 +345,7 @@ def resume(
     if previous.tags.get("loopwise.kind") != "pipeline" or ref is None:
         raise InvalidArgumentError(
             f"Run {previous.id} ({previous.name!r}) is not a pipeline run, so there is nothing "
-            "to resume. Pass an id that `loopwise pipeline list` shows.",
+            f"to resume. Pass an id that `{command_hint('pipeline', 'list')}` shows.",
             parameter="run_id",
         )
     pipeline = _load(ref)
@@ -524,7 +524,7 @@ def sweep(
         )
         console.print(
             f"{_counts_line(progress.counts())} (steps of all points, shared steps once)\n"
-            f"Compare: loopwise runs compare {' '.join(_short(p.run_id) for p in ranked)}",
+            f"Compare: {safe(command_hint('runs', 'compare', *(_short(p.run_id) for p in ranked)))}",
             highlight=False,
             soft_wrap=True,
         )

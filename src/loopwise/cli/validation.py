@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopwise.cli.common import JsonOption, open_context
+from loopwise.cli.common import JsonOption, command_hint, open_context
 from loopwise.cli.output import console, print_json, safe, table
 from loopwise.errors import InvalidArgumentError, NotFoundError
 
@@ -177,7 +177,8 @@ def _attached(name: str) -> tuple[Suite, str]:
     if found is None:
         raise NotFoundError(
             f"Dataset {name!r} has no validation suite attached. Attach one with: "
-            f"loopwise data suite attach {name} FILE (or pass --suite FILE to validate)",
+            f"{command_hint('data', 'suite', 'attach', name, 'FILE')} (or pass --suite FILE to "
+            "validate)",
             kind="dataset_suite",
             wanted=name,
         )

@@ -101,6 +101,11 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
     return engine, engine
 
 
+def _create_project_hint(name: str) -> str:
+    """How to create a missing project, from Python and from the command line."""
+    return f"Create it with lw.init(project={name!r}) or `loopwise projects create {name}`."
+
+
 class SqlCore:
     """Transactions with retry, and the project lookups every other part needs."""
 
@@ -306,7 +311,7 @@ class SqlCore:
         row = conn.execute(select(ProjectRow.id).where(ProjectRow.name == name)).scalar()
         if row is None:
             names = conn.execute(select(ProjectRow.name)).scalars().all()
-            raise not_found("project", name, names, hint="Create it with lw.init(project=...).")
+            raise not_found("project", name, names, hint=_create_project_hint(name))
         self._project_ids[name] = row
         return row
 
@@ -329,7 +334,7 @@ class SqlCore:
             row = conn.execute(select(ProjectRow).where(ProjectRow.name == name)).first()
             if row is None:
                 names = conn.execute(select(ProjectRow.name)).scalars().all()
-                raise not_found("project", name, names, hint="Create it with lw.init(project=...).")
+                raise not_found("project", name, names, hint=_create_project_hint(name))
             return Project(id=row.id, name=row.name, created_ms=row.created_ms)
 
     def list_projects(self) -> list[Project]:
