@@ -25,6 +25,7 @@ from loopwise.store.predictions import read_predictions
 __all__ = [
     "OutcomeCoverage",
     "join_outcomes",
+    "latest_rows",
     "log_outcomes",
     "monitoring_frame",
     "outcome_coverage",
@@ -244,7 +245,31 @@ def monitoring_frame(
         keep = predictions["shadow"].to_numpy(dtype=bool) == shadow
         if not keep.all():
             predictions = predictions[keep].reset_index(drop=True)
+    predictions = latest_rows(predictions)
     return join_outcomes(predictions, deployment, store=ctx.store, project=ctx.project)
+
+
+def latest_rows(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per prediction: where the log holds a row id more than once (a client that sent
+    its ``X-Request-Id`` again, a batch written twice), the one that arrived last wins (at the
+    same ``timestamp_ms``, the one written last). The log keeps every write; monitoring counts
+    each prediction once. A shadow version's row is a prediction of its own (the id of the live
+    request, its own version).
+
+    ``predictions`` as ``read_predictions`` returns it: oldest first, in write order where
+    times are equal.
+    """
+    if predictions.empty or predictions["request_id"].is_unique:
+        return predictions
+    shadow = predictions["shadow"].to_numpy(dtype=bool)
+    key = pd.DataFrame(
+        {
+            "request_id": predictions["request_id"].to_numpy(),
+            "version": np.where(shadow, predictions["version"].to_numpy(), -1),
+        }
+    )
+    repeated = key.duplicated(keep="last").to_numpy()
+    return predictions[~repeated].reset_index(drop=True) if repeated.any() else predictions
 
 
 def outcome_coverage(

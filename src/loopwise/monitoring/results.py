@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
@@ -67,7 +67,12 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "estimated": ("window_start", "window_end", "metric", "value", "lower", "upper", "rows"),
 }
-"""The columns each table has at least (window_start/window_end: pandas Timestamps, UTC)."""
+"""The columns each table has at least (window_start/window_end: pandas Timestamps, UTC). The
+monitor's ``traffic`` also has ``unscored``: rows without class probabilities (see
+``MonitorReport.unscored``)."""
+SUMMARY_COLUMNS = (
+    "window", "rows", "labelled", "drifted", "skewed", "errors", "accuracy", "est. acc.",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,19 @@ class MonitorReport:
     distributions: dict[str, ColumnDistribution] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     """Alerts this pass raised: rule, severity, message, window_start, window_end, details."""
-    summary_columns: ClassVar[tuple[str, ...]] = (
-        "window", "rows", "labelled", "drifted", "skewed", "errors", "accuracy", "est. acc.",
-    )  # fmt: skip
-    """The columns of ``summary_rows``."""
+
+    @property
+    def summary_columns(self) -> tuple[str, ...]:
+        """The columns of ``summary_rows``; ``unscored`` only when some rows hold no scores."""
+        return SUMMARY_COLUMNS + (("unscored",) if self.unscored else ())
+
+    @property
+    def unscored(self) -> int:
+        """Rows without class probabilities, left out of score-based metrics and estimates
+        (``traffic["unscored"]`` per window)."""
+        if "unscored" not in self.traffic.columns or self.traffic.empty:
+            return 0
+        return int(self.traffic["unscored"].sum())
 
     def table(self, name: str) -> pd.DataFrame:
         """One of ``TABLES`` by name."""
@@ -120,8 +134,9 @@ class MonitorReport:
 
     def summary_rows(self) -> list[list[Any]]:
         """One row per window, as ``summary_columns``: its start, rows and labelled rows, the
-        drifted and skewed columns ("-" for none), the number of validation errors, and the
-        realised (whole window) and estimated accuracy (None where unknown)."""
+        drifted and skewed columns ("-" for none), the number of validation errors, the
+        realised (whole window) and estimated accuracy (None where unknown) and, when some rows
+        hold no class probabilities, how many in the window."""
 
         def per_window(frame: pd.DataFrame, key: str) -> dict[Any, list[Any]]:
             return {} if frame.empty else frame.groupby("window_start")[key].apply(list).to_dict()
@@ -139,6 +154,7 @@ class MonitorReport:
             estimated = estimated[estimated["metric"] == "accuracy"]
             estimated = estimated.set_index("window_start")["value"]
         rows = []
+        unscored = self.unscored > 0
         for _, row in self.traffic.iterrows():
             start = row["window_start"]
             rows.append(
@@ -151,6 +167,7 @@ class MonitorReport:
                     len(findings.get(start, [])),
                     realised.get(start) if len(realised) else None,
                     estimated.get(start) if len(estimated) else None,
+                    *([int(row["unscored"])] if unscored else []),
                 ]
             )
         return rows

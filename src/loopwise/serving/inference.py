@@ -31,13 +31,17 @@ from loopwise.serving.shadow import ShadowTraffic
 if TYPE_CHECKING:  # an app made without metrics never loads prometheus_client
     from loopwise.serving.metrics import ServingMetrics
 
-__all__ = ["ALL_OUTPUTS", "Answer", "Inference", "Served"]
+__all__ = ["ALL_OUTPUTS", "LOGGED_OUTPUTS", "Answer", "Inference", "Served"]
 
 Served = ModelQueue | ServedDeployment[ModelQueue]
 """What a name is served by: one model's queue, or a deployment's versions."""
 Answer = tuple[int, dict[str, np.ndarray[Any, Any]]]
 """The version that answered and each wanted output's rows."""
 ALL_OUTPUTS = frozenset({"predict", "predict_proba"})
+LOGGED_OUTPUTS = ALL_OUTPUTS
+"""What a logged request computes, whatever it asked for: a classifier's scores cost little
+more in the same batch, and monitoring needs them in every row (score-based metrics and
+estimated performance); the client gets only the outputs it asked for."""
 
 
 class Inference:
@@ -123,15 +127,18 @@ class Inference:
         record: Exchange,
         pinned: str | None = None,
     ) -> Answer:
-        """The ``wanted`` outputs for ``inputs``, once answered (and logged, with a log)."""
+        """The ``wanted`` outputs for ``inputs``, once answered (and logged, with a log: the
+        log gets ``LOGGED_OUTPUTS`` too, whatever the request asked for)."""
+        computed = wanted if self.log_batch is None else wanted | LOGGED_OUTPUTS
         if isinstance(served, ServedDeployment):
-            return await self._infer_deployment(served, inputs, wanted, record, pinned)
+            result = await self._infer_deployment(served, inputs, computed, record, pinned)
+            return _only(result, wanted)
         if self.log_batch is not None:
             record.request_id = record.request_id or uuid.uuid4().hex
-        result = await self._answer(served, inputs, wanted, record)
+        result = await self._answer(served, inputs, computed, record)
         if self.log_batch is not None and not record.logged:
             await self._log(served, inputs, result, record)
-        return result
+        return _only(result, wanted)
 
     async def _infer_deployment(
         self,
@@ -251,3 +258,11 @@ class Inference:
             await answer[2].durable()
             record.logged = True
         return answer[0], answer[1]
+
+
+def _only(answer: Answer, wanted: frozenset[str]) -> Answer:
+    """The outputs a request asked for, of those computed for the log."""
+    version, outputs = answer
+    if outputs.keys() <= wanted:
+        return answer
+    return version, {name: rows for name, rows in outputs.items() if name in wanted}

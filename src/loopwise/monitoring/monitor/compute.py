@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from loopwise.data.drift import drift
 from loopwise.monitoring.distributions import distributions
 from loopwise.monitoring.monitor.load import MonitorInputs, served_features
 from loopwise.monitoring.performance import PerformanceEstimator, performance
+from loopwise.monitoring.performance.scores import scored_rows
 from loopwise.monitoring.results import TABLES, MonitorReport
 from loopwise.monitoring.rules import AlertRules, evaluate_rules
 from loopwise.monitoring.skew import skew
@@ -26,6 +28,8 @@ from loopwise.monitoring.windows import Windows, split_windows
 from loopwise.store.prediction_segments import INPUT_PREFIX
 
 __all__ = ["compute_report"]
+
+SCORES = "output.predict_proba"
 
 
 def _empty(name: str) -> pd.DataFrame:
@@ -75,6 +79,7 @@ def compute_report(
     inputs_served = frame[[INPUT_PREFIX + f for f in features]].set_axis(features, axis="columns")
     reference = inputs.reference[features]
     windows = split_windows(frame, inputs.window, "timestamp_ms")
+    unscored = _unscored(frame)
     traffic, drifts, skews, findings = [], [], [], []
     for code in range(len(windows.start)):
         rows = np.flatnonzero(windows.code == code)
@@ -87,6 +92,7 @@ def compute_report(
                 "rows": len(rows),
                 "labelled": int(frame["outcome"].iloc[rows].notna().sum()),
                 "versions": ", ".join(str(v) for v in sorted(served_versions.unique())),
+                "unscored": int(unscored[rows].sum()),
             }
         )
         found = drift(reference, served).to_frame()
@@ -104,7 +110,9 @@ def compute_report(
                 found = suite.validate(of_version).to_frame()
                 findings.append(_windowed(found, code, windows))
     rows_per_window = int(np.median(np.bincount(windows.code)))
-    realised, estimated, band = _performance(inputs, features, rows_per_window, slices, metrics)
+    realised, estimated, band = _performance(
+        inputs, features, rows_per_window, slices, metrics, bool(unscored.all())
+    )
     report = MonitorReport(
         project=inputs.project,
         deployment=inputs.deployment,
@@ -130,9 +138,11 @@ def _performance(
     rows_per_window: int,
     slices: Sequence[str],
     metrics: Sequence[str] | None,
+    none_scored: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """Realised performance on labelled rows; estimated (CBPE) on all, when the inputs hold a
-    label, calibration data and the model."""
+    """Realised performance on labelled rows; estimated (CBPE) on all that hold scores, when
+    the inputs hold a label, calibration data and the model. Rows without scores count for
+    the label-based metrics only (``performance`` and ``estimate`` leave them out of the rest)."""
     frame, window = inputs.predictions, inputs.window
     bare = frame.rename(columns={INPUT_PREFIX + f: f for f in features})
     realised = _empty("performance")
@@ -143,12 +153,12 @@ def _performance(
     label, calibration, model = inputs.label, inputs.calibration, inputs.model
     if label is None or calibration is None or model is None:
         return realised, _empty("estimated"), None
-    if "output.predict_proba" not in frame.columns:
+    if SCORES not in frame.columns or none_scored:
         return realised, _empty("estimated"), None
     scored = pd.DataFrame(
         {
             "outcome": calibration[label].to_numpy(),
-            "output.predict_proba": list(model.predict_proba(calibration[features])),
+            SCORES: list(model.predict_proba(calibration[features])),
         }
     )
     # The band an estimate may move in is learned from reference chunks as large as a typical
@@ -161,3 +171,11 @@ def _performance(
     )
     estimate = estimator.estimate(frame, window=window, time="timestamp_ms").to_frame()
     return realised, estimate, estimate[estimate["alert"].fillna(False).astype(bool)]
+
+
+def _unscored(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Rows of a classifier's log without class probabilities (logged by a route that computed
+    ``predict`` only); none when the log holds no probabilities at all (e.g. a regressor)."""
+    if SCORES not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return ~scored_rows(frame, SCORES)

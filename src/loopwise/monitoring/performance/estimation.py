@@ -23,7 +23,12 @@ from loopwise.monitoring.performance.cbpe import (
     one_hot,
     sampling_error_unit,
 )
-from loopwise.monitoring.performance.scores import ScoreColumns, class_indices, score_matrix
+from loopwise.monitoring.performance.scores import (
+    ScoreColumns,
+    class_indices,
+    score_matrix,
+    scored_rows,
+)
 from loopwise.monitoring.windows import split_windows, timestamps
 
 __all__ = ["EstimatedPerformance", "MetricEstimate", "PerformanceEstimator"]
@@ -71,6 +76,8 @@ class EstimatedPerformance:
     estimates: list[MetricEstimate]
     calibrated: bool
     confidence: float
+    unscored: int = 0
+    """Rows left out because they hold no scores (None or NaN); ``rows`` counts the others."""
 
     @property
     def alerts(self) -> list[MetricEstimate]:
@@ -86,6 +93,7 @@ class EstimatedPerformance:
         return {
             "calibrated": self.calibrated,
             "confidence": self.confidence,
+            "unscored": self.unscored,
             "estimates": [{k: _plain(v) for k, v in asdict(e).items()} for e in self.estimates],
         }
 
@@ -319,7 +327,9 @@ class PerformanceEstimator:
         self, frame: Any, *, window: WindowSpec = None, time: str | None = None
     ) -> EstimatedPerformance:
         """Estimate each metric per window of ``frame`` (labels not needed); ``time`` defaults
-        to the time column given to ``fit``. Windows under ``min_window_rows`` rows get NaN."""
+        to the time column given to ``fit``. Windows under ``min_window_rows`` rows get NaN.
+        Rows without scores (None or NaN, e.g. logged by a route that computed ``predict``
+        only) are left out and counted in ``unscored``; a window's ``rows`` are its others."""
         if not hasattr(self, "calibration_"):
             raise InvalidArgumentError(
                 "This PerformanceEstimator is not fitted yet: call "
@@ -327,7 +337,17 @@ class PerformanceEstimator:
                 parameter="self",
             )
         data = _as_frame(frame, "frame")
-        matrix = score_matrix(data, self.scores_)
+        present = scored_rows(data, self.scores_)
+        if not present.any():
+            raise InvalidArgumentError(
+                f"scores={self.scores_!r} is NaN, infinite or missing in all {len(data)} rows; "
+                "estimates need the model's class probabilities (predict_proba) in some rows.",
+                parameter="frame",
+            )
+        unscored = int((~present).sum())
+        position = np.cumsum(present) - 1  # a scored row's row in the matrix
+        scored = data[present].reset_index(drop=True) if unscored else data
+        matrix = score_matrix(scored, self.scores_)
         if matrix.shape[1] != len(self.classes_):
             raise InvalidArgumentError(
                 f"The scores have {matrix.shape[1]} probabilities per row; the estimator was "
@@ -335,11 +355,12 @@ class PerformanceEstimator:
                 "same model's outputs.",
                 parameter="frame",
             )
-        predicted = self._predicted(data, self.prediction_, matrix)
+        predicted = self._predicted(scored, self.prediction_, matrix)
         calibrated = self.calibration_.apply(matrix)
         z = NormalDist().inv_cdf(0.5 + self.confidence / 2)
         estimates = []
         for index, (start, end, rows) in enumerate(_window_rows(data, window, time or self.time_)):
+            rows = position[rows[present[rows]]]  # rows without scores are left out
             for metric in self.metrics_:
                 low, high = self.thresholds_[metric]
                 value, reason = math.nan, None
@@ -376,5 +397,8 @@ class PerformanceEstimator:
                     )
                 )
         return EstimatedPerformance(
-            estimates=estimates, calibrated=self.calibration_.calibrated, confidence=self.confidence
+            estimates=estimates,
+            calibrated=self.calibration_.calibrated,
+            confidence=self.confidence,
+            unscored=unscored,
         )

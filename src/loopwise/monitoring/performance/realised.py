@@ -23,6 +23,7 @@ from loopwise.monitoring.performance.inputs import (
 )
 from loopwise.monitoring.performance.intervals import z_value
 from loopwise.monitoring.performance.metrics import (
+    METRICS,
     CellValues,
     ClassificationData,
     RegressionData,
@@ -31,6 +32,7 @@ from loopwise.monitoring.performance.metrics import (
     regression_cells,
 )
 from loopwise.monitoring.performance.report import COLUMNS, PerformanceReport
+from loopwise.monitoring.performance.scores import scored_rows
 from loopwise.monitoring.performance.slices import SliceSpec, build_slices
 from loopwise.monitoring.windows import split_windows
 
@@ -102,24 +104,22 @@ def performance(
             parameter="prediction",
         )
     labelled = frame[label].notna().to_numpy()
+    rows_labelled = frame[labelled]
+    scored = scored_rows(rows_labelled, scores) if has_scores and scores is not None else None
+    if scored is not None and not scored.any():  # e.g. a log of routes that computed predict only
+        has_scores, scored = False, None
     task = infer_task(
         task, frame, labelled, label, prediction if has_prediction else None, has_scores
     )
     names = metric_names(metrics, task, has_scores, scores)
     windows = split_windows(frame, window, time)
     cuts = build_slices(frame, slices, bins)
-    rows_labelled = frame[labelled]
     z = z_value(confidence)
-    class_list: list[Any] | None = None
-    positive_class: Any = None
-    if task == "classification":
-        classified, class_list, positive_class = classification_data(
-            rows_labelled, label, prediction if has_prediction else None,
-            scores if has_scores else None, classes, positive, names,
-        )  # fmt: skip
-        data: ClassificationData | RegressionData = classified
-    else:
-        data = regression_data(rows_labelled, label, prediction)
+    partial = scored is not None and not scored.all() and task == "classification"
+    data, scored_data, class_list, positive_class = _task_data(
+        task, rows_labelled, label, prediction if has_prediction else None,
+        scores if has_scores else None, scored if partial else None, classes, positive, names,
+    )  # fmt: skip
     parts: list[pd.DataFrame] = []
     methods: dict[str, str] = {}
     for order, cut in enumerate(cuts):
@@ -133,17 +133,30 @@ def performance(
         subset = data if keep.all() else data.take(keep)
         counts = np.bincount(cell, minlength=n_cells)
         eligible = counts >= min_slice_rows
+        by_metric = dict.fromkeys(names, counts)
         if isinstance(subset, ClassificationData):
             found = classification_cells(
-                subset, cell, n_cells, names, eligible=eligible, z=z,
-                confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
+                subset, cell, n_cells, _label_metrics(names) if partial else names,
+                eligible=eligible, z=z, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
             )  # fmt: skip
+            if scored_data is not None and scored is not None:
+                in_slice_scored, cells_scored = keep[scored], cell_all[labelled][scored]
+                scored_counts = np.bincount(cells_scored[in_slice_scored], minlength=n_cells)
+                by_metric |= dict.fromkeys(_score_metrics(names), scored_counts)
+                found |= classification_cells(
+                    scored_data if in_slice_scored.all() else scored_data.take(in_slice_scored),
+                    cells_scored[in_slice_scored], n_cells, _score_metrics(names),
+                    eligible=scored_counts >= min_slice_rows, z=z, confidence=confidence,
+                    n_bootstrap=n_bootstrap, seed=seed,
+                )  # fmt: skip
         else:
             found = regression_cells(subset, cell, n_cells, names, z=z)
         for metric_order, name in enumerate(names):
             values = found[name]
             methods[name] = values.method
-            _blank_small(values, rows, counts, min_slice_rows)
+            _blank_small(values, rows, by_metric[name], min_slice_rows)
+            if by_metric[name] is not counts:
+                _say_unscored(values, counts, by_metric[name], min_slice_rows)
             parts.append(
                 pd.DataFrame(
                     {
@@ -157,7 +170,7 @@ def performance(
                         "lower": values.lower,
                         "upper": values.upper,
                         "rows": rows,
-                        "labelled": counts,
+                        "labelled": by_metric[name],
                         "reason": values.reason,
                         "_order": order * 1000 + metric_order,
                         "_value": np.arange(n_cells) % n_values,
@@ -176,8 +189,72 @@ def performance(
     return PerformanceReport(
         results=results, task=task, metrics=names, confidence=confidence,
         min_slice_rows=min_slice_rows, classes=class_list, positive=positive_class,
-        methods=methods,
+        methods=methods, unscored=int((~scored).sum()) if partial and scored is not None else 0,
     )  # fmt: skip
+
+
+def _task_data(
+    task: Task,
+    rows: pd.DataFrame,
+    label: str,
+    prediction: str | None,
+    scores: str | None,
+    scored: npt.NDArray[np.bool_] | None,
+    classes: Sequence[Any] | None,
+    positive: Any,
+    names: list[str],
+) -> tuple[ClassificationData | RegressionData, ClassificationData | None, list[Any] | None, Any]:
+    """The labelled ``rows`` as arrays: ``(data, scored_data, classes, positive)``.
+
+    With ``scored`` (only some rows hold scores), ``data`` has every row for the label-based
+    metrics and ``scored_data`` the scored rows, same classes, for the score-based ones."""
+    if task == "regression":
+        found = regression_data(rows, label, PREDICTION if prediction is None else prediction)
+        return found, None, None, None
+    if scored is None:
+        data, class_list, positive_class = classification_data(
+            rows, label, prediction, scores, classes, positive, names
+        )
+        return data, None, class_list, positive_class
+    assert scores is not None
+    if prediction is None:
+        raise InvalidArgumentError(
+            f"{int((~scored).sum())} labelled rows have neither scores ({scores!r}) nor a "
+            "prediction column; expected one of them in every row.",
+            parameter="prediction",
+        )
+    data, class_list, positive_class = classification_data(
+        rows, label, prediction, None, classes, positive, _label_metrics(names)
+    )
+    scored_data = None
+    if _score_metrics(names):
+        scored_data = classification_data(
+            rows[scored], label, prediction, scores, class_list, positive_class,
+            _score_metrics(names),
+        )[0]  # fmt: skip
+    return data, scored_data, class_list, positive_class
+
+
+def _label_metrics(names: list[str]) -> list[str]:
+    return [name for name in names if not METRICS[name].needs_scores]
+
+
+def _score_metrics(names: list[str]) -> list[str]:
+    return [name for name in names if METRICS[name].needs_scores]
+
+
+def _say_unscored(
+    values: CellValues,
+    labelled: npt.NDArray[np.int64],
+    scored: npt.NDArray[np.int64],
+    minimum: int,
+) -> None:
+    """A score-based cell too small because its rows lack scores says so."""
+    for i in np.flatnonzero((scored < minimum) & (labelled > scored)):
+        values.reason[i] = (
+            f"{scored[i]} of {labelled[i]} labelled rows hold scores, fewer than "
+            f"min_slice_rows={minimum}"
+        )
 
 
 def _blank_small(

@@ -36,6 +36,9 @@ class PerformanceReport:
     classes: list[Any] | None = None
     positive: Any = None
     methods: dict[str, str] = field(default_factory=dict)
+    unscored: int = 0
+    """Labelled rows without scores (None or NaN: e.g. logged by a route that computed
+    ``predict`` only), left out of the score-based metrics; their ``labelled`` counts the rest."""
 
     def to_frame(self) -> pd.DataFrame:
         """The long table: window, window_start, window_end, slice, slice_value, metric, value,
@@ -81,6 +84,7 @@ class PerformanceReport:
             "positive": _plain(self.positive),
             "confidence": self.confidence,
             "min_slice_rows": self.min_slice_rows,
+            "unscored": self.unscored,
             "methods": {m: INTERVAL_METHODS[method] for m, method in self.methods.items()},
             "results": records,
         }

@@ -1,5 +1,10 @@
 """Reading a classifier's outputs from a monitoring frame: class probabilities as a rows x classes
-matrix, and labels or predictions as indices into the model's classes."""
+matrix, and labels or predictions as indices into the model's classes.
+
+A row may hold no scores at all (None or NaN where the probabilities would be: logged by a route
+that computed ``predict`` only); ``scored_rows`` finds the others, so that score-based numbers
+leave those rows out instead of refusing the whole log.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pandas as pd
 
 from loopwise.errors import InvalidArgumentError
 
-__all__ = ["ScoreColumns", "class_indices", "score_matrix"]
+__all__ = ["ScoreColumns", "class_indices", "score_matrix", "scored_rows"]
 
 ScoreColumns = str | Sequence[str]
 SUM_TOLERANCE = 1e-3  # class probabilities of a row must add up to 1 within this
@@ -56,6 +61,26 @@ def _as_matrix(frame: pd.DataFrame, scores: ScoreColumns) -> npt.NDArray[np.floa
         raise InvalidArgumentError(
             f"scores={scores!r} holds values that are not numbers: {exc}.", parameter="scores"
         ) from exc
+
+
+def _holds_scores(value: Any) -> bool:
+    """A value is missing scores when it is None or a scalar NaN (pd.NA included)."""
+    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
+        return True
+    return not bool(pd.isna(value))
+
+
+def scored_rows(frame: pd.DataFrame, scores: ScoreColumns) -> npt.NDArray[np.bool_]:
+    """Which rows hold scores at all (checking them is ``score_matrix``'s job): every column
+    not null, for one column per class; not None or NaN, for a column of per-row lists or of
+    P(positive class)."""
+    if not isinstance(scores, str):
+        present = [_column(frame, name, "scores").notna().to_numpy() for name in scores]
+        return np.logical_and.reduce(present) if present else np.ones(len(frame), dtype=bool)
+    column = _column(frame, scores, "scores")
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.notna().to_numpy()
+    return np.fromiter((_holds_scores(v) for v in column), dtype=bool, count=len(column))
 
 
 def score_matrix(frame: pd.DataFrame, scores: ScoreColumns) -> npt.NDArray[np.float64]:
