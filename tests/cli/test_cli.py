@@ -1,5 +1,5 @@
 """The ``loopwise`` command against a real store: as a fresh process would run it (in this
-process, see ``harness.py``), and as the installed entry point and ``python -m loopwise``."""
+process, see ``harness.py``), and as ``python -m loopwise``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 import loopwise as lw
 
-from .harness import cli, cli_process
+from .harness import cli
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_help_lists_the_commands(store: Path) -> None:
-    out = cli_process(store, "--help").stdout  # the installed `loopwise` script
+    out = cli(store, "--help").stdout
     for command in ("demo", "runs", "data", "models", "db"):
         assert command in out
 
