@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 
 from loopwise.autopilot.decide.decision import (
@@ -17,7 +18,7 @@ from loopwise.autopilot.rollout import Verdict, last_step, step_plan
 from loopwise.autopilot.state import Counts, Rollout, State
 from loopwise.store import Deployment, TrafficPlan
 
-__all__ = ["decide_rollout_step", "next_step"]
+__all__ = ["decide_rollout_step", "next_step", "promoted_baseline"]
 
 
 def next_step(policy: Policy, rollout: Rollout, verdict: Verdict) -> int | None:
@@ -27,6 +28,28 @@ def next_step(policy: Policy, rollout: Rollout, verdict: Verdict) -> int | None:
     if verdict.action != "advance" or step >= last_step(policy):
         return None
     return step
+
+
+def promoted_baseline(rollout: Rollout, verdict: Verdict, metric: str | None) -> tuple[float, int]:
+    """What a promoted candidate is expected to score, and on how many rows: its metric over
+    the gate's held-out rows and the labelled rows it answered in its last step together.
+
+    The gate's figure alone goes stale while a rollout takes its time (it becomes the new
+    baseline that drops are judged against); the last step's alone rests on a small share
+    of traffic. Pooled, the figure is as steady as the gate's and as recent as the step."""
+    live = verdict.evidence.get("metric") or {}
+    labelled = verdict.evidence.get("labelled") or {}
+    value, rows = live.get("candidate"), int(labelled.get("candidate") or 0)
+    gate, gate_rows = rollout.gate_metric, max(int(rollout.gate_rows), 0)
+    if value is None or rows <= 0:
+        return gate, gate_rows
+    if gate_rows <= 0:
+        return float(value), rows
+    if metric == "rmse":  # a root of a mean: pool the means of squares
+        pooled = math.sqrt((gate**2 * gate_rows + value**2 * rows) / (gate_rows + rows))
+    else:  # the other metrics are means of per-row losses (or one minus such a mean)
+        pooled = (gate * gate_rows + value * rows) / (gate_rows + rows)
+    return pooled, gate_rows + rows
 
 
 def decide_rollout_step(
@@ -65,13 +88,12 @@ def decide_rollout_step(
         return [rolled_back, escalated]
     step = next_step(policy, rollout, verdict)
     if step is None:
-        # The baseline is what the gate measured on held-out rows: the canary's own
-        # figure rests on a small share of traffic.
+        baseline, rows = promoted_baseline(rollout, verdict, state.metric)
+        if rows != rollout.gate_rows:  # the last step's labelled rows weigh in
+            evidence["baseline"] = {"value": baseline, "rows": rows,
+                                    "gate": rollout.gate_metric, "gate_rows": rollout.gate_rows}  # fmt: skip
         summary = f"Version {candidate} held up at step {rollout.step + 1} ({verdict.reason})"
-        promoted = promotion(
-            state, deployed, candidate, rollout.gate_metric, rollout.gate_rows, summary, evidence
-        )
-        return [promoted]
+        return [promotion(state, deployed, candidate, baseline, rows, summary, evidence)]
     state.rollout = replace(rollout, step=step, started_ms=now_ms, counts_at_start=counts_now)
     plan = step_plan(policy, production, candidate, step)
     summary = f"Version {candidate} held up ({verdict.reason}): step {step + 1}, plan {plan.spec}."
