@@ -30,6 +30,7 @@ from ..autopilot.world import (
     policy_text,
     window_rows,
 )
+from .harness import cli
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -131,7 +132,7 @@ def test_an_invalid_policy_file_is_refused_naming_the_field(deployed: Path, tmp_
 def test_the_error_reaches_the_user_of_the_real_command(deployed: Path, tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(policy_text(monitor={"alpha": 0.7}))
-    result = loopwise(deployed, "autopilot", "set-policy", "plain", str(path))
+    result = cli(deployed, "autopilot", "set-policy", "plain", str(path), ok=False)
     assert result.returncode == 1
     assert "Error: monitor.alpha: expected a number in (0.0, 0.5], got 0.7." in result.stderr
 

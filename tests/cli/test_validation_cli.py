@@ -1,10 +1,9 @@
-"""``loopwise data validate`` and ``loopwise data suite``: in-process, plus one real process."""
+"""``loopwise data validate`` and ``loopwise data suite``: in-process, plus one run through the
+entry point's ``main`` as a fresh process would run it (``harness.py``), for its exit status."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +15,8 @@ import loopwise as lw
 from loopwise.cli import app
 from loopwise.errors import InvalidArgumentError, NotFoundError
 from loopwise.examples import load_acs
+
+from .harness import run_in_process
 
 
 @pytest.fixture
@@ -99,10 +100,8 @@ def test_a_file_needs_a_suite(files: Path) -> None:
 def test_exit_status_of_the_real_command(files: Path) -> None:
     suite = files / "s.yaml"
     run(files, "data", "suite", "infer", str(files / "ref.parquet"), "-o", str(suite))
-    result = subprocess.run(
-        [sys.executable, "-m", "loopwise", "data", "validate", str(files / "months.parquet"),
-         "--suite", str(suite)],
-        capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    result = run_in_process(
+        ["data", "validate", str(files / "months.parquet"), "--suite", str(suite)]
+    )
     assert result.returncode == 1, result.stderr
     assert "AGEP" in result.stdout and "range" in result.stdout
