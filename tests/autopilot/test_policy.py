@@ -462,8 +462,8 @@ def test_the_rollout_step_has_a_time_bound_of_two_check_windows_by_default() -> 
          "rollout.max_step_duration", "at least monitor.window (7D)"),
         ({"gates": {"latency_ms": 50}, "rollout": {"max_latency_ms": 20}},
          "rollout.max_latency_ms", "lower gates.latency_ms"),
-        ({"retrain": {"min_rows": 50, "holdout_fraction": 0.2}},
-         "retrain.min_rows", "Raise retrain.min_rows to at least 100"),
+        ({"retrain": {"min_rows": 40, "holdout_fraction": 0.2}},
+         "retrain.min_rows", "Raise retrain.min_rows to at least 50"),
     ],
 )  # fmt: skip
 def test_settings_that_contradict_each_other_are_refused_saying_how_to_fix_them(

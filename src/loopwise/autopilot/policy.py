@@ -489,9 +489,9 @@ def _latency_budgets(policy: Policy) -> list[Problem]:
     ]
 
 
-MIN_HELD_OUT_ROWS = 20
-"""The fewest held-out rows a first retrain may leave its gates (``retrain.min_rows`` times
-``retrain.holdout_fraction``): a paired test on fewer can hardly ever show an improvement."""
+MIN_HELD_OUT_ROWS = 10
+"""The fewest held-out rows a retrain at ``retrain.min_rows`` may leave its gates (times
+``retrain.holdout_fraction``): the gate's paired z-test on fewer rests on nothing."""
 
 
 def _held_out_rows(policy: Policy) -> list[Problem]:
