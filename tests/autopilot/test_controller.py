@@ -14,6 +14,7 @@ from loopwise.autopilot.report import write_report
 from loopwise.context import Context
 from loopwise.errors import ConflictError
 from loopwise.monitoring import list_alerts
+from loopwise.monitoring.report.html import esc
 
 from .world import DAY_MS, DEPLOYMENT, START_MS, World, policy_text
 
@@ -195,7 +196,7 @@ def test_the_report_draws_the_lines_and_marks_the_decisions(store: Context, tmp_
     assert page.count("<script>") >= 2  # plotly.js inlined: no network needed
     assert "&lt;static&gt;" in page and "<static>" not in page  # names are escaped
     promote = next(d for d in lw.autopilot.history(DEPLOYMENT) if d.kind == "promote")
-    assert promote.summary.split(":")[0] in page
+    assert esc(promote.summary.split(":")[0]) in page  # as the page escapes it
     assert '"promoted"' in page and "day 2" in page
     with pytest.raises(lw.LoopwiseError, match="one value per window"):
         write_report(
@@ -217,3 +218,21 @@ def test_an_unreachable_metrics_url_is_recorded_and_does_not_stop_the_rollout(
     world.play(range(0, 4))
     promote = next(d for d in lw.autopilot.history(DEPLOYMENT) if d.kind == "promote")
     assert "could not be read" in promote.evidence["errors"]["unavailable"]
+
+
+def test_labels_a_whole_window_late_are_judged_when_they_come(store: Context) -> None:
+    # Each window's labels come in while the next window is served: a check judges the
+    # labelled rows served since the last rows it judged, not only the window just served.
+    world = World(change=3, label_delay=1)
+    world.setup()
+    world.play(range(0, 8))
+    history = lw.autopilot.history(DEPLOYMENT)
+    judged = [d for d in history if d.evidence.get("drop", {}).get("source") == "realised"]
+    assert judged and judged[0].evidence["check"]["labelled"] >= 150
+    kinds = [d.kind for d in history]
+    assert "retrain" in kinds and "promote" in kinds
+    trigger = next(d for d in history if d.evidence.get("drop", {}).get("triggered"))
+    # The drop is found in the window the labels came in, and traced back to the change.
+    assert trigger.at_ms < START_MS + 5 * DAY_MS + 1
+    assert abs(trigger.state["drop_since_ms"] - (START_MS + 3 * DAY_MS)) < DAY_MS / 8
+    assert world.served[-1] > 0.85

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from loopwise.autopilot.decide import (
     Decision,
     RetrainRequest,
@@ -155,3 +157,88 @@ def test_the_first_check_after_a_promotion_starts_at_it_and_waits_for_labels() -
                        change_start_ms=later)  # fmt: skip
     assert isinstance(estimated, RetrainRequest)
     assert estimated.evidence["drop"]["source"] == "estimated"
+
+
+# -- 4: a baseline anchored to what the model achieved; evidence carried across checks -------
+def _checks(state: State, values: list[float], **facts: Any) -> list[Any]:
+    """Checks one window apart, each on 600 labelled rows (standard error 0.012)."""
+    outcomes = []
+    for i, value in enumerate(values):
+        now = NOW + i * DAY_MS
+        state.last_check_ms = now - DAY_MS
+        outcome = _check(state, _seen(value, se=0.012), now_ms=now,
+                         change_start_ms=now - DAY_MS // 2, **facts)  # fmt: skip
+        outcomes.append(outcome)
+        state = outcome.state
+    return outcomes
+
+
+def test_slow_decay_is_not_absorbed_into_the_baseline_and_adds_up_to_a_drop() -> None:
+    decay = _checks(_watching(baseline_rows=5000), [0.87, 0.868, 0.866])
+    first, second, third = decay
+    assert isinstance(first, Decision) and first.kind == "observe"
+    assert first.state.baseline == 0.9  # a settled baseline is not a running mean
+    assert first.evidence["drop"]["p_value"] > 0.1  # one check alone says little
+    assert isinstance(second, Decision) and second.state.baseline == 0.9
+    assert isinstance(third, RetrainRequest)  # three checks together show the drop
+    pooled = third.evidence["drop"]["pooled"]
+    assert pooled["checks"] == 3 and pooled["rows"] == 1800
+    assert third.evidence["drop"]["p_value"] < 0.05
+    assert "over the last 3 checks (1,800 labelled rows)" in third.why
+
+
+def test_a_marginal_check_does_not_forget_the_drop_seen_the_check_before() -> None:
+    dropped, marginal = _checks(_watching(baseline_rows=5000), [0.84, 0.8626])
+    assert isinstance(dropped, RetrainRequest)
+    alone = _check(_watching(baseline_rows=5000), _seen(0.8626, se=0.012))
+    assert 0.05 < alone.evidence["drop"]["p_value"] < 0.08  # on its own: p = 0.063
+    assert isinstance(marginal, RetrainRequest)  # with the check before: still a drop
+    assert marginal.state.drop_since_ms == dropped.state.drop_since_ms
+
+
+def test_a_check_within_the_allowed_drop_clears_the_evidence() -> None:
+    dip, recovered, after = _checks(_watching(baseline_rows=5000), [0.875, 0.9, 0.875])
+    assert isinstance(dip, Decision) and len(dip.state.drop_evidence) == 1
+    assert isinstance(recovered, Decision) and recovered.state.drop_evidence == []
+    assert isinstance(after, Decision) and after.evidence["drop"]["pooled"]["checks"] == 1
+
+
+def test_the_baseline_settles_on_a_versions_first_labelled_rows_and_then_holds() -> None:
+    state = _watching(baseline=0.93, baseline_rows=400)  # the gate's figure, on 400 rows
+    settling, settled, held = _checks(state, [0.92, 0.925, 0.95])
+    assert isinstance(settling, Decision) and settling.state.baseline_rows == 1000
+    assert settling.state.baseline == (0.93 * 400 + 0.92 * 600) / 1000
+    assert isinstance(settled, Decision) and settled.state.baseline == settling.state.baseline
+    assert isinstance(held, Decision) and held.state.baseline == settling.state.baseline
+
+
+def test_with_no_drop_a_check_alarms_at_most_at_the_stated_rate() -> None:
+    """In control (production as good as its baseline), the checks' false alarms stay under
+    ``monitor.alpha`` per check, although each pools up to ``DROP_CHECKS`` checks."""
+    rng = np.random.default_rng(18)
+    policy = _policy(monitor={"window": "1D", "min_labelled": 150, "max_drop": 0.02})
+    alarms = checks = 0
+    for _ in range(40):
+        state = _watching(baseline=0.75, baseline_rows=1000)
+        for i in range(50):
+            errors = rng.random(365) < 0.25
+            value = 1 - float(errors.mean())
+            se = float(errors.std(ddof=1)) / np.sqrt(365)
+            now = NOW + i * DAY_MS
+            state.last_check_ms = now - DAY_MS
+            judged = assess_check(policy, state, _seen(value, 365, se), metric="accuracy",
+                                  start_ms=now - DAY_MS, now_ms=now)  # fmt: skip
+            alarms += judged.triggered
+            checks += 1
+            state = judged.state
+            state.drop_evidence = [] if judged.triggered else state.drop_evidence
+    assert alarms / checks < 0.05
+
+
+def test_a_refresh_waits_for_production_to_be_judged_healthy_on_labels() -> None:
+    state = _watching(regime_start_ms=NOW - 3 * DAY_MS, regime_rows=500)
+    unmeasured = _check(state, _seen(None, labelled=100), rows_since_change=3000)
+    assert isinstance(unmeasured, Decision) and unmeasured.kind == "observe"
+    assert unmeasured.state.regime_start_ms == NOW - 3 * DAY_MS  # still due, once measured
+    refresh = _check(state, _seen(0.9), rows_since_change=3000)
+    assert isinstance(refresh, RetrainRequest) and refresh.refresh

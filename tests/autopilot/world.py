@@ -62,9 +62,13 @@ class World:
     change: int = 3
     bug: int | None = None
     ticks: int = 4
+    label_delay: int = 0
+    """Windows between serving a row and its label coming in (logged part for part)."""
     replayer: Replayer = field(default_factory=lambda: Replayer(DEPLOYMENT))
     served: list[float] = field(default_factory=list)
     """Per window: accuracy (classification) or RMSE (regression) of the answers served."""
+    unlabelled: dict[int, list[tuple[list[str], list[Any]]]] = field(default_factory=dict)
+    """Per window served, its parts' ids and labels still to come (``label_delay``)."""
 
     def setup(self, policy: str | None = None) -> None:
         # scikit-learn is an optional extra ([sklearn]): only the tests that train need it.
@@ -84,17 +88,22 @@ class World:
         lw.autopilot.run_once(DEPLOYMENT, now_ms=START_MS)  # switched on as the stream begins
 
     def play(self, windows: range) -> None:
-        """Serve each window in ``ticks`` parts, log the outcomes, tick after each part."""
+        """Serve each window in ``ticks`` parts, log the outcomes (of the window served
+        ``label_delay`` windows before, part for part), tick after each part."""
         for index in windows:
             frame = window_rows(index, self.rows, change=self.change, task=self.task, bug=self.bug)
             start = START_MS + index * DAY_MS
             stamps = np.linspace(start, start + DAY_MS - 1, len(frame)).astype(np.int64)
             ids = [f"w{index}-{i}" for i in range(len(frame))]
             answers = np.zeros(len(frame))
-            for part in np.array_split(np.arange(len(frame)), self.ticks):
+            self.unlabelled[index] = []
+            for number, part in enumerate(np.array_split(np.arange(len(frame)), self.ticks)):
                 chunk = [ids[i] for i in part]
                 answers[part] = self.replayer.serve(frame.iloc[part][FEATURES], chunk, stamps[part])
-                lw.log_outcomes(DEPLOYMENT, chunk, frame["y"].to_numpy()[part].tolist())
+                self.unlabelled[index].append((chunk, frame["y"].to_numpy()[part].tolist()))
+                due = self.unlabelled.get(index - self.label_delay, [])
+                if number < len(due):
+                    lw.log_outcomes(DEPLOYMENT, *due[number])
                 end = int(stamps[part[-1]]) + 1
                 lw.autopilot.run_once(DEPLOYMENT, now_ms=end)
             truth = frame["y"].to_numpy()

@@ -38,6 +38,7 @@ from loopwise.autopilot.decide import (
     decide_retrain,
     decide_rollout_start,
     decide_rollout_step,
+    labelled_since_ms,
     next_step,
     refresh_due,
     retrain_when_rows_arrive,
@@ -204,12 +205,18 @@ class _Controller:
 
     # -- checking production -------------------------------------------------------------------
     def _check(self, start_ms: int) -> None:
+        """Judge production's traffic: the inputs it was served in this check window, and
+        the labelled rows served since those the checks before judged (late labels count)."""
         policy, state = self.policy, self.state
-        frame = live_frame(self.name, start_ms, self.now_ms)
-        frame = frame[frame["version"] == state.production].reset_index(drop=True)
-        if frame.empty:
+        since_ms = labelled_since_ms(policy, state, start_ms, self.now_ms)
+        served = live_frame(self.name, min(since_ms, start_ms), self.now_ms)
+        served = served[served["version"] == state.production]
+        stamps = served["timestamp_ms"]
+        frame = served[stamps >= start_ms].reset_index(drop=True)
+        labelled = served[(stamps >= since_ms) & served["outcome"].notna()]
+        if frame.empty:  # no traffic in the window: its labels wait for the next check
             return
-        metric = state.metric or policy.metric or infer_metric(frame["outcome"])
+        metric = state.metric or policy.metric or infer_metric(served["outcome"])
         seen = observe(
             self.name,
             start_ms,
@@ -219,15 +226,19 @@ class _Controller:
             min_labelled=policy.monitor.min_labelled,
             frame=frame,
             allow_pickle=self.settings.allow_pickle,
+            labelled=labelled.reset_index(drop=True),
+            labelled_from_ms=since_ms,
         )
         judged = assess_check(
             policy, state, seen, metric=metric, start_ms=start_ms, now_ms=self.now_ms
         )
         change_start_ms = rows_since_change = None
         if judged.decision is None and judged.triggered and judged.state.drop_since_ms is None:
-            change_start_ms = self._change_start(start_ms, metric)
+            pooled = [int(entry[0]) for entry in judged.state.drop_evidence]
+            change_start_ms = self._change_start(min([since_ms, start_ms, *pooled]), metric)
         regime_start = judged.state.regime_start_ms
         healthy = judged.decision is None and not judged.triggered
+        healthy = healthy and judged.drop.get("source") == "realised"
         if healthy and regime_start is not None and refresh_due(policy, judged.state, self.now_ms):
             rows_since_change = self._labelled_since(regime_start)
         outcome = decide_check(
@@ -244,7 +255,8 @@ class _Controller:
 
     def _change_start(self, start_ms: int, metric: str) -> int:
         """When the drop began: the change point of the labelled traffic's per-row losses
-        over this check window and the one before (``scoring.change_point``)."""
+        since ``start_ms`` (the earliest rows pooled as evidence of the drop) and over the
+        check window before (``scoring.change_point``)."""
         window = duration_ms(self.policy.monitor.window, "monitor.window")
         frame = live_frame(self.name, start_ms - window, self.now_ms)
         frame = frame[frame["outcome"].notna()].sort_values("timestamp_ms", kind="stable")

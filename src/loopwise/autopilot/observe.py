@@ -84,6 +84,10 @@ class Observation:
     skewed: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     """Validation findings in words (at most ten)."""
+    labelled_from_ms: int | None = None
+    """Where the labelled rows judged were served from (None: ``start_ms``)."""
+    labelled_until_ms: int | None = None
+    """Just after the last labelled row judged was served (None: no labelled row)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,13 +106,21 @@ def observe(
     min_labelled: int,
     frame: pd.DataFrame,
     allow_pickle: bool = False,
+    labelled: pd.DataFrame | None = None,
+    labelled_from_ms: int | None = None,
 ) -> Observation:
-    """Judge one check window of live traffic (``frame``): the realised metric over its
-    labelled rows, and the monitor's drift, skew, validation and estimated performance."""
-    losses = logged_losses(frame, metric)
+    """Judge one check window of live traffic (``frame``): the realised metric over the
+    labelled rows of ``labelled`` (default: ``frame``'s; served since ``labelled_from_ms``,
+    so that labels that come late are judged when they come), and the monitor's drift, skew,
+    validation and estimated performance over the window."""
+    judged = frame if labelled is None else labelled
+    judged = judged[judged["outcome"].notna()] if len(judged) else judged
+    losses = logged_losses(judged, metric)
     enough = len(losses) >= min_labelled
     realised = metric_value(metric, losses) if enough else None
     realised_se = float(np.std(losses, ddof=1) / math.sqrt(len(losses))) if enough else None
+    since = start_ms if labelled_from_ms is None else labelled_from_ms
+    until = int(judged["timestamp_ms"].max()) + 1 if len(losses) else None
     try:
         report = monitor(
             deployment,
@@ -134,6 +146,8 @@ def observe(
             realised_se,
             None,
             findings=[f"inputs not checked: {exc.message}"],
+            labelled_from_ms=since,
+            labelled_until_ms=until,
         )
     drifted = sorted(set(report.drift.loc[report.drift["drifted"].astype(bool), "column"]))
     tested = report.drift["column"].nunique()
@@ -161,4 +175,6 @@ def observe(
         invalid=sorted({str(c) for c in errors["column"]}),
         skewed=[str(c) for c in skewed],
         findings=findings,
+        labelled_from_ms=since,
+        labelled_until_ms=until,
     )

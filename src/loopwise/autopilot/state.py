@@ -89,8 +89,9 @@ class State:
     """What production is expected to score; a drop from it triggers retraining."""
     baseline_source: str = ""
     baseline_rows: int = 0
-    """The labelled rows behind ``baseline``: it is the running mean over checks without a
-    drop (at most ``BASELINE_ROWS`` of the latest rows weigh in)."""
+    """The labelled rows behind ``baseline``: the gate's held-out rows, or the first check's,
+    then the version's first checks without a drop until ``BASELINE_ROWS`` (after which the
+    baseline holds: it never follows the model's own decay)."""
     last_check_ms: int | None = None
     """When the last check was taken; after a promotion, the promotion (the first check of a
     new version comes one whole ``monitor.window`` after it)."""
@@ -119,6 +120,14 @@ class State:
     alias: int | None = None
     """The version the policy's ``rollout.alias`` must point at (None: leave it)."""
     paused_reason: str = ""
+    drop_evidence: list[list[float]] = field(default_factory=list)
+    """The latest checks in a row that looked worse than the allowed drop, pooled as evidence
+    of one (``decide.drop_test``): ``[start_ms, end_ms, rows, fall, se]`` each, at most
+    ``DROP_CHECKS``; a check within the allowed drop, or a new production version, clears it."""
+    judged_until_ms: int | None = None
+    """Just after the last labelled row of production a check judged was served: the next
+    check judges the labelled rows served since (labels that come late are judged when they
+    come, no row twice; ``decide.labelled_since_ms``). None: those of its own window."""
     realised_checks: int = 0
     """Checks that judged the production version on enough labels since it took over. Until
     one has, a check without enough labels is "not measurable yet": estimated performance

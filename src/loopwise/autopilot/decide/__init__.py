@@ -19,11 +19,13 @@ from loopwise.autopilot.decide.candidate import (
 )
 from loopwise.autopilot.decide.check import (
     BASELINE_ROWS,
+    DROP_CHECKS,
     Assessment,
     assess_check,
     check_start_ms,
     decide_check,
     drop_test,
+    labelled_since_ms,
     refresh_due,
     retrain_blocked,
     retrain_when_rows_arrive,
@@ -45,6 +47,7 @@ from loopwise.autopilot.decide.rollout import decide_rollout_step, next_step
 __all__ = [
     "BASELINE_ROWS",
     "DAY_MS",
+    "DROP_CHECKS",
     "Action",
     "Assessment",
     "ChangePlan",
@@ -65,6 +68,7 @@ __all__ = [
     "decide_rollout_start",
     "decide_rollout_step",
     "drop_test",
+    "labelled_since_ms",
     "next_step",
     "refresh_due",
     "retrain_blocked",

@@ -159,8 +159,8 @@ def promotion(
         state.regime_start_ms, state.regime_rows = made.since_ms, int(made.rows)
     promoted_ms = now_ms if now_ms is not None or made is None else made.started_ms
     if promoted_ms is not None:
-        state.last_check_ms = promoted_ms
-    state.realised_checks = 0
+        state.last_check_ms = state.judged_until_ms = promoted_ms
+    state.realised_checks, state.drop_evidence = 0, []
     state.phase, state.rollout, state.production = "watching", None, candidate
     state.baseline, state.baseline_source = metric, f"version {candidate} when promoted"
     state.baseline_rows = rows

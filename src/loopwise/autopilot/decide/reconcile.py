@@ -66,7 +66,8 @@ def decide_reconcile(
         state.phase = "watching" if state.phase != "paused" else "paused"
         state.production = next(iter(shares))
         state.baseline, state.baseline_source = None, ""
-        state.realised_checks = 0
+        state.realised_checks, state.drop_evidence = 0, []
+        state.judged_until_ms = None
         decision = Decision(
             "adopt", f"{summary}; version {state.production} is production now.", state
         )
