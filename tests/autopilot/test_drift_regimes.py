@@ -17,6 +17,7 @@ from loopwise.autopilot.decide import (
     decide_gates,
     decide_retrain,
     decide_rollout_start,
+    labelled_since_ms,
 )
 from loopwise.autopilot.observe import Observation
 from loopwise.autopilot.policy import Policy, parse_policy
@@ -242,3 +243,25 @@ def test_a_refresh_waits_for_production_to_be_judged_healthy_on_labels() -> None
     assert unmeasured.state.regime_start_ms == NOW - 3 * DAY_MS  # still due, once measured
     refresh = _check(state, _seen(0.9), rows_since_change=3000)
     assert isinstance(refresh, RetrainRequest) and refresh.refresh
+
+
+# -- 7: labels that come late are judged when they come --------------------------------------
+def test_a_check_judges_the_labelled_rows_served_since_those_judged_before() -> None:
+    policy = _policy()
+    start = _watching(judged_until_ms=None)
+    assert labelled_since_ms(policy, start, NOW - DAY_MS, NOW) == NOW - DAY_MS
+    # No labels yet for the window served: its rows wait for them.
+    waiting = _check(start, Observation(NOW - DAY_MS, NOW, 600, 0, None, None, None,
+                                        labelled_from_ms=NOW - DAY_MS))  # fmt: skip
+    assert waiting.state.judged_until_ms == NOW - DAY_MS
+    later = NOW + DAY_MS
+    assert labelled_since_ms(policy, waiting.state, NOW, later) == NOW - DAY_MS
+    # A window on, they have come: judged, and the next check starts after the last of them.
+    seen = Observation(NOW, later, 600, 590, 0.9, 0.01, None, labelled_from_ms=NOW - DAY_MS,
+                       labelled_until_ms=NOW - 5)  # fmt: skip
+    judged = _check(waiting.state, seen, now_ms=later)
+    assert judged.state.judged_until_ms == NOW - 5
+    assert judged.evidence["check"]["labelled_until_ms"] == NOW - 5
+    # Labels that never come are not waited for beyond LABELS_LOOKBACK_CHECKS windows.
+    much_later = NOW + 30 * DAY_MS
+    assert labelled_since_ms(policy, judged.state, NOW, much_later) == much_later - 4 * DAY_MS
