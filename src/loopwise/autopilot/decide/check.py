@@ -185,7 +185,7 @@ def drop_test(
             "since_ms": int(pool[0][0]) if pool else None,
             "fall": pooled_fall if pool else None,
         },
-        "evidence": pool,
+        "pool": pool,  # [start_ms, end_ms, rows, fall, se] per check pooled
     }
 
 
@@ -254,14 +254,14 @@ def assess_check(
         "drift" in policy.retrain.on and seen.drift_share >= policy.monitor.drift_share
     )
     if drop.get("source") == "realised":
-        state.drop_evidence = drop["evidence"]
+        state.drop_evidence = drop["pool"]
     if not triggered:
         state.drop_since_ms, state.awaiting_rows = None, False
         if drop.get("source") == "realised" and state.phase == "watching":
             # Production judged healthy on labels ends the episode: candidates that failed
             # during it no longer count towards escalation.after_failed_candidates.
             state.failed_candidates = 0
-        clear = drop.get("source") == "realised" and not drop["evidence"]
+        clear = drop.get("source") == "realised" and not drop["pool"]
         if clear and not first and state.baseline_rows < BASELINE_ROWS:
             _settle_baseline(state, seen)
     return Assessment(state, evidence, drop, drift_note, bool(triggered))
