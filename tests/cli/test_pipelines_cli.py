@@ -30,8 +30,10 @@ def test_run_prints_each_step_then_reuses_what_did_not_change(tmp_path: Path) ->
     executed = step_runs(first, "finished")
     assert list(executed) == list(STEPS)
     assert "4 executed, 0 cached, 0 failed, 0 skipped" in first
-    run_id = re.search(r"loopwise runs show ([0-9a-f]{32})", first)
-    assert run_id is not None and f"loopwise pipeline show {FLOW}" in first
+    run_id = re.search(
+        rf"loopwise --uri {re.escape(str(store))} -p cli runs show ([0-9a-f]{{32}})", first
+    )
+    assert run_id is not None and f"loopwise --uri {store} -p cli pipeline show {FLOW}" in first
     shown = json.loads(cli(store, "runs", "show", run_id.group(1), "--json").stdout)
     assert shown["run"]["tags"]["loopwise.kind"] == "pipeline"
 
@@ -141,7 +143,9 @@ def test_sweep_runs_each_point_then_compare_and_list(tmp_path: Path) -> None:
     assert "fit (point 2)" in out
     rows = re.findall(r"│ (★?) *│ ([0-9a-f]{8}) │ FINISHED │ ([\d.]+) ", out)
     assert rows == [("★", rows[0][1], "2.0"), ("", rows[1][1], "0.5")]  # best score first
-    hint = re.search(r"Compare: (loopwise runs compare [0-9a-f ]+)", out)
+    hint = re.search(
+        rf"Compare: (loopwise --uri {re.escape(str(store))} -p cli runs compare [0-9a-f ]+)", out
+    )
     assert hint is not None
     compared = json.loads(cli(store, *hint.group(1).split()[1:], "--json").stdout)
     assert len(compared) == 2 and all(any(r[1] in col for col in compared) for r in rows)

@@ -116,3 +116,16 @@ def test_projects_create_refuses_a_bad_name(tmp_path: Path, name: str) -> None:
 def test_projects_list_of_no_store_creates_none(tmp_path: Path) -> None:
     loopwise(tmp_path / "absent", "projects", "list", ok=False)
     assert not (tmp_path / "absent").exists()
+
+
+def test_pipeline_run_without_p_writes_to_the_project_the_other_commands_read(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path / "store", "employment")
+    flow = Path(__file__).with_name("pipeline_flows.py")
+    loopwise(store, "pipeline", "run", f"{flow}:flow", "--executor", "inline")
+    assert [
+        p["name"] for p in json.loads(loopwise(store, "projects", "list", "--json").stdout)
+    ] == ["employment"]  # no 'default' project was created
+    names = run_names(loopwise(store, "runs", "list", "--json"))
+    assert "flow" in names and "run-in-employment" in names

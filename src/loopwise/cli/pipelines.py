@@ -27,7 +27,7 @@ from rich.text import Text
 
 import loopwise as lw
 from loopwise import pipelines as sdk
-from loopwise.cli.common import ExecutorName, JsonOption, State, command_hint, open_context
+from loopwise.cli.common import ExecutorName, JsonOption, command_hint, open_context
 from loopwise.cli.output import clean, console, err_console, fmt_ms, print_json, safe, table
 from loopwise.cli.runs import _resolve as resolve_run_id
 from loopwise.errors import InvalidArgumentError, LoopwiseError, PipelineFailedError
@@ -235,8 +235,9 @@ def _load(ref: str) -> Pipeline:
 
 
 def _open_for_writing() -> None:
-    """Running creates the project if it is new (reading commands do not)."""
-    lw.init(project=State.project, uri=State.uri)
+    """Running creates the project if it is new (reading commands do not); without ``-p`` it
+    is the project the other commands would use (``open_context``)."""
+    open_context(create=True)
 
 
 # -- run and resume ------------------------------------------------------------------------
