@@ -193,7 +193,7 @@ def test_prometheus_scrapes_and_answers_queries() -> None:
 
     with (
         serve_in_thread(metrics_app(metrics)) as url,
-        PrometheusServer(f"{url}/metrics") as prometheus,
+        PrometheusServer(f"{url}/metrics", scrape_interval_s=0.5) as prometheus,
     ):
         ok = 'loopwise_requests_total{model="employment",protocol="v2",status="200"}'
         result = prometheus.query(ok)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,9 @@ from ..services import missing_service
 from .live import live_serve, wait_ready
 
 pytestmark = pytest.mark.slow(seconds=50)
+
+SCRAPE_INTERVAL_S = 0.5
+"""Prometheus scrapes twice a second (its default here is 1 s): each query waits for fewer."""
 
 
 def test_serve_loads_a_model_by_alias_and_answers(tmp_path: Path) -> None:
@@ -96,13 +100,11 @@ def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Pat
         threads = [threading.Thread(target=hammer) for _ in range(4)]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
+        _wait_until(lambda: len(versions) >= 30, log)  # steady load before the swap
         lw.models.set_alias("toy", second.version, "production")
-        deadline = time.monotonic() + 30
-        while not versions or versions[-1] != second.version:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        time.sleep(0.5)
+        _wait_until(lambda: bool(versions) and versions[-1] == second.version, log)
+        swapped_at = len(versions)
+        _wait_until(lambda: len(versions) > max(50, swapped_at + 10), log)  # and after it
         stop.set()
         for thread in threads:
             thread.join()
@@ -111,7 +113,7 @@ def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Pat
         assert versions[0] == first.version and versions[-1] == second.version
         assert len(versions) > 50 and switched  # steady load, and the swap happened under it
 
-        with PrometheusServer(f"{url}/metrics") as prometheus:
+        with PrometheusServer(f"{url}/metrics", scrape_interval_s=SCRAPE_INTERVAL_S) as prometheus:
             answered = len(versions)
             result = prometheus.query(
                 'sum(loopwise_requests_total{model="toy",status="200"})',
@@ -125,6 +127,14 @@ def test_serve_swaps_versions_under_load_and_prometheus_scrapes_it(tmp_path: Pat
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     lw.shutdown()
+
+
+def _wait_until(condition: Callable[[], bool], log: Path, timeout_s: float = 30) -> None:
+    """Poll ``condition`` every 20 ms; fail with the server's log after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.02)
 
 
 def _rss_mb(pid: int) -> float:

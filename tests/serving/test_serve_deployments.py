@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,14 @@ def _logged(server: Server, deployment: str, count: int) -> pd.DataFrame:
             return frame
         assert time.monotonic() < deadline, (len(frame), count, server.log.read_text())
         time.sleep(0.2)
+
+
+def _wait_until(condition: Callable[[], bool], server: Server, failures: list[str]) -> None:
+    """Poll ``condition`` every 20 ms while no request failed; fail with the log after 30 s."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline and not failures, server.log.read_text()
+        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +159,13 @@ def test_a_plan_change_under_load_fails_no_request(server: Server) -> None:
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1.0)
+        _wait_until(lambda: len(versions) >= 30, server, failures)  # steady load first
         lw.init(project="p", uri=server.store)
         lw.deployments.set_plan("toy-switch", {2: 100}, reason="version 2 for everyone")
         lw.shutdown()
-        deadline = time.monotonic() + 30
-        while not versions or versions[-1] != 2 or 1 in versions[-30:]:
-            assert time.monotonic() < deadline and not failures, server.log.read_text()
-            time.sleep(0.1)
+        _wait_until(lambda: versions[-1] == 2 and 1 not in versions[-30:], server, failures)
         after = len(versions)
-        time.sleep(0.5)
+        _wait_until(lambda: len(versions) - after > 10, server, failures)
     finally:
         stop.set()
         for thread in threads:
