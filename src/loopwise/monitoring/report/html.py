@@ -118,21 +118,27 @@ def table(
     *,
     row_classes: Iterable[str] | None = None,
     numeric: Iterable[int] = (),
+    nowrap: Iterable[int] = (),
 ) -> str:
-    """An HTML table; every cell is formatted with ``fmt`` and escaped."""
-    right = set(numeric)
-    head = "".join(
-        f'<th class="num">{esc(h)}</th>' if i in right else f"<th>{esc(h)}</th>"
-        for i, h in enumerate(headers)
-    )
+    """An HTML table; every cell is formatted with ``fmt`` and escaped. ``numeric`` columns
+    are right-aligned; ``nowrap`` columns (short words: a kind, a count, a date) never break
+    inside a word, so that the free-text columns take the squeeze."""
+    kept = set(nowrap)
+    classes_of = {
+        i: " ".join(c for c, on in (("num", i in set(numeric)), ("nowrap", i in kept)) if on)
+        for i in range(len(headers))
+    }
+
+    def cell(tag: str, i: int, text: str) -> str:
+        cls = classes_of.get(i, "")
+        return f'<{tag} class="{cls}">{esc(text)}</{tag}>' if cls else f"<{tag}>{esc(text)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     classes = iter(row_classes) if row_classes is not None else None
     body = []
     for row in rows:
         cls = next(classes, "") if classes is not None else ""
-        cells = "".join(
-            f'<td class="num">{esc(fmt(v))}</td>' if i in right else f"<td>{esc(fmt(v))}</td>"
-            for i, v in enumerate(row)
-        )
+        cells = "".join(cell("td", i, fmt(v)) for i, v in enumerate(row))
         body.append(f'<tr class="{esc(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -219,6 +225,7 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
          vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f0f3f8; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.nowrap, th.nowrap { white-space: nowrap; overflow-wrap: normal; }
 tr.sev-critical td:first-child { border-left: 4px solid var(--red); color: var(--red);
                                  font-weight: 600; }
 tr.sev-warning td:first-child { border-left: 4px solid var(--amber); color: var(--amber);
