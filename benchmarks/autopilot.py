@@ -72,7 +72,7 @@ def _summarise(stream: Stream, setting: Setting, run: StreamRun) -> dict[str, An
         "oracle_retrains": run.oracle_retrains,
         "promotions": kinds.count("promote"),
         "worse_promotions": run.worse_promotions,
-        "decays": starts,
+        "decays": [s + stream.warmup_windows for s in starts],  # as the plot numbers windows
         "post_change": [math.inf if lag is None else lag for lag in lags],
         "churn": None,
         "seconds": run.seconds,
@@ -219,7 +219,8 @@ def run_stream(
             f"{stream.name} {setting.name} seed {seed}: static {row['static']:.4f}, oracle "
             f"{row['oracle']:.4f} (K={row['oracle_k']}), autopilot {row['autopilot']:.4f}, "
             f"retrains {row['retrains']} ({row['oracle_retrains']}), decays {row['decays']} "
-            f"lag {row['post_change']}"
+            f"lag {row['post_change']}",
+            markup=False,
         )
         console.print(
             f"{stream.name} {setting.name} seed {seed}: {time.perf_counter() - started:.0f} s"
