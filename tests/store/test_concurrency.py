@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from loopwise.store import RunStatus, open_store
@@ -16,66 +17,95 @@ PARAMS_PER_RUN = 5
 SYNC_CALLS, SYNC_PER_CALL = 10, 2
 ASYNC_VALUES = 100
 
-WORKER = textwrap.dedent(
+# One process imports the store's backend once and forks the workers (a fresh interpreter for
+# each would import it eight times, most of this test's time): each worker is still a process
+# of its own that opens its own connections, after the fork.
+LAUNCHER = textwrap.dedent(
     """
-    import os, sys, time
+    import os, sys, traceback
+    import loopwise.store.sql  # what open_store imports: once, before the workers fork
     from loopwise.store import MetricEntry, RunStatus, open_store
 
-    folder, go, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    folder, reports, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
     runs, params, sync_calls, sync_per_call, async_values = map(int, sys.argv[4:9])
-    print("ready", flush=True)
-    while not os.path.exists(go):  # start together: every worker opens the new store at once
-        time.sleep(0.001)
-    store = open_store(folder)
-    store.get_or_create_project("conc")
-    for r in range(runs):
-        run = store.create_run("conc", f"w{worker}-r{r}", tags={"worker": str(worker)})
-        store.log_params(run.id, {f"p{i}": f"{worker}.{r}.{i}" for i in range(params)})
-        store.set_tags(run.id, {"round": str(r)})
-        for c in range(sync_calls):
-            store.log_metrics([
-                MetricEntry(run.id, "sync", float(c * sync_per_call + k), c * sync_per_call + k, 0)
-                for k in range(sync_per_call)
-            ])
-        for i in range(async_values):
-            store.log_metric_async(MetricEntry(run.id, "async", i / 4, i, 0))
-        store.end_run(run.id, RunStatus.FINISHED)
-    store.close()
-    print("done", flush=True)
+
+    def work(worker):
+        store = open_store(folder)
+        store.get_or_create_project("conc")
+        for r in range(runs):
+            run = store.create_run("conc", f"w{worker}-r{r}", tags={"worker": str(worker)})
+            store.log_params(run.id, {f"p{i}": f"{worker}.{r}.{i}" for i in range(params)})
+            store.set_tags(run.id, {"round": str(r)})
+            for c in range(sync_calls):
+                store.log_metrics([
+                    MetricEntry(run.id, "sync", float(c * sync_per_call + k), c * sync_per_call + k, 0)
+                    for k in range(sync_per_call)
+                ])
+            for i in range(async_values):
+                store.log_metric_async(MetricEntry(run.id, "async", i / 4, i, 0))
+            store.end_run(run.id, RunStatus.FINISHED)
+        store.close()
+        print("done", flush=True)
+
+    def worker_process(worker, go):
+        for fd, kind in ((1, "out"), (2, "err")):
+            os.dup2(os.open(f"{reports}/{worker}.{kind}", os.O_WRONLY | os.O_CREAT), fd)
+        code = 1
+        try:
+            os.read(go, 1)  # start together: every worker opens the new store at once
+            work(worker)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # not the launcher's exit handlers
+
+    go, release = os.pipe()
+    pids = []
+    for worker in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            worker_process(worker, go)
+        pids.append(pid)
+    os.write(release, b"x" * workers)
+    for worker, pid in enumerate(pids):
+        print(worker, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
     """
 )
 
 
-def test_parallel_writers_lose_nothing(tmp_path: Path) -> None:
-    folder = tmp_path / "store"  # does not exist yet: the workers race to create it
-    go = tmp_path / "go"
+def run_workers(folder: Path, reports: Path) -> list[tuple[int, str, str]]:
+    """Each worker's exit status, stdout and stderr."""
     counts = [RUNS_PER_WORKER, PARAMS_PER_RUN, SYNC_CALLS, SYNC_PER_CALL, ASYNC_VALUES]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(folder), str(go), str(w), *map(str, counts)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-        )
+    reports.mkdir()
+    args = [str(folder), str(reports), str(WORKERS), *map(str, counts)]
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=reports,
+        start_new_session=True,  # its own process group: the workers are killed with it
+    )
+    try:
+        out, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.communicate()
+    assert launcher.returncode == 0 and err == "", f"the launcher failed:\n{err}"
+    codes = dict(line.split() for line in out.splitlines())
+    return [
+        (int(codes[str(w)]), (reports / f"{w}.out").read_text(), (reports / f"{w}.err").read_text())
         for w in range(WORKERS)
     ]
-    reports: list[tuple[int, str, str]] = []
-    try:
-        for worker in workers:
-            assert worker.stdout is not None
-            assert worker.stdout.readline() == "ready\n"
-        go.touch()
-        deadline = time.monotonic() + 120
-        for worker in workers:
-            out, err = worker.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            reports.append((worker.returncode, out, err))
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.communicate()
 
+
+def test_parallel_writers_lose_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "store"  # does not exist yet: the workers race to create it
+    reports = run_workers(folder, tmp_path / "workers")
     for w, (returncode, out, err) in enumerate(reports):
         assert "locked" not in err, f"worker {w} saw a lock error:\n{err}"
         assert returncode == 0 and out == "done\n", f"worker {w} failed:\n{err}"
