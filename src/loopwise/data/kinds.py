@@ -1,8 +1,10 @@
 """Column kinds, the one vocabulary profiles, validation and drift share: a column is summarised
-and compared either as numbers or as categories.
+and compared as numbers, as categories, or (drift only) as free text.
 
 The values are the strings profiles have always stored (``"numeric"``, ``"categorical"``), so
-stored profiles read back unchanged and reports show what they showed. Validation's type families
+stored profiles read back unchanged and reports show what they showed; ``"text"`` is a string
+column most of whose values are distinct (names, tickets, comments), which drift tests with a
+text classifier rather than by counting values. Profiles and validation never infer it. Validation's type families
 (``integer``, ``float``, ``string``, …: the physical type the ``type`` rule checks) are a finer
 notion than a kind; :func:`type_family_kind` says which kind each family is.
 """
@@ -17,10 +19,11 @@ __all__ = ["ColumnKind", "arrow_kind", "summary_kind", "type_family_kind"]
 
 
 class ColumnKind(StrEnum):
-    """How a column is summarised and compared: as numbers, or as categories."""
+    """How a column is summarised and compared: as numbers, as categories, or as free text."""
 
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
+    TEXT = "text"
 
 
 def arrow_kind(dtype: pa.DataType) -> ColumnKind | None:

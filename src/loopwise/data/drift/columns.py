@@ -21,20 +21,23 @@ import pyarrow.parquet as pq
 from loopwise.data.chunks import check_column_names
 from loopwise.data.drift.stattests import Sample
 from loopwise.data.kinds import ColumnKind, arrow_kind
-from loopwise.data.tables import read_table
+from loopwise.data.tables import READERS, read_table, unreadable_file
 from loopwise.errors import InvalidArgumentError
 
 __all__ = [
     "INTEGER_CATEGORY_MAX_UNIQUE",
+    "TEXT_MIN_DISTINCT_SHARE",
     "Columns",
     "ParquetColumns",
     "column_kind",
     "column_sample",
+    "is_text_type",
     "to_table",
     "workers",
 ]
 
 INTEGER_CATEGORY_MAX_UNIQUE = 10  # integer columns with at most this many values are categories
+TEXT_MIN_DISTINCT_SHARE = 0.5  # string columns with more distinct values than this share are text
 
 
 def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
@@ -103,6 +106,18 @@ class ParquetColumns:
 Columns: TypeAlias = "pa.Table | ParquetColumns"
 
 
+def _open_parquet(path: Path) -> ParquetColumns:
+    """A Parquet file left on disk, its footer read now: a file that is no Parquet fails here,
+    with the file's name, not later in a thread."""
+    columns = ParquetColumns(path)
+    try:
+        columns.schema  # noqa: B018 (read and cached: the check is that it reads)
+        columns.num_rows  # noqa: B018
+    except (pa.ArrowException, OSError) as exc:
+        raise unreadable_file(path, READERS[path.suffix.lower()], exc) from exc
+    return columns
+
+
 @overload
 def to_table(data: Any, parameter: str, *, lazy: Literal[False] = False) -> pa.Table: ...
 @overload
@@ -122,7 +137,7 @@ def to_table(data: Any, parameter: str, *, lazy: bool = False) -> Columns:
             and Path(data).suffix.lower() in (".parquet", ".pq")
             and Path(data).is_file()
         ):
-            table = ParquetColumns(Path(data))
+            table = _open_parquet(Path(data))
         else:
             table = read_table(data)
     except InvalidArgumentError as exc:
@@ -141,9 +156,23 @@ def to_table(data: Any, parameter: str, *, lazy: bool = False) -> Columns:
     return table
 
 
+def is_text_type(dtype: pa.DataType) -> bool:
+    """Plain strings (not dictionaries: a pandas ``category`` is always categories)."""
+    return bool(
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+    )
+
+
 def column_kind(column: pa.ChunkedArray) -> ColumnKind:
-    """Evidently's inference: floats are numeric; integers too unless they have at most 10
-    distinct values; strings, booleans and categoricals are categories."""
+    """Evidently 0.7's inference (``infer_column_type``): floats are numeric; integers too unless
+    they have at most 10 distinct values; strings are text when more than half of their valid
+    values are distinct, else categories; booleans and categoricals are categories.
+
+    Where Evidently leaves a column out (unsigned and nullable integers, booleans with nulls),
+    the same rules still give it a kind: see docs/drift.md, "Where kinds differ from Evidently".
+    """
     dtype = column.type
     if pa.types.is_integer(dtype):
         distinct = pc.count_distinct(column).as_py()
@@ -151,6 +180,14 @@ def column_kind(column: pa.ChunkedArray) -> ColumnKind:
             ColumnKind.CATEGORICAL
             if distinct <= INTEGER_CATEGORY_MAX_UNIQUE
             else ColumnKind.NUMERIC
+        )
+    if is_text_type(dtype):
+        distinct = pc.count_distinct(column).as_py()  # nulls are not counted (mode "only_valid")
+        valid = len(column) - column.null_count
+        return (
+            ColumnKind.TEXT
+            if distinct > valid * TEXT_MIN_DISTINCT_SHARE
+            else ColumnKind.CATEGORICAL
         )
     return ColumnKind.NUMERIC if arrow_kind(dtype) is ColumnKind.NUMERIC else ColumnKind.CATEGORICAL
 
@@ -178,9 +215,15 @@ def column_sample(column: pa.ChunkedArray, kind: ColumnKind) -> Sample:
             if entry["values"] is not None:
                 counts[entry["values"]] = entry["counts"]
     valid = sum(counts.values())
+    # Text is read value by value, in row order (Evidently's classifier splits the rows so).
+    texts = None
+    if kind is ColumnKind.TEXT:
+        plain = column.cast(dtype.value_type) if pa.types.is_dictionary(dtype) else column
+        texts = pc.drop_null(plain).to_numpy(zero_copy_only=False)
     return Sample(
         kind,
         keys=np.array(list(counts), dtype=object),
         counts=np.array(list(counts.values()), dtype=np.int64),
+        texts=texts,
         dropped=len(column) - valid,
     )

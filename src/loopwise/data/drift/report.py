@@ -119,6 +119,22 @@ def _without_test(
     )
 
 
+def _all_null(name: str, reference: pa.ChunkedArray, current: pa.ChunkedArray) -> ColumnDrift:
+    """A side with no values at all (Arrow type null, e.g. a column of None) has no valid
+    values: it is not a type change. The kind is the other side's."""
+    other = reference if pa.types.is_null(current.type) else current
+    kind = ColumnKind.CATEGORICAL if pa.types.is_null(other.type) else column_kind(other)
+    ref, cur = (column_sample(side, kind) for side in (reference, current))
+    if ref.size == cur.size == 0:
+        return _without_test(
+            name, kind, ref, cur, drifted=False, note="no valid values on either side"
+        )
+    side = "current" if cur.size == 0 else "reference"
+    return _without_test(
+        name, kind, ref, cur, drifted=True, note=f"no valid values in {side} (all null)"
+    )
+
+
 def _column_drift(
     name: str,
     reference: pa.ChunkedArray,
@@ -126,6 +142,8 @@ def _column_drift(
     test_name: str | None,
     threshold: float | None,
 ) -> ColumnDrift:
+    if pa.types.is_null(reference.type) or pa.types.is_null(current.type):
+        return _all_null(name, reference, current)
     ref_kind, cur_kind = arrow_kind(reference.type), arrow_kind(current.type)
     kind = column_kind(current)
     if ref_kind != cur_kind:
@@ -172,6 +190,11 @@ def _column_drift(
         current_dropped=cur.dropped,
         note=note,
     )
+
+
+def _comparable(dtype: pa.DataType) -> bool:
+    """Whether a column of this type holds values drift can compare (numbers or categories)."""
+    return arrow_kind(dtype) is not None
 
 
 def _check_names(
@@ -243,9 +266,12 @@ def drift(
         skipped |= {c: "missing from reference" for c in cur_table.column_names if c not in names}
         skipped |= {c: "missing from current" for c in ref_table.column_names if c not in names}
         for name in list(names):
-            ref_kind = arrow_kind(ref_table.schema.field(name).type)
-            if arrow_kind(cur_table.schema.field(name).type) is None and ref_kind is None:
-                skipped[name] = f"type {cur_table.schema.field(name).type} is not compared"
+            ref_type, cur_type = (
+                ref_table.schema.field(name).type,
+                cur_table.schema.field(name).type,
+            )
+            if not _comparable(ref_type) and not _comparable(cur_type):
+                skipped[name] = f"type {cur_type} is not compared"
                 names.remove(name)
     else:
         if isinstance(columns, str) or not columns:
@@ -261,7 +287,12 @@ def drift(
                     f"Columns {missing!r} are not in {side}; it has {table.column_names!r}.",
                     parameter="columns",
                 )
-        unusable = [c for c in names if arrow_kind(cur_table.schema.field(c).type) is None]
+        unusable = [
+            c
+            for c in names
+            if not _comparable(cur_table.schema.field(c).type)
+            and not pa.types.is_null(cur_table.schema.field(c).type)
+        ]
         if unusable:
             raise InvalidArgumentError(
                 f"Columns {unusable!r} hold neither numbers nor categories (types "

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from loopwise.data.drift.text_drift import text_classifier_auc, text_classifier_p_value
 from loopwise.data.kinds import ColumnKind
 from loopwise.errors import InvalidArgumentError, require_extra
 
@@ -22,6 +23,7 @@ __all__ = [
     "DISTANCE_BINS_MIN_UNIQUE",
     "SMALL_SAMPLE_ROWS",
     "STAT_TESTS",
+    "TEXT_TESTS",
     "Sample",
     "StatTest",
     "default_test",
@@ -37,7 +39,8 @@ WASSERSTEIN_MIN_STD = 0.001  # the normaliser never goes below this (a constant 
 
 
 class Sample:
-    """The valid values of one side of a column: a numeric array, or category keys with counts.
+    """The valid values of one side of a column: a numeric array, or category keys with counts
+    (and, for text, the values themselves in row order, which a text classifier reads).
 
     ``kind`` says how the column is tested, not how it is stored: an integer column with a few
     values is ``categorical`` but keeps numeric keys. ``dropped`` counts nulls, NaN and
@@ -51,11 +54,13 @@ class Sample:
         values: FloatArray | None = None,
         keys: npt.NDArray[Any] | None = None,
         counts: npt.NDArray[np.int64] | None = None,
+        texts: npt.NDArray[Any] | None = None,
         dropped: int = 0,
         presorted: bool = False,
     ) -> None:
         self.kind = ColumnKind(kind)
         self._values = values
+        self._texts = texts
         self._presorted = presorted
         self._keys = keys
         self._counts = counts
@@ -89,12 +94,23 @@ class Sample:
             kind or ColumnKind.CATEGORICAL,
             keys=np.asarray(counted.index, dtype=object),
             counts=np.asarray(counted.to_numpy(), dtype=np.int64),
+            texts=valid.to_numpy(dtype=object),
             dropped=len(series) - len(valid),
         )
 
     @property
     def is_numeric_storage(self) -> bool:
         return self._values is not None
+
+    @property
+    def texts(self) -> npt.NDArray[Any]:
+        """The valid values in row order, for tests that read each value (text classifiers)."""
+        if self._texts is None:
+            raise InvalidArgumentError(
+                "This test reads text, but the column holds numbers or counted categories.",
+                parameter="tests",
+            )
+        return self._texts
 
     @cached_property
     def size(self) -> int:
@@ -203,13 +219,14 @@ def _histogram(ordered: FloatArray, edges: FloatArray) -> FloatArray:
 class StatTest:
     """A two-sample test: what it applies to, what it returns and when that means drift.
 
-    ``measure`` is ``"p_value"`` (drift when the p-value falls below the threshold) or
-    ``"distance"`` (drift when the distance reaches the threshold).
+    ``measure`` is ``"p_value"`` (drift when the p-value falls below the threshold),
+    ``"distance"`` (drift when the distance reaches the threshold) or ``"auc"`` (a classifier's
+    held-out ROC AUC: drift when it exceeds the threshold, Evidently's rule).
     """
 
     name: str
     kinds: frozenset[ColumnKind]
-    measure: Literal["p_value", "distance"]
+    measure: Literal["p_value", "distance", "auc"]
     default_threshold: float
     description: str
     _compute: Callable[[Sample, Sample], tuple[float, float | None]]
@@ -226,7 +243,7 @@ class StatTest:
                     f"NaN or infinite; got none ({sample.dropped} dropped).",
                     parameter=side,
                 )
-            if ColumnKind.CATEGORICAL not in self.kinds and not sample.is_numeric_storage:
+            if self.kinds == _NUMBERS and not sample.is_numeric_storage:
                 raise InvalidArgumentError(
                     f"The {self.name} test needs numbers, but {side} holds categories; use "
                     "jensenshannon, psi or chisquare for categories.",
@@ -237,6 +254,8 @@ class StatTest:
     def is_drift(self, statistic: float, p_value: float | None, threshold: float) -> bool:
         if self.measure == "distance":
             return bool(statistic >= threshold)
+        if self.measure == "auc":
+            return bool(statistic > threshold)
         assert p_value is not None
         return bool(p_value < threshold) if self.strict else bool(p_value <= threshold)
 
@@ -304,6 +323,15 @@ def _jensenshannon(ref: Sample, cur: Sample) -> tuple[float, float | None]:
     return math.sqrt(max(divergence / 2, 0.0)), None
 
 
+def _text_auc(ref: Sample, cur: Sample) -> tuple[float, float | None]:
+    return text_classifier_auc(ref.texts, cur.texts)[0], None
+
+
+def _text_auc_p(ref: Sample, cur: Sample) -> tuple[float, float | None]:
+    auc, held_out_ref, held_out_cur = text_classifier_auc(ref.texts, cur.texts)
+    return auc, text_classifier_p_value(auc, held_out_ref, held_out_cur)
+
+
 def _fill_zeros(shares: FloatArray) -> FloatArray:
     """Evidently's PSI epsilon: empty bins get 1e-4, or a millionth of the smallest share."""
     nonzero = shares[shares != 0]
@@ -320,7 +348,8 @@ def _psi(ref: Sample, cur: Sample) -> tuple[float, float | None]:
 
 
 _NUMBERS = frozenset({ColumnKind.NUMERIC})
-_BOTH = frozenset(ColumnKind)
+_BOTH = frozenset({ColumnKind.NUMERIC, ColumnKind.CATEGORICAL})
+_TEXT = frozenset({ColumnKind.TEXT})
 STAT_TESTS: dict[str, StatTest] = {
     test.name: test
     for test in (
@@ -339,17 +368,36 @@ STAT_TESTS: dict[str, StatTest] = {
     )
 }  # fmt: skip
 
+# Text columns (strings, most of them distinct) are Evidently's domain classifier's: kept apart
+# from STAT_TESTS, whose conformance suite counts values, which a text classifier does not.
+TEXT_TESTS: dict[str, StatTest] = {
+    test.name: test
+    for test in (
+        StatTest("text_auc", _TEXT, "auc", 0.55,
+                 "held-out ROC AUC of a word TF-IDF classifier telling the sides apart",
+                 _text_auc),
+        StatTest("text_auc_p", _TEXT, "p_value", 0.05,
+                 "p-value of that AUC against a classifier that guesses", _text_auc_p),
+    )
+}  # fmt: skip
+
+
+def _applies(test: StatTest, kind: str) -> bool:
+    """Whether ``test`` may run on a column of ``kind``: text may also be counted as categories."""
+    return kind in test.kinds or (kind == ColumnKind.TEXT and ColumnKind.CATEGORICAL in test.kinds)
+
 
 def get_stat_test(name: str, kind: str | None = None, *, parameter: str = "tests") -> StatTest:
     """The test called ``name``, checked to apply to columns of ``kind``."""
-    test = STAT_TESTS.get(name) if isinstance(name, str) else None
+    every = STAT_TESTS | TEXT_TESTS
+    test = every.get(name) if isinstance(name, str) else None
     if test is None:
         raise InvalidArgumentError(
-            f"Expected a test name among {', '.join(sorted(STAT_TESTS))}; got {name!r}.",
+            f"Expected a test name among {', '.join(sorted(every))}; got {name!r}.",
             parameter=parameter,
         )
-    if kind is not None and kind not in test.kinds:
-        usable = sorted(t.name for t in STAT_TESTS.values() if kind in t.kinds)
+    if kind is not None and not _applies(test, kind):
+        usable = sorted(t.name for t in every.values() if _applies(t, kind))
         raise InvalidArgumentError(
             f"The {name} test does not apply to {kind} columns; use one of {', '.join(usable)}.",
             parameter=parameter,
@@ -359,7 +407,10 @@ def get_stat_test(name: str, kind: str | None = None, *, parameter: str = "tests
 
 def default_test(kind: str, reference_rows: int, unique_values: int) -> StatTest:
     """Evidently 0.7's choice: p-value tests up to 1,000 reference rows, distances above;
-    numeric columns with at most 5 distinct values (both sides together) count as categories."""
+    numeric columns with at most 5 distinct values (both sides together) count as categories;
+    text gets the classifier's AUC above 1,000 reference rows, its p-value up to them."""
+    if kind == ColumnKind.TEXT:
+        return TEXT_TESTS["text_auc" if reference_rows > SMALL_SAMPLE_ROWS else "text_auc_p"]
     if kind == ColumnKind.NUMERIC and unique_values > FEW_VALUES:
         return STAT_TESTS["ks" if reference_rows <= SMALL_SAMPLE_ROWS else "wasserstein"]
     if reference_rows > SMALL_SAMPLE_ROWS:

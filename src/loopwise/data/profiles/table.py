@@ -25,7 +25,9 @@ __all__ = ["Profile", "profile", "table_profile"]
 
 FORMAT = "loopwise.profile"
 FORMAT_VERSION = 1
-_KINDS = tuple(kind.value for kind in ColumnKind)  # a tuple: a bad document may hold a list
+# The kinds a profile summarises (never text, which only drift infers); a tuple: a bad document
+# may hold a list.
+_KINDS = (ColumnKind.NUMERIC.value, ColumnKind.CATEGORICAL.value)
 
 
 class Profile:
