@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.transport.requests import ManagedCookiesSession
 
 from loopwise.server import create_app
 from loopwise.store import ArtifactFile, MetricEntry, Store, open_store
@@ -104,6 +105,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     with serve_in_thread(create_app(store)) as url:
         yield Live(url, store, secrets, known)
     store.close()
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[ManagedCookiesSession]:
+    """One keep-alive connection pool for every generated request (Schemathesis opens a session,
+    and so a connection, per request otherwise); it drops response cookies between requests."""
+    with ManagedCookiesSession() as session:
+        yield session
 
 
 def _schema(live: Live, token: str | None) -> schemathesis.BaseSchema:
@@ -188,18 +197,23 @@ def _assert_envelope(case: Case[Any], response: Any, code: str | None = None) ->
         assert error["code"] == code, _where(case, response)
 
 
-def test_admin_token_valid_and_invalid_data(live: Live, subtests: pytest.Subtests) -> None:
+def test_admin_token_valid_and_invalid_data(
+    live: Live, session: ManagedCookiesSession, subtests: pytest.Subtests
+) -> None:
     def check(case: Case[Any]) -> None:
-        response = case.call_and_validate(checks=[*CONFORMANCE, negative_data_rejection])
+        checks = [*CONFORMANCE, negative_data_rejection]
+        response = case.call_and_validate(session=session, checks=checks)
         if response.status_code >= 400:
             _assert_envelope(case, response)
 
     _fuzz(subtests, _schema(live, live.secrets["admin"]), list(GenerationMode), check)
 
 
-def test_viewer_token_is_refused_writes(live: Live, subtests: pytest.Subtests) -> None:
+def test_viewer_token_is_refused_writes(
+    live: Live, session: ManagedCookiesSession, subtests: pytest.Subtests
+) -> None:
     def check(case: Case[Any]) -> None:
-        response = case.call_and_validate(checks=CONFORMANCE)
+        response = case.call_and_validate(session=session, checks=CONFORMANCE)
         if _permission(case) in ("write", "admin"):
             # Routes check the role after FastAPI validated the request (400) and after a run
             # id was looked up to find its project (404); neither says more than a viewer sees.
@@ -211,9 +225,11 @@ def test_viewer_token_is_refused_writes(live: Live, subtests: pytest.Subtests) -
     _fuzz(subtests, schema, [GenerationMode.POSITIVE], check, AUTH_SETTINGS)
 
 
-def test_no_token_is_refused(live: Live, subtests: pytest.Subtests) -> None:
+def test_no_token_is_refused(
+    live: Live, session: ManagedCookiesSession, subtests: pytest.Subtests
+) -> None:
     def check(case: Case[Any]) -> None:
-        response = case.call_and_validate(checks=CONFORMANCE)
+        response = case.call_and_validate(session=session, checks=CONFORMANCE)
         if _permission(case) == "public":
             assert response.status_code == 200, _where(case, response)
         else:
