@@ -7,9 +7,10 @@ Every user-provided string goes through ``chart_text``: Plotly renders labels as
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,18 +59,27 @@ class WindowAxis:
     """The report's windows in time order, shared by every chart so that they line up.
 
     A window is known by its start; windows without a time (a single window over a frame with
-    no time column) share one slot, ``"all rows"``.
+    no time column) share one slot, ``"all rows"``. Windows with times are drawn on a time axis
+    at their middles (``centres_ms``), so that a gap between windows shows as a gap; without
+    times, one unit per window.
     """
 
     keys: list[pd.Timestamp | None]
     labels: list[str]
+    ends: list[pd.Timestamp | None] = field(default_factory=list)
+    """Each window's end (None where no frame said), in the order of ``keys``."""
 
     @classmethod
     def of(cls, frames: Iterable[pd.DataFrame]) -> WindowAxis:
-        found: set[pd.Timestamp | None] = set()
+        found: dict[pd.Timestamp | None, pd.Timestamp | None] = {}
         for frame in frames:
-            if "window_start" in frame.columns:
-                found.update(stamp(v) for v in frame["window_start"])
+            if "window_start" not in frame.columns:
+                continue
+            ends = frame["window_end"] if "window_end" in frame.columns else [None] * len(frame)
+            for start, end in zip(frame["window_start"], ends, strict=True):
+                key = stamp(start)
+                if found.get(key) is None:
+                    found[key] = stamp(end)
         times = sorted(k for k in found if k is not None)
         daily = all(t == t.normalize() for t in times)
         labels = [t.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M") for t in times]
@@ -77,32 +87,78 @@ class WindowAxis:
         if None in found:
             keys.append(None)
             labels.append("all rows")
-        return cls(keys, labels)
+        return cls(keys, labels, [found[k] for k in keys])
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    @property
+    def timed(self) -> bool:
+        """Whether every window has a time, so that the charts can use a time axis."""
+        return bool(self.keys) and all(k is not None for k in self.keys)
+
     def positions(self, starts: pd.Series) -> np.ndarray:
-        """Each row's window index (its x position in time charts)."""
+        """Each row's window index (its slot in per-window arrays)."""
         index = {k: i for i, k in enumerate(self.keys)}
         return np.array([index[stamp(v)] for v in starts], dtype=np.int64)
 
     def label(self, start: Any) -> str:
         return self.labels[self.keys.index(stamp(start))]
 
+    def bounds(self) -> list[tuple[float, float]]:
+        """Each window's start and end on the x axis: epoch milliseconds on a time axis (a
+        window without a known end lasts as long as its neighbour), else ``i ± 0.5``."""
+        if not self.timed:
+            return [(i - 0.5, i + 0.5) for i in range(len(self))]
+        starts = [_ms(k) for k in self.keys]
+        ends = [_ms(e) if e is not None and _ms(e) > s else math.nan
+                for s, e in zip(starts, self.ends or [None] * len(starts), strict=True)]  # fmt: skip
+        known = [e - s for s, e in zip(starts, ends, strict=True) if math.isfinite(e)]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        typical = float(np.median(known or gaps or [86_400_000.0]))
+        return [(s, e if math.isfinite(e) else s + typical)
+                for s, e in zip(starts, ends, strict=True)]  # fmt: skip
+
+    def centres(self) -> list[float]:
+        """Where each window is drawn on the x axis: its middle (see ``bounds``)."""
+        return [(a + b) / 2 for a, b in self.bounds()]
+
+    def widths(self) -> list[float]:
+        """Each window's width on the x axis (milliseconds on a time axis, else 1)."""
+        return [b - a for a, b in self.bounds()]
+
     def xaxis(self) -> dict[str, Any]:
-        """A numeric x axis (one unit per window) labelled with the windows' starts."""
-        step = max(1, math.ceil(len(self) / MAX_TICKS))
-        ticks = list(range(0, len(self), step))
+        """The x axis every time chart shares: a time axis when the windows have times (ticks
+        at the windows' middles, named by their starts), else one unit per window."""
+        bounds = self.bounds()
+        centres = self.centres()
+        pad = 0.1 * min(self.widths()) if self.timed else 0.1
+        ticks = _spread(centres, (bounds[-1][1] - bounds[0][0]) / MAX_TICKS if bounds else 1.0)
         return {
+            **({"type": "date"} if self.timed else {}),
             "tickmode": "array",
-            "tickvals": ticks,
+            "tickvals": [centres[i] for i in ticks],
             "ticktext": [self.labels[i] for i in ticks],
-            "range": [-0.6, len(self) - 0.4],
+            "range": [bounds[0][0] - pad, bounds[-1][1] + pad] if bounds else [-0.6, 0.6],
             "zeroline": False,
             "showgrid": False,
             "automargin": True,
         }
+
+
+def _spread(centres: list[float], gap: float) -> list[int]:
+    """The windows to label: the first, then each one at least ``gap`` past the last labelled
+    one, so that labels never overlap however the windows crowd together."""
+    chosen: list[int] = []
+    for i, x in enumerate(centres):
+        if not chosen or x - centres[chosen[-1]] >= gap * 0.999:
+            chosen.append(i)
+    return chosen
+
+
+def _ms(value: pd.Timestamp | None) -> float:
+    """A naive UTC timestamp as epoch milliseconds (what a Plotly time axis takes)."""
+    return math.nan if value is None else float(value.value) / 1e6
 
 
 def flags(values: pd.Series) -> pd.Series:
@@ -145,19 +201,23 @@ def exceedance(test: Any, statistic: Any, threshold: Any, p_value: Any = None) -
 
 def traffic_chart(traffic: pd.DataFrame, windows: WindowAxis) -> Spec:
     """Rows served per window, with the labelled ones drawn inside them."""
-    x = windows.positions(traffic["window_start"]).tolist()
+    slots = windows.positions(traffic["window_start"]).tolist()
+    centres, widths = windows.centres(), windows.widths()
+    x = [centres[i] for i in slots]
     rows = [_number(v) for v in traffic["rows"]]
     labelled = [_number(v) for v in traffic["labelled"]]
     share = [
         fmt(lab / r * 100, 3) + " %" if r > 0 else DASH
         for r, lab in zip(rows, labelled, strict=True)
     ]
-    custom = [[windows.labels[i], s] for i, s in zip(x, share, strict=True)]
+    custom = [[windows.labels[i], s] for i, s in zip(slots, share, strict=True)]
     data = [
-        {"type": "bar", "name": "rows", "x": x, "y": _nulls(rows), "width": 0.8,
+        {"type": "bar", "name": "rows", "x": x, "y": _nulls(rows),
+         "width": [0.8 * widths[i] for i in slots],
          "marker": {"color": "#b7cbe6"}, "customdata": custom,
          "hovertemplate": "%{customdata[0]}<br>rows: %{y:,}<extra></extra>"},
-        {"type": "bar", "name": "labelled", "x": x, "y": _nulls(labelled), "width": 0.45,
+        {"type": "bar", "name": "labelled", "x": x, "y": _nulls(labelled),
+         "width": [0.45 * widths[i] for i in slots],
          "marker": {"color": GREEN}, "customdata": custom,
          "hovertemplate": "%{customdata[0]}<br>labelled: %{y:,} (%{customdata[1]})"
                           "<extra></extra>"},
@@ -187,7 +247,7 @@ def performance_chart(
         value, lower, upper, counts = _aligned(frame, windows)
         present = np.zeros(len(windows), dtype=bool)
         present[windows.positions(frame["window_start"])] = True
-        xs, ys = band_polygons(lower, upper)
+        xs, ys = band_polygons(lower, upper, windows.centres(), windows.widths())
         if xs:
             data.append(
                 {"type": "scatter", "name": f"{name} interval", "x": xs, "y": ys,
@@ -200,7 +260,7 @@ def performance_chart(
         ]
         counted = "labelled" if name == "realised" else "rows"
         data.append(
-            {"type": "scatter", "name": name, "x": list(range(len(windows))),
+            {"type": "scatter", "name": name, "x": windows.centres(),
              "y": _nulls(value), "mode": "lines+markers", "connectgaps": False,
              "line": {"color": colour, "width": 2, "dash": dash},
              "marker": {"color": colour, "size": 6}, "legendgroup": name, "customdata": custom,
@@ -210,7 +270,7 @@ def performance_chart(
         )  # fmt: skip
         if name == "realised":
             for i in np.flatnonzero(~np.isfinite(value) & present):
-                shapes.append(_shade(int(i)))
+                shapes.append(_shade(*windows.bounds()[int(i)]))
     layout = base_layout(
         xaxis=windows.xaxis(),
         yaxis={"title": {"text": chart_text(metric)}, "gridcolor": "#eef1f5", "zeroline": False},
@@ -220,10 +280,15 @@ def performance_chart(
 
 
 def band_polygons(
-    lower: np.ndarray, upper: np.ndarray, half_width: float = 0.18
+    lower: np.ndarray,
+    upper: np.ndarray,
+    centres: list[float],
+    widths: list[float],
+    half_width: float = 0.18,
 ) -> tuple[list[float | None], list[float | None]]:
-    """Closed shapes (``fill: "toself"``) between lower and upper, one per run of windows
-    that have both; a lone window gets a short box, so that its interval stays visible."""
+    """Closed shapes (``fill: "toself"``) between lower and upper at the windows' ``centres``,
+    one per run of windows that have both; a lone window gets a short box (``half_width`` of
+    its width either side), so that its interval stays visible."""
     ok = np.isfinite(lower) & np.isfinite(upper)
     xs: list[float | None] = []
     ys: list[float | None] = []
@@ -236,7 +301,8 @@ def band_polygons(
         while j + 1 < len(ok) and ok[j + 1]:
             j += 1
         run = list(range(i, j + 1))
-        px = [float(k) for k in run] if j > i else [i - half_width, i + half_width]
+        half = half_width * widths[i]
+        px = [centres[k] for k in run] if j > i else [centres[i] - half, centres[i] + half]
         up = [float(upper[k]) for k in run] if j > i else [float(upper[i])] * 2
         lo = [float(lower[k]) for k in run] if j > i else [float(lower[i])] * 2
         xs += [*px, *px[::-1], px[0], None]
@@ -261,9 +327,9 @@ def _aligned(
     return value, lower, upper, np.nan_to_num(counts)
 
 
-def _shade(i: int) -> dict[str, Any]:
+def _shade(start: float, end: float) -> dict[str, Any]:
     return {
-        "type": "rect", "xref": "x", "yref": "paper", "x0": i - 0.5, "x1": i + 0.5,
+        "type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": end,
         "y0": 0, "y1": 1, "fillcolor": "#eceff3", "line": {"width": 0}, "layer": "below",
     }  # fmt: skip
 

@@ -21,7 +21,16 @@ from loopwise.monitoring.report.charts import (
 from loopwise.monitoring.report.html import chart_text, fmt
 from loopwise.monitoring.results import ColumnDistribution
 
-__all__ = ["distribution_chart", "drift_heatmap", "drift_order", "skew_chart", "slice_chart"]
+__all__ = [
+    "OUTSIDE",
+    "distribution_chart",
+    "drift_heatmap",
+    "drift_order",
+    "outside_bins",
+    "outside_share",
+    "skew_chart",
+    "slice_chart",
+]
 
 RED = "#c62828"
 EXCEEDANCE_MAX = 2.0  # the colour scale saturates at twice the threshold
@@ -200,16 +209,52 @@ def slice_chart(
     return {"data": data, "layout": layout}, int(min(1200, max(180, 110 + 30 * len(y))))
 
 
+OUTSIDE = ("< ", "> ")
+"""How a numeric distribution names its bins beyond the reference's range (``"< 16"``,
+``"> 99"``), where the served values that the reference never had are counted."""
+OUTSIDE_BAND = "rgba(198, 40, 40, 0.10)"
+
+
+def outside_bins(dist: ColumnDistribution) -> list[int]:
+    """The bins of ``dist`` that lie outside the reference's range (numeric features only)."""
+    if dist.kind != "numeric":
+        return []
+    return [i for i, label in enumerate(dist.labels) if str(label).startswith(OUTSIDE)]
+
+
+def outside_share(dist: ColumnDistribution) -> float:
+    """The share of current rows outside the reference's range (0 when there are none)."""
+    shares = [_num(dist.current[i]) for i in outside_bins(dist)]
+    return float(sum(v for v in shares if math.isfinite(v)))
+
+
 def distribution_chart(dist: ColumnDistribution) -> Spec:
-    """Reference and current shares side by side over the feature's bins or categories."""
+    """Reference and current shares side by side over the feature's bins or categories. Bins
+    beyond the reference's range are drawn apart: red bars on a red band, with their share
+    written above them, so that values the reference never had (a unit bug, say) stand out
+    instead of hiding in the reference's last bin."""
     labels = [chart_text(label) for label in dist.labels]
+    outside = outside_bins(dist)
+    current_colours = [RED if i in outside else BLUE for i in range(len(labels))]
     data = [
         {"type": "bar", "name": name, "x": labels, "y": _nulls(np.array(values, dtype=float)),
          "marker": {"color": colour},
          "hovertemplate": f"{name}<br>%{{x}}: %{{y:.1%}}<extra></extra>"}
         for name, values, colour in (
-            ("reference", dist.reference, GREY), ("current", dist.current, BLUE)
+            ("reference", dist.reference, GREY), ("current", dist.current, current_colours)
         )
+    ]  # fmt: skip
+    shapes = [
+        {"type": "rect", "xref": "x", "yref": "paper", "x0": i - 0.5, "x1": i + 0.5, "y0": 0,
+         "y1": 1, "fillcolor": OUTSIDE_BAND, "line": {"width": 0}, "layer": "below"}
+        for i in outside
+    ]  # fmt: skip
+    notes = [
+        {"x": labels[i], "y": _num(dist.current[i]), "yanchor": "bottom", "showarrow": False,
+         "text": f"outside the reference: {fmt(_num(dist.current[i]) * 100, 3)} %",
+         "font": {"color": RED, "size": 11}}
+        for i in outside
+        if _num(dist.current[i]) > 0
     ]  # fmt: skip
     layout = base_layout(
         barmode="group",
@@ -217,6 +262,8 @@ def distribution_chart(dist: ColumnDistribution) -> Spec:
         xaxis={"type": "category", "automargin": True, "tickangle": -35 if len(labels) > 8 else 0},
         yaxis={"title": {"text": "share of rows"}, "tickformat": ".0%", "gridcolor": "#eef1f5",
                "rangemode": "tozero"},
+        shapes=shapes,
+        annotations=notes,
     )  # fmt: skip
     return {"data": data, "layout": layout}
 

@@ -27,6 +27,7 @@ from loopwise.monitoring.report.feature_charts import (
     distribution_chart,
     drift_heatmap,
     drift_order,
+    outside_share,
     skew_chart,
     slice_chart,
 )
@@ -396,6 +397,9 @@ def _distributions(
     boxes = []
     for column in order:
         tag = '<span class="tag">drifted</span>' if column in drifted else ""
+        beyond = outside_share(distributions[column])
+        if beyond > 0:
+            tag += f'<span class="tag">{esc(fmt(beyond * 100, 3))} % outside the reference</span>'
         boxes.append(
             charts.add(
                 distribution_chart(distributions[column]),
@@ -406,7 +410,9 @@ def _distributions(
     return (
         _how(
             "The share of rows per bin or category in the reference (grey) and over the whole "
-            "monitored range (blue); drifted columns come first."
+            "monitored range (blue); drifted columns come first. Served values below or above "
+            "every reference value are counted in bins of their own (red, on a red band), never "
+            "folded into the reference's first or last bin."
         )
         + f'<div class="grid">{"".join(boxes)}</div>'
     )
