@@ -14,6 +14,7 @@ from loopwise.errors import ValidationFailedError
 from loopwise.examples import ACS_FEATURES, load_acs
 from loopwise.examples.demo import run_demo
 from loopwise.examples.demo_autopilot import BUG_WINDOW, SHOCK_WINDOW, START
+from loopwise.examples.demo_monitoring import run_monitoring
 from loopwise.examples.training_pipeline import (
     SEED,
     employment_training,
@@ -21,6 +22,7 @@ from loopwise.examples.training_pipeline import (
     validate,
 )
 from loopwise.store import Run, RunStatus
+from loopwise.store.predictions import read_predictions
 
 STEPS = {
     "load",
@@ -126,6 +128,19 @@ def test_quick_demo_registers_the_best_candidate(tmp_path: Path) -> None:
     assert again.output("register").version == summary["version"]
     assert [v.version for v in lw.models.versions("employment")] == registered
     assert _step_runs(again.run_id) == {}  # a cached step runs nothing, so logs no run
+
+    # The monitoring act again on the same store: nothing is logged twice, the same is found.
+    store = lw.context.current().store
+    logged = read_predictions(store, "employment", "employment")
+    data = sample_years(load_acs(), True, SEED)
+    rerun = run_monitoring(data, load_acs([2015]), True, quiet, "employment")
+    assert len(read_predictions(store, "employment", "employment")) == len(logged)
+    assert logged["request_id"].is_unique
+    first = summary["monitoring"]["periods"]
+    assert {k: v["rows"] for k, v in rerun["periods"].items()} == {
+        k: v["rows"] for k, v in first.items()
+    }
+    assert rerun["periods"]["2016"]["accuracy"] == first["2016"]["accuracy"]
 
 
 def test_validate_step_refuses_a_holdout_unlike_the_training_data(tmp_path: Path) -> None:

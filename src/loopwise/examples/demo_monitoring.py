@@ -23,7 +23,7 @@ import loopwise as lw
 from loopwise.data import attach_suite, infer_suite
 from loopwise.examples import ACS_FEATURES, ACS_LABEL
 from loopwise.monitoring import AlertRules, log_outcomes, monitor, write_report
-from loopwise.store.predictions import PredictionRecord, write_predictions
+from loopwise.store.predictions import PredictionRecord, read_predictions, write_predictions
 
 __all__ = ["BUG_DAY", "run_monitoring"]
 
@@ -38,7 +38,8 @@ def _day_ms(day: str) -> int:
 
 
 def _serve(loaded: Any, rows: pd.DataFrame, day: str, prefix: str, project: str) -> list[str]:
-    """Predict ``rows`` with the production model and log them as one day of traffic."""
+    """Predict ``rows`` with the production model and log them as one day of traffic; rows
+    this day's log already holds (a second run of the demo) are not logged again."""
     X = rows[ACS_FEATURES]
     proba = loaded.predict_proba(X)
     start = _day_ms(day)
@@ -62,7 +63,11 @@ def _serve(loaded: Any, rows: pd.DataFrame, day: str, prefix: str, project: str)
         )
         for i, (request_id, row, p) in enumerate(zip(ids, inputs, proba, strict=True))
     ]
-    write_predictions(lw.context.current().store, records)
+    store = lw.context.current().store
+    logged = set(read_predictions(store, project, DEPLOYMENT, start, start + DAY_MS)["request_id"])
+    new = [r for r in records if r.request_id not in logged]
+    if new:
+        write_predictions(store, new)
     return ids
 
 
