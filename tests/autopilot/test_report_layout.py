@@ -126,3 +126,20 @@ def test_each_decision_names_its_window_and_the_clock_is_labelled_as_such(
     # The retrain was taken at the end of window 17 (the replay's 2016-01-19, survey 2017-06).
     assert texts[texts.index("retrain") - 1] == "2017-06, shock"
     assert "2016-01-19 00:00 UTC" in texts
+
+
+def test_marks_of_different_kinds_in_one_window_do_not_hide_each_other() -> None:
+    """A retrain and a canary step in the same window: each kind has its own row of marks."""
+    page = render_report(
+        deployment="employment-prod",
+        starts_ms=[START_MS + i * DAY_MS for i in range(3)],
+        series={"autopilot": [0.8, 0.7, 0.8]},
+        decisions=[_decision(1, "retrain", 1), _decision(2, "rollout", 1)],
+    )
+    match = re.search(r'<script type="application/json" id="lw-figures">(.*?)</script>', page, re.S)
+    assert match is not None
+    traces = next(iter(json.loads(match.group(1)).values()))["data"]
+    marks = {t["name"]: (t["x"], t["y"]) for t in traces if t["mode"] == "markers"}
+    (retrain_x, retrain_y), (canary_x, canary_y) = marks["retrain"], marks["canary step"]
+    assert retrain_x == canary_x and retrain_y != canary_y
+    assert max(retrain_y + canary_y) < 0.7  # below the lines

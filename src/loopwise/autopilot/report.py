@@ -63,17 +63,18 @@ def _chart(
     ]
     finite = [v for values in series.values() for v in values if math.isfinite(v)]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    for kind, (colour, legend) in MARKS.items():
+    step = 0.06 * ((high - low) or 0.1)
+    shown = [kind for kind in MARKS if any(d.kind == kind for d in decisions)]
+    for row, kind in enumerate(shown):  # a row of marks per kind: none hides another
+        colour, legend = MARKS[kind]
         chosen = [d for d in decisions if d.kind == kind]
-        if not chosen:
-            continue
         data.append(
             {
                 "type": "scatter",
                 "mode": "markers",
                 "name": legend,
                 "x": [_window_label(d.at_ms, starts_ms, labels) for d in chosen],
-                "y": [low - 0.01 * (1 + (high - low))] * len(chosen),
+                "y": [low - step * (row + 1)] * len(chosen),
                 "marker": {"symbol": "triangle-up", "size": 11, "color": colour},
                 "text": [esc(d.summary) for d in chosen],
                 "hovertemplate": "%{text}<extra>" + legend + "</extra>",
