@@ -265,3 +265,14 @@ def test_a_check_judges_the_labelled_rows_served_since_those_judged_before() -> 
     # Labels that never come are not waited for beyond LABELS_LOOKBACK_CHECKS windows.
     much_later = NOW + 30 * DAY_MS
     assert labelled_since_ms(policy, judged.state, NOW, much_later) == much_later - 4 * DAY_MS
+
+
+def test_inputs_that_could_not_be_checked_are_said_in_every_summary() -> None:
+    """A version without training data: the metric is still judged, and each decision says
+    that drift, skew and validation were not (the lineage hole of issue 18)."""
+    why = "version 2 names no training dataset"
+    healthy = _check(_watching(), _seen(0.9, unchecked=why))
+    dropped = _check(_watching(), _seen(0.5, unchecked=why), change_start_ms=NOW - DAY_MS)
+    assert isinstance(healthy, Decision) and why in healthy.summary
+    assert "not checked" in healthy.summary.lower()
+    assert why in dropped.why if isinstance(dropped, RetrainRequest) else why in dropped.summary

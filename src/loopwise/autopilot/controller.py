@@ -290,7 +290,9 @@ class _Controller:
         assert pending is not None and state.production is not None and state.metric is not None
         model = self.deployment().model
         try:
-            candidate, run_id = run_pipeline(policy, pending.train, self.settings)
+            candidate, run_id = run_pipeline(
+                policy, pending.train, self.settings, holdout_ref=pending.holdout
+            )
         except LoopwiseError as exc:
             self.commit(decide_pipeline_failed(policy, state, exc.message, exc.to_dict()["error"]))
             return

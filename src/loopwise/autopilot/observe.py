@@ -3,6 +3,7 @@ their outcomes, per-row losses by version, and the monitor's verdict on a check 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from loopwise.monitoring.rules import AlertRules
 from loopwise.store.prediction_segments import INPUT_PREFIX, OUTPUT_PREFIX
 
 __all__ = ["Observation", "infer_metric", "inputs_of", "live_frame", "logged_losses", "observe"]
+
+log = logging.getLogger(__name__)
 
 
 def live_frame(deployment: str, start_ms: int, end_ms: int, shadow: bool = False) -> pd.DataFrame:
@@ -88,6 +91,9 @@ class Observation:
     """Where the labelled rows judged were served from (None: ``start_ms``)."""
     labelled_until_ms: int | None = None
     """Just after the last labelled row judged was served (None: no labelled row)."""
+    unchecked: str | None = None
+    """Why the served inputs were not checked (no drift, skew, validation or estimated
+    performance), e.g. the version names no training data; None when they were."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,7 +142,9 @@ def observe(
         if exc.details.get("parameter") != "reference":
             raise
         # A model logged without its training data: the metric can still be watched, but
-        # there is nothing to compare inputs with (no drift, skew or validation).
+        # there is nothing to compare inputs with (no drift, skew or validation). Said in
+        # every check's summary and the log, never swallowed.
+        log.warning("autopilot of %s: inputs not checked: %s", deployment, exc.message)
         return Observation(
             start_ms,
             end_ms,
@@ -148,6 +156,7 @@ def observe(
             findings=[f"inputs not checked: {exc.message}"],
             labelled_from_ms=since,
             labelled_until_ms=until,
+            unchecked=exc.message,
         )
     drifted = sorted(set(report.drift.loc[report.drift["drifted"].astype(bool), "column"]))
     tested = report.drift["column"].nunique()

@@ -74,8 +74,9 @@ def decide_retrain(
             return None
         state.awaiting_rows = True
         summary = (
-            f"{request.why}; fewer than {policy.retrain.min_rows} labelled rows since the "
-            f"change (estimated at {when(state.drop_since_ms)}) to retrain on yet "
+            f"{request.why}; fewer than {policy.retrain.min_rows} labelled rows to retrain on "
+            f"yet: those since the change (estimated at {when(state.drop_since_ms)}) within "
+            f"retrain.window ({policy.retrain.window}), quarantined ranges left out "
             "(retrain.min_rows): waiting for more."
         )
         return Decision("hold", summary, state, evidence)

@@ -250,6 +250,8 @@ def assess_check(
         if seen.drift_share >= policy.monitor.drift_share
         else ""
     )
+    if seen.unchecked:
+        drift_note = f"inputs not checked: {seen.unchecked} " + drift_note
     triggered = drop["triggered"] or (
         "drift" in policy.retrain.on and seen.drift_share >= policy.monitor.drift_share
     )
@@ -313,7 +315,7 @@ def decide_check(
                 state.drop_since_ms = state.regime_start_ms
                 state.regime_start_ms = None  # one refresh per change
                 why = (
-                    f"{drop['summary']}; {rows_since_change:,} labelled rows since the change "
+                    f"{note}{drop['summary']}; {rows_since_change:,} labelled rows since the change "
                     f"began, {rows_since_change / learnt:.1f} times what version "
                     f"{state.production} learnt from (retrain.refresh_factor)"
                 )
@@ -331,5 +333,5 @@ def decide_check(
         return Decision("hold", summary, state, evidence)
     wait = retrain_blocked(policy, state, now_ms)
     if wait:
-        return Decision("hold", f"{drop['summary']}; {wait}.", state, evidence)
+        return Decision("hold", f"{note}{drop['summary']}; {wait}.", state, evidence)
     return RetrainRequest(f"{note}{drop['summary']}", state, evidence)

@@ -93,7 +93,9 @@ def decide_rollout_step(
             evidence["baseline"] = {"value": baseline, "rows": rows,
                                     "gate": rollout.gate_metric, "gate_rows": rollout.gate_rows}  # fmt: skip
         summary = f"Version {candidate} held up at step {rollout.step + 1} ({verdict.reason})"
-        return [promotion(state, deployed, candidate, baseline, rows, summary, evidence)]
+        return [
+            promotion(state, deployed, candidate, baseline, rows, summary, evidence, now_ms=now_ms)
+        ]
     state.rollout = replace(rollout, step=step, started_ms=now_ms, counts_at_start=counts_now)
     plan = step_plan(policy, production, candidate, step)
     summary = f"Version {candidate} held up ({verdict.reason}): step {step + 1}, plan {plan.spec}."
