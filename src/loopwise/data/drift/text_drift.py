@@ -9,6 +9,7 @@ pipeline (TF-IDF of words, a linear SGD classifier, a half held out), so that sc
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from typing import Any
 
@@ -20,6 +21,9 @@ from loopwise.errors import require_extra
 __all__ = ["TEXT_SPLIT_SEED", "text_classifier_auc", "text_classifier_p_value"]
 
 TEXT_SPLIT_SEED = 42  # Evidently's: its train/test split and classifier use this seed
+# ``warnings.catch_warnings`` swaps process-wide filters: two columns fitting at once on drift's
+# threads would restore each other's, and a warning would leak. Text fits take turns.
+_FIT_LOCK = threading.Lock()
 
 
 def text_classifier_auc(
@@ -60,7 +64,7 @@ def text_classifier_auc(
             ),
         ]
     )
-    with warnings.catch_warnings():
+    with _FIT_LOCK, warnings.catch_warnings():
         # Evidently's 50 iterations often stop short of convergence; the score is still its.
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:
