@@ -37,6 +37,7 @@ BLUE, BLUE_BAND = "#1f5fa8", "rgba(31, 95, 168, 0.18)"
 ORANGE, ORANGE_BAND = "#d9730d", "rgba(217, 115, 13, 0.16)"
 GREEN, GREY = "#2e7d32", "#9aa3b2"
 MAX_TICKS = 14  # beyond this many windows, label every k-th one so that labels never overlap
+MIN_MARKS = 60  # a window is drawn at least 1/60 of the time axis wide (see WindowAxis.widths)
 
 
 def stamp(value: Any) -> pd.Timestamp | None:
@@ -124,22 +125,36 @@ class WindowAxis:
         return [(a + b) / 2 for a, b in self.bounds()]
 
     def widths(self) -> list[float]:
-        """Each window's width on the x axis (milliseconds on a time axis, else 1)."""
-        return [b - a for a, b in self.bounds()]
+        """Each window's width as drawn (milliseconds on a time axis, else 1): its length, but
+        at least ``1 / MIN_MARKS`` of the whole axis, so that a day among years stays visible
+        as a bar or a shaded band (it stays centred on its window)."""
+        bounds = self.bounds()
+        span = bounds[-1][1] - bounds[0][0] if bounds else 1.0
+        return [max(b - a, span / MIN_MARKS) for a, b in bounds]
+
+    def marks(self) -> list[tuple[float, float]]:
+        """Each window's extent as drawn: ``widths`` around its centre."""
+        return [(c - w / 2, c + w / 2) for c, w in zip(self.centres(), self.widths(), strict=True)]
 
     def xaxis(self) -> dict[str, Any]:
         """The x axis every time chart shares: a time axis when the windows have times (ticks
         at the windows' middles, named by their starts), else one unit per window."""
         bounds = self.bounds()
         centres = self.centres()
-        pad = 0.1 * min(self.widths()) if self.timed else 0.1
-        ticks = _spread(centres, (bounds[-1][1] - bounds[0][0]) / MAX_TICKS if bounds else 1.0)
+        span = bounds[-1][1] - bounds[0][0] if bounds else 1.0
+        ticks = _spread(centres, span / MAX_TICKS)
+        # Room for half a label beyond the first and last windows' middles (Plotly hides a
+        # tick label that would stick out of the chart).
+        pad = max(0.1 * min(self.widths()), span / 16) if self.timed else 0.1
+        marks = self.marks()
         return {
             **({"type": "date"} if self.timed else {}),
             "tickmode": "array",
             "tickvals": [centres[i] for i in ticks],
             "ticktext": [self.labels[i] for i in ticks],
-            "range": [bounds[0][0] - pad, bounds[-1][1] + pad] if bounds else [-0.6, 0.6],
+            "range": [min(marks[0][0], bounds[0][0]) - pad, max(marks[-1][1], bounds[-1][1]) + pad]
+            if bounds
+            else [-0.6, 0.6],
             "zeroline": False,
             "showgrid": False,
             "automargin": True,
@@ -270,7 +285,7 @@ def performance_chart(
         )  # fmt: skip
         if name == "realised":
             for i in np.flatnonzero(~np.isfinite(value) & present):
-                shapes.append(_shade(*windows.bounds()[int(i)]))
+                shapes.append(_shade(*windows.marks()[int(i)]))
     layout = base_layout(
         xaxis=windows.xaxis(),
         yaxis={"title": {"text": chart_text(metric)}, "gridcolor": "#eef1f5", "zeroline": False},

@@ -251,7 +251,7 @@ def distribution_chart(dist: ColumnDistribution) -> Spec:
     ]  # fmt: skip
     notes = [
         {"x": labels[i], "y": _num(dist.current[i]), "yanchor": "bottom", "showarrow": False,
-         "text": f"outside the reference: {fmt(_num(dist.current[i]) * 100, 3)} %",
+         "text": f"<b>{fmt(_num(dist.current[i]) * 100, 3)} %</b>",
          "font": {"color": RED, "size": 11}}
         for i in outside
         if _num(dist.current[i]) > 0
