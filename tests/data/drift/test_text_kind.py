@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from loopwise.data.drift import drift
+from loopwise.data.drift import drift, prediction_drift
 from loopwise.data.drift.columns import column_kind
 from loopwise.data.drift.stattests import TEXT_TESTS, get_stat_test
 from loopwise.data.kinds import ColumnKind
@@ -161,3 +161,10 @@ def test_text_columns_tested_at_once_leak_no_warning() -> None:
         for seed in range(3):
             drift(side(seed, even), side(seed + 10, tilted))
     assert [str(w.message) for w in caught] == []
+
+
+def test_string_labels_are_categories_however_many_differ() -> None:
+    """A small window may see each label once: predictions are labels, never text."""
+    moved = prediction_drift(["yes", "no"] * 100, ["yes", "no", "maybe"])
+    assert (moved.kind, moved.test) == ("categorical", "chisquare")
+    assert moved.drifted and moved.note == "current has values the reference never had"

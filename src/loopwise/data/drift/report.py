@@ -16,8 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from loopwise.data.drift.columns import column_kind, column_sample, to_table, workers
+from loopwise.data.drift.columns import (
+    column_kind,
+    column_sample,
+    is_text_type,
+    to_table,
+    workers,
+)
 from loopwise.data.drift.domain_drift import DomainClassifierDrift, domain_classifier_drift
 from loopwise.data.drift.stattests import Sample, StatTest, default_test, get_stat_test
 from loopwise.data.drift.stattests import unique_count as _unique_count
@@ -341,7 +348,8 @@ def prediction_drift(
     """Drift of a model's outputs (labels or scores), which needs no ground truth.
 
     Scores (floats) are compared as numbers, labels (strings, booleans, few integers) as
-    categories, with the same defaults as :func:`drift`.
+    categories, with the same defaults as :func:`drift`; string labels are categories even
+    where most of them differ (never text).
     """
     tables = []
     for parameter, values in (
@@ -376,6 +384,10 @@ def prediction_drift(
             raise InvalidArgumentError(
                 f"Expected at least one prediction in {parameter}, got none.", parameter=parameter
             )
+        if is_text_type(column.type):
+            # Labels are categories however many differ (a small window may see each once):
+            # dictionary-encoded strings are never text.
+            column = pc.dictionary_encode(column)
         tables.append(pa.table({"prediction": column}))
     report = drift(
         tables[0],
