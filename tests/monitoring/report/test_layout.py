@@ -120,6 +120,9 @@ def test_values_outside_the_reference_are_drawn_apart_and_named() -> None:
 def test_the_page_tags_a_column_with_values_outside_the_reference(page: str) -> None:
     section = page[page.index('<section id="distributions">') :]
     assert section.count("% outside the reference</span>") == 1
+    assert "counted in bins of their own" in section
+    plain = render_report(realistic_report())  # nothing outside: nothing said about it
+    assert "outside the reference" not in plain and "bins of their own" not in plain
     assert (
         '<div class="chart-title">AGEP<span class="tag">drifted</span><span class="tag">25 %'
         in (section)

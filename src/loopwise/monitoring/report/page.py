@@ -407,12 +407,17 @@ def _distributions(
                 title=f"{esc(column)}{tag}",
             )
         )
+    beyond = any(outside_share(d) > 0 for d in distributions.values())
     return (
         _how(
             "The share of rows per bin or category in the reference (grey) and over the whole "
-            "monitored range (blue); drifted columns come first. Served values below or above "
-            "every reference value are counted in bins of their own (red, on a red band), never "
-            "folded into the reference's first or last bin."
+            "monitored range (blue); drifted columns come first."
+            + (
+                " Served values below or above every reference value are counted in bins of "
+                "their own (red, on a red band, named &lt; or &gt; the reference's end)."
+                if beyond
+                else ""
+            )
         )
         + f'<div class="grid">{"".join(boxes)}</div>'
     )
