@@ -163,7 +163,7 @@ def test_empty_columns_type_changes_and_new_categories_are_findings() -> None:
 def test_bad_input_says_what_is_wrong(kwargs: dict[str, object], match: str) -> None:
     arguments: dict[str, object] = {
         "reference": pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "c"]}),
-        "current": pd.DataFrame({"x": [1.0, 2.0, 4.0], "c": ["a", "b", "b"]}),
+        "current": pd.DataFrame({"x": [1.0, 2.0, 4.0], "c": ["b", "b", "b"]}),
     }
     arguments.update(kwargs)
     with pytest.raises(InvalidArgumentError, match=match):
