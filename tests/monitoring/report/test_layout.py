@@ -89,6 +89,21 @@ def test_windows_sit_on_a_time_axis_so_that_gaps_show(page: str) -> None:
         assert [(a + b) / 2 for a, b in shaded] == x[4:]  # the two windows without labels
 
 
+def test_the_drift_heatmap_has_an_empty_column_where_time_passed_without_windows(
+    page: str,
+) -> None:
+    heatmap = next(f for f in _figures(page) if f["data"][0]["type"] == "heatmap")
+    trace = heatmap["data"][0]
+    names = heatmap["layout"]["xaxis"]["ticktext"]
+    assert names == [*STARTS[:4], "⋯ 151 days ⋯", *STARTS[4:]]  # 2018-07-05 to 12-03
+    assert trace["x"] == list(range(7))  # numbered: two gaps of one length stay two columns
+    assert all(row[4] is None for row in trace["z"]) and all(row[4] == "" for row in trace["text"])
+    assert trace["customdata"][0][4] == "⋯ 151 days ⋯<br>no windows: 151 days"
+    assert [(s["x0"], s["x1"]) for s in heatmap["layout"]["shapes"]] == [(3.5, 4.5)]  # blank
+    assert "time between windows in which nothing was served" in page
+    assert trace["text"][0] == ["", "", "", "✕", "", "✕", "✕"]  # AGEP's drifted windows
+
+
 def test_a_short_window_among_long_gaps_is_drawn_wide_enough_to_see(page: str) -> None:
     """Six days over five months: each is drawn 1/60 of the axis wide, around its middle."""
     traffic = next(f for f in _figures(page) if f["data"][0].get("type") == "bar")

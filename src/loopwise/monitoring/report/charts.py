@@ -124,6 +124,16 @@ class WindowAxis:
         """Where each window is drawn on the x axis: its middle (see ``bounds``)."""
         return [(a + b) / 2 for a, b in self.bounds()]
 
+    def gaps_after(self) -> dict[int, float]:
+        """Time between a window's end and the next window's start, in milliseconds, after
+        each window that is followed by such a gap (no windows there: nothing was served)."""
+        if not self.timed:
+            return {}
+        bounds = self.bounds()
+        return {
+            i: b[0] - a[1] for i, (a, b) in enumerate(itertools.pairwise(bounds)) if b[0] > a[1]
+        }
+
     def widths(self) -> list[float]:
         """Each window's width as drawn (milliseconds on a time axis, else 1): its length, but
         at least ``1 / MIN_MARKS`` of the whole axis, so that a day among years stays visible

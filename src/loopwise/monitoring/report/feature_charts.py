@@ -59,6 +59,42 @@ def drift_order(drift: pd.DataFrame) -> list[str]:
     return [str(c) for c in summary["_column"]]
 
 
+def gap_label(gap_ms: float) -> str:
+    """A heatmap column for time without windows, e.g. ``"⋯ 151 days ⋯"``."""
+    days = gap_ms / 86_400_000
+    text = f"{days:.3g} days" if days >= 1 else f"{gap_ms / 3_600_000:.3g} hours"
+    return f"⋯ {text} ⋯"
+
+
+def _with_gaps(
+    windows: WindowAxis, z: np.ndarray, marks: list[list[str]], hover: list[list[str]]
+) -> tuple[list[str], np.ndarray, list[list[str]], list[list[str]]]:
+    """The heatmap's columns with an empty one wherever time passed without windows, so that
+    windows months apart do not sit side by side as if they were neighbours."""
+    gaps = windows.gaps_after()
+    columns: list[tuple[str, int | None]] = []  # a column's label and window (None: a gap)
+    for j, label in enumerate(windows.labels):
+        columns.append((label, j))
+        if j in gaps:
+            columns.append((gap_label(gaps[j]), None))
+    if not gaps:
+        return list(windows.labels), z, marks, hover
+    grid = np.array([[z[r, j] if j is not None else np.nan for _, j in columns]
+                     for r in range(z.shape[0])]).reshape(z.shape[0], len(columns))  # fmt: skip
+    return (
+        [label for label, _ in columns],
+        grid,
+        [[row[j] if j is not None else "" for _, j in columns] for row in marks],
+        [
+            [
+                row[j] if j is not None else f"no windows: {label.strip(' ⋯')}"
+                for label, j in columns
+            ]
+            for row in hover
+        ],
+    )
+
+
 def drift_heatmap(drift: pd.DataFrame, windows: WindowAxis) -> tuple[Spec, int]:
     """Columns x windows, coloured by exceedance (1 = the threshold), drifted cells marked
     with a cross; untested cells stay grey. Returns the spec and its height in pixels."""
@@ -79,10 +115,15 @@ def drift_heatmap(drift: pd.DataFrame, windows: WindowAxis) -> tuple[Spec, int]:
             f"<br>p-value: {fmt(row['p_value'])}<br>threshold: {fmt(row['threshold'])}"
             f"<br>vs threshold: {fmt(exceed, 3)}<br><b>{'drifted' if drifted else 'no drift'}</b>"
         )
+    x, z, marks, hover = _with_gaps(windows, z, marks, hover)
+    gapped = len(x) > len(windows)
+    hover = [[f"{label}<br>{text}" for label, text in zip(x, row, strict=True)] for row in hover]
     data = [
         {
             "type": "heatmap",
-            "x": list(windows.labels),
+            # Gap columns may share a label ("⋯ 364 days ⋯" twice), and a category axis would
+            # merge them: with gaps, columns are numbered and the axis names them.
+            "x": list(range(len(x))) if gapped else x,
             "y": [chart_text(c) for c in columns],
             "z": [[None if not math.isfinite(v) else float(v) for v in r] for r in z],
             "zmin": 0,
@@ -94,7 +135,7 @@ def drift_heatmap(drift: pd.DataFrame, windows: WindowAxis) -> tuple[Spec, int]:
             "texttemplate": "%{text}",
             "textfont": {"color": "#ffffff", "size": 14},
             "customdata": hover,
-            "hovertemplate": "<b>%{y}</b> · %{x}<br>%{customdata}<extra></extra>",
+            "hovertemplate": "<b>%{y}</b> · %{customdata}<extra></extra>",
             "colorbar": {
                 "title": {"text": "vs threshold", "side": "right"},
                 "tickvals": [0, 1, EXCEEDANCE_MAX],
@@ -105,11 +146,29 @@ def drift_heatmap(drift: pd.DataFrame, windows: WindowAxis) -> tuple[Spec, int]:
     ]
     height = int(min(1400, max(220, 90 + 28 * len(columns))))
     layout = base_layout(
-        xaxis={"type": "category", "automargin": True, "tickangle": -30 if len(windows) > 8 else 0},
+        xaxis={"type": "category", "automargin": True, "tickangle": -30 if len(x) > 8 else 0}
+        | (
+            {
+                "type": "linear",
+                "tickmode": "array",
+                "tickvals": list(range(len(x))),
+                "ticktext": x,
+                "showgrid": False,
+                "zeroline": False,
+            }
+            if gapped
+            else {}
+        ),
         yaxis={"type": "category", "autorange": "reversed", "automargin": True},
         plot_bgcolor="#e4e7ec",
         margin={"l": 20, "r": 20, "t": 30, "b": 40},
-    )
+        shapes=[  # time without windows is blank, not the grey of an untested cell
+            {"type": "rect", "xref": "x", "yref": "paper", "x0": i - 0.5, "x1": i + 0.5,
+             "y0": 0, "y1": 1, "fillcolor": "#ffffff", "line": {"width": 0}, "layer": "below"}
+            for i, label in enumerate(x)
+            if gapped and label.startswith("⋯")
+        ],
+    )  # fmt: skip
     return {"data": data, "layout": layout}, height
 
 

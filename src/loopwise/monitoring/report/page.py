@@ -352,6 +352,11 @@ def _drift(drift: pd.DataFrame, windows: WindowAxis, charts: Charts) -> str:
         "says how far the test went towards its threshold (1 = the threshold: p-value tests on "
         "a log scale, distances as a ratio); crossed cells drifted. Most drifted columns first; "
         "grey cells were not tested."
+        + (
+            " A blank column (⋯ days ⋯) is time between windows in which nothing was served."
+            if windows.gaps_after()
+            else ""
+        )
     ) + charts.add(spec, height_px=height)
 
 
