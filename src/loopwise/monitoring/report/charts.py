@@ -136,11 +136,17 @@ class WindowAxis:
 
     def widths(self) -> list[float]:
         """Each window's width as drawn (milliseconds on a time axis, else 1): its length, but
-        at least ``1 / MIN_MARKS`` of the whole axis, so that a day among years stays visible
-        as a bar or a shaded band (it stays centred on its window)."""
+        at least ``1 / MIN_MARKS`` of the whole axis where its neighbours leave room, so that
+        a day among years stays visible as a bar or a shaded band (centred on its window) and
+        never covers the next window."""
         bounds = self.bounds()
         span = bounds[-1][1] - bounds[0][0] if bounds else 1.0
-        return [max(b - a, span / MIN_MARKS) for a, b in bounds]
+        centres = self.centres()
+        widths = []
+        for i, (a, b) in enumerate(bounds):
+            room = [abs(centres[k] - centres[i]) for k in (i - 1, i + 1) if 0 <= k < len(bounds)]
+            widths.append(max(b - a, min([span / MIN_MARKS, *room])))
+        return widths
 
     def marks(self) -> list[tuple[float, float]]:
         """Each window's extent as drawn: ``widths`` around its centre."""
