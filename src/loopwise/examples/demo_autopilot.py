@@ -53,6 +53,9 @@ TICKS_PER_WINDOW = 4
 SHOCK_WINDOW = 15  # the survey's April 2017
 BUG_WINDOW = 31  # the survey's August 2018
 DAY_MS = 86_400_000
+LINE_NAMES = {"oracle": "retrained every window"}
+"""How the report names the lines: the "oracle" is retrained at the end of every window on that
+window's labels as they arrive; it is no upper bound (the autopilot beats it over the stream)."""
 
 
 ALLOWED = autopilot.OperatorSettings(
@@ -274,7 +277,7 @@ def run_autopilot(
         report_path(found.deployment),
         deployment=found.deployment,
         starts_ms=[w.start_ms for w in found.windows],
-        series=found.accuracy,
+        series={LINE_NAMES.get(k, k): v for k, v in found.accuracy.items()},
         labels=[w.situation for w in found.windows],
         decisions=found.decisions,
     )
@@ -293,7 +296,7 @@ def run_autopilot(
         str(summary["promotions"]),
     )
     table.add_row(
-        "oracle (retrained every window)",
+        "retrained every window",
         f"{summary['mean_accuracy']['oracle']:.4f}",
         str(summary["oracle_retrains"]),
         str(summary["oracle_retrains"]),

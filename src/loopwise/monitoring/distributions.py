@@ -1,8 +1,10 @@
 """Each feature's distribution in the reference and in the served inputs, on shared bins.
 
 Numeric features are cut at the reference's deciles (so each bin holds about a tenth of the
-reference, and a shift shows as bars that leave 10%); categorical ones show the reference's
-most frequent categories and the rest as ``other``. Only what the report draws is kept.
+reference, and a shift shows as bars that leave 10%); served values below or above every
+reference value get bins of their own, ``"< low"`` and ``"> high"`` (never folded into the end
+bins: a unit bug would hide there); categorical ones show the reference's most frequent
+categories and the rest as ``other``. Only what the report draws is kept.
 """
 
 from __future__ import annotations
@@ -33,24 +35,34 @@ def _numeric(column: str, reference: pd.Series, current: pd.Series) -> ColumnDis
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, BINS + 1))) if len(ref) else np.array([])
     if len(edges) < 2:
         edges = np.array([edges[0], edges[0] + 1.0]) if len(edges) else np.array([0.0, 1.0])
-    inner = edges[1:-1]  # values below the first or above the last edge join the end bins
     labels = [
         f"[{_label(low)}, {_label(high)}{']' if i == len(edges) - 2 else ')'}"
         for i, (low, high) in enumerate(itertools.pairwise(edges))
     ]
+    below, above = bool((cur < edges[0]).any()), bool((cur > edges[-1]).any())
+    labels = [f"< {_label(edges[0])}"] * below + labels + [f"> {_label(edges[-1])}"] * above
     return ColumnDistribution(
         column,
         "numeric",
         labels,
-        _shares(ref, inner, len(labels)),
-        _shares(cur, inner, len(labels)),
+        _shares(ref, edges, below, above),
+        _shares(cur, edges, below, above),
     )
 
 
-def _shares(values: np.ndarray[Any, Any], inner: np.ndarray[Any, Any], bins: int) -> list[float]:
+def _shares(
+    values: np.ndarray[Any, Any], edges: np.ndarray[Any, Any], below: bool, above: bool
+) -> list[float]:
+    """Shares per bin: [edges[0], edges[-1]] cut at the inner edges (the last bin closed),
+    with a bin before it for values below edges[0] and one after for values above edges[-1]
+    when ``below``/``above`` (else there are none)."""
+    bins = len(edges) - 1 + below + above
     if not len(values):
         return [float("nan")] * bins
-    counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=bins)
+    index = np.searchsorted(edges[1:-1], values, side="right") + below
+    index[values < edges[0]] = 0
+    index[values > edges[-1]] = bins - 1
+    counts = np.bincount(index, minlength=bins)
     return [float(c) / len(values) for c in counts]
 
 

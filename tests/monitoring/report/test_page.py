@@ -118,8 +118,9 @@ def test_performance_chart_carries_the_estimate_where_labels_are_missing(page: s
     assert [v is None for v in realised["y"]] == [False] * 4 + [True] * 2
     assert estimated["y"] == pytest.approx([0.81, 0.80, 0.80, 0.77, 0.75, 0.74])
     assert estimated["line"]["dash"] == "dash"
-    shaded = sorted(s["x0"] + 0.5 for s in accuracy["layout"]["shapes"])
-    assert shaded == [4, 5]
+    starts = [t.value // 1_000_000 for t in realistic_report().traffic["window_start"]]
+    shaded = sorted((s["x0"], s["x1"]) for s in accuracy["layout"]["shapes"])
+    assert shaded == [(starts[4], starts[5]), (starts[5], starts[5] + 86_400_000)]  # in ms
     band = _trace(accuracy, "realised interval")
     assert band is not None and band["fill"] == "toself"
     ys = [y for y in band["y"] if y is not None]
