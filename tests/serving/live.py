@@ -46,4 +46,9 @@ def live_serve(store: Path, args: list[str], log: Path, project: str = "p") -> I
         yield url
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # a server still loading on a busy machine: never leave it running
+            process.wait()
+            raise
