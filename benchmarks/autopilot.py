@@ -48,7 +48,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DAY_MS = 86_400_000
 LOW = Setting("low", 400, 1)
 HIGH = Setting("high", None, 0)
-QUICK_WINDOWS = 14  # replayed windows per stream with --quick
+QUICK_WINDOWS = 10  # replayed windows per stream with --quick
 QUICK_HIGH_ROWS = 800
 
 

@@ -36,7 +36,7 @@ __all__ = ["ORACLE_KS", "Setting", "StreamRun", "baselines", "replay_stream"]
 DAY_MS = 86_400_000
 START_MS = 1_577_836_800_000  # 2020-01-01: window w of the replay is day w
 TICKS_PER_WINDOW = 4
-ORACLE_KS = (1, 2, 3, 4, 6, 8)
+ORACLE_KS = (1, 2, 3, 4, 6, 8, 12, 16)
 DEPLOYMENT = "stream-prod"
 PIPELINES = Path(__file__).resolve().parent / "autopilot_retrain.py"
 
@@ -104,7 +104,7 @@ def baselines(
             _accuracy(model(max(0, e - k + 1), e), windows[w])
             for w, e in zip(replayed, ends, strict=True)
         ]
-        for k in ORACLE_KS
+        for k in sorted({*ORACLE_KS, len(windows)})  # K = every window: all-history is a K
     }
     best = best_window_count(per_k)
     lines[f"oracle (K={best})"] = per_k[best]
