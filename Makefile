@@ -26,7 +26,9 @@ demo: $(VENV)/.installed-demo
 ## test: lint, type-check and run the whole test suite (in PYTEST_WORKERS processes, by file),
 ## then print line coverage: the total and the packages under 80% (a report, not a gate)
 ## (COVERAGE=0 skips the measurement, which costs about a quarter more CPU time on Python 3.11)
-PYTEST_WORKERS ?= 2
+# Three workers on two cores: much of the suite waits on servers, processes and disks, so a third
+# worker fills the gaps (measured on 2 cores with coverage: 17 min 12 s with 2, 12 min 25 s with 3).
+PYTEST_WORKERS ?= 3
 COVERAGE ?= 1
 COV_ARGS := $(if $(filter 1,$(COVERAGE)),--cov --cov-report=)
 # pytest rewrites each test module's asserts; with PYTHONDONTWRITEBYTECODE set (some machines

@@ -54,6 +54,7 @@ def _side(rows: int, tilted: bool, seed: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow(seconds=30)  # starts Evidently in its own environment
 def test_text_columns_agree_with_evidently(tmp_path: Path) -> None:
     try:
         python = ensure_evidently()[0]
