@@ -3,6 +3,7 @@ exists and every ``--option`` belongs to that command (or to ``loopwise`` itself
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterator
@@ -61,9 +62,15 @@ def _options(command: Any) -> set[str]:
     }
 
 
+@functools.cache
+def _root() -> Any:
+    """``loopwise`` as click sees it (built once: building it costs ~10 ms)."""
+    return typer.main.get_command(app)
+
+
 def problems(line: str) -> list[str]:
     """What is wrong with one documented command (empty when the CLI has all it names)."""
-    root = typer.main.get_command(app)
+    root = _root()
     words = _words(line)[1:]
     command: Any = root
     found: list[str] = []

@@ -26,6 +26,7 @@ def store(tmp_path: Path) -> Iterator[Context]:
     lw.shutdown()
 
 
+@pytest.mark.slow(seconds=10)  # the whole loop over many windows
 def test_a_change_point_is_noticed_retrained_canaried_and_promoted(store: Context) -> None:
     world = World(change=3)
     rollout = {"strategy": "canary", "steps": [20, 100], "min_samples": 60, "alias": "production"}
@@ -220,6 +221,7 @@ def test_an_unreachable_metrics_url_is_recorded_and_does_not_stop_the_rollout(
     assert "could not be read" in promote.evidence["errors"]["unavailable"]
 
 
+@pytest.mark.slow(seconds=8)  # the whole loop over many windows
 def test_labels_a_whole_window_late_are_judged_when_they_come(store: Context) -> None:
     # Each window's labels come in while the next window is served: a check judges the
     # labelled rows served since the last rows it judged, not only the window just served.

@@ -84,6 +84,7 @@ def no_context() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("stage", sorted(SCENARIOS))
+@pytest.mark.slow(seconds=50)  # a whole scenario per stage: seven of them, 7-9 s each
 def test_killed_at_each_stage_resumes_without_doing_anything_twice(
     stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_context: None
 ) -> None:

@@ -173,6 +173,7 @@ def store(tmp_path: Path) -> Iterator[Context]:
     lw.shutdown()
 
 
+@pytest.mark.slow(seconds=8)  # the whole loop over many windows
 def test_the_default_canary_finishes_at_low_volume(store: Context) -> None:
     """5% of 600 answers a window is 30 for the candidate: min_samples (200) would take seven
     windows per step; the time bound (two windows) promotes it within a few."""
