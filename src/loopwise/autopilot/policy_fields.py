@@ -9,7 +9,7 @@ import math
 import re
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from loopwise.errors import InvalidArgumentError, LoopwiseError
@@ -62,13 +62,8 @@ class Problem:
     expected: str
     message: str
 
-    def to_json(self) -> dict[str, str]:
-        return {
-            "path": self.path,
-            "got": self.got,
-            "expected": self.expected,
-            "message": self.message,
-        }
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def refused(path: str, expected: str, got: str, hint: str = "") -> InvalidArgumentError:
